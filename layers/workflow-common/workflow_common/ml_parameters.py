@@ -1,0 +1,355 @@
+"""Typed, validated views of the three user files: ml-parameters.json, hyperparameters.json, manifest.json.
+
+The shapes are the original system's (camelCase keys, numbers often given as strings); pydantic's lax mode
+casts "10" -> 10 and "false" -> False, so original files keep working while bad values fail with a message
+that names the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+# SageMaker's own name pattern for jobs, models, endpoints and endpoint configs.
+SAGEMAKER_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+ENDPOINT_NAME_MAX_LENGTH = 63
+ChannelName = Literal["training", "validation"]
+TRAINER_CHANNELS = get_args(ChannelName)
+MAXIMIZED_METRICS = ("auc", "aucpr", "gini", "r2")
+
+SageMakerName = Annotated[str, StringConstraints(pattern=SAGEMAKER_NAME_PATTERN, min_length=1)]
+S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class ParameterFileError(ValueError):
+    """A user file is not valid JSON or does not match its schema. The message names every bad field."""
+
+
+def _no_placeholders(value: Any, location: str = "") -> None:
+    """Reject template values such as "<s3bucket>" that the user forgot to fill in."""
+    if isinstance(value, str) and re.search(r"<[a-zA-Z0-9_-]+>", value):
+        raise ValueError(f"{location or 'value'} still holds the template placeholder {value!r}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_placeholders(item, f"{location}.{key}" if location else key)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_placeholders(item, f"{location}[{index}]")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Hosting(_Strict):
+    initial_instance_count: PositiveInt = Field(1, alias="initialInstanceCount")
+    instance_type: str = Field("ml.c5.large", alias="instanceType")
+    security_group_ids: list[str] = Field(default_factory=list, alias="securityGroupIds")
+    subnets: list[str] = Field(default_factory=list)
+
+
+class ModelSettings(_Strict):
+    artifact_type: Literal["MOJO"] = Field("MOJO", alias="artifactType")
+    artifacts_s3_output_path: S3Uri = Field(alias="artifactsS3OutputPath")
+    name: SageMakerName
+    training_security_group_ids: list[str] = Field(default_factory=list, alias="trainingSecurityGroupIds")
+    training_subnets: list[str] = Field(default_factory=list, alias="trainingSubnets")
+    hosting: Hosting = Field(default_factory=Hosting)
+
+
+class PredefinedMetric(_Strict):
+    predefined_metric_type: str = Field(
+        "SageMakerVariantInvocationsPerInstance", alias="PredefinedMetricType"
+    )
+
+
+class TargetTracking(_Strict):
+    target_value: float = Field(5000.0, alias="TargetValue", gt=0)
+    predefined_metric_specification: PredefinedMetric = Field(
+        default_factory=PredefinedMetric, alias="PredefinedMetricSpecification"
+    )
+    scale_in_cooldown: int = Field(300, alias="ScaleInCooldown", ge=0)
+    scale_out_cooldown: int = Field(60, alias="ScaleOutCooldown", ge=0)
+    disable_scale_in: bool = Field(False, alias="DisableScaleIn")
+
+
+class MlParameters(_Strict):
+    """ml-parameters.json. Keys added beyond the original file are optional with the original's behaviour."""
+
+    tuning_job_name: SageMakerName = Field(alias="tuningJobName")
+    tuning_strategy: Literal["Bayesian", "Random", "Grid", "Hyperband"] = Field(
+        "Bayesian", alias="tuningStrategy"
+    )
+    algorithm_arn: str | None = Field(None, alias="algorithmARN", pattern=r"^arn:aws[a-z-]*:sagemaker:")
+    training_image: str | None = Field(None, alias="trainingImage")
+    inference_image: str | None = Field(None, alias="inferenceImage")
+    max_parallel_training_jobs: PositiveInt = Field(alias="maxParallelTrainingJobs")
+    max_number_of_training_jobs: PositiveInt | None = Field(None, alias="maxNumberOfTrainingJobs")
+    input_content_type: str = Field("text/csv", alias="inputContentType")
+    # Accepted for compatibility with the original files; a single-definition tuning job does not use it.
+    training_job_definition_name: str | None = Field(None, alias="trainingJobDefinitionName")
+    enable_managed_spot_training: bool = Field(False, alias="enableManagedSpotTraining")
+    spot_training_checkpoint_s3_uri: S3Uri | None = Field(None, alias="spotTrainingCheckpointS3Uri")
+    training_instance_type: str = Field("ml.c5.2xlarge", alias="trainingInstanceType")
+    training_instance_count: PositiveInt = Field(1, alias="trainingInstanceCount")
+    training_instance_volume_size_in_gb: PositiveInt = Field(30, alias="trainingInstanceVolumeSizeInGB")
+    training_job_early_stopping_type: Literal["Off", "Auto"] = Field(
+        "Off", alias="trainingJobEarlyStoppingType"
+    )
+    max_runtime_in_seconds: PositiveInt = Field(3600, alias="maxRuntimeInSeconds")
+    max_wait_time_in_seconds: PositiveInt | None = Field(None, alias="maxWaitTimeInSeconds")
+    objective_metric_name: str = Field("validation:auc", alias="objectiveMetricName", pattern=r"^\w+:\w+$")
+    objective_type: Literal["Maximize", "Minimize"] | None = Field(None, alias="objectiveType")
+    enable_network_isolation: bool = Field(True, alias="enableNetworkIsolation")
+    endpoint_name: Annotated[SageMakerName, StringConstraints(max_length=ENDPOINT_NAME_MAX_LENGTH)] = Field(
+        alias="endpointName"
+    )
+    endpoint_poll_interval_seconds: PositiveInt = Field(30, alias="endpointPollIntervalSeconds")
+    endpoint_max_poll_attempts: PositiveInt = Field(120, alias="endpointMaxPollAttempts")
+    model: ModelSettings
+    autoscaling_min_capacity: PositiveInt = Field(1, alias="autoscalingMinCapacity")
+    autoscaling_max_capacity: PositiveInt = Field(4, alias="autoscalingMaxCapacity")
+    target_tracking_scaling_policy_configuration: TargetTracking = Field(
+        default_factory=TargetTracking, alias="targetTrackingScalingPolicyConfiguration"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_placeholders(cls, data: Any) -> Any:
+        _no_placeholders(data)
+        return data
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> MlParameters:
+        if bool(self.algorithm_arn) == bool(self.training_image):
+            raise ValueError(
+                "give either algorithmARN, or trainingImage and inferenceImage (not both, not none)"
+            )
+        if self.training_image and not self.inference_image:
+            raise ValueError("inferenceImage is required with trainingImage")
+        if self.autoscaling_min_capacity > self.autoscaling_max_capacity:
+            raise ValueError(
+                f"autoscalingMinCapacity ({self.autoscaling_min_capacity}) is greater than "
+                f"autoscalingMaxCapacity ({self.autoscaling_max_capacity})"
+            )
+        if self.tuning_strategy != "Grid" and self.max_number_of_training_jobs is None:
+            raise ValueError(f"maxNumberOfTrainingJobs is required for the {self.tuning_strategy} strategy")
+        if (
+            self.max_number_of_training_jobs
+            and self.max_parallel_training_jobs > self.max_number_of_training_jobs
+        ):
+            raise ValueError(
+                f"maxParallelTrainingJobs ({self.max_parallel_training_jobs}) is greater than "
+                f"maxNumberOfTrainingJobs ({self.max_number_of_training_jobs})"
+            )
+        if self.max_wait_time_in_seconds and self.max_wait_time_in_seconds < self.max_runtime_in_seconds:
+            raise ValueError("maxWaitTimeInSeconds must be at least maxRuntimeInSeconds")
+        if bool(self.model.training_subnets) != bool(self.model.training_security_group_ids):
+            raise ValueError(
+                "model.trainingSubnets and model.trainingSecurityGroupIds go together (VPC training)"
+            )
+        if bool(self.model.hosting.subnets) != bool(self.model.hosting.security_group_ids):
+            raise ValueError(
+                "model.hosting.subnets and model.hosting.securityGroupIds go together (VPC hosting)"
+            )
+        return self
+
+    @property
+    def resolved_objective_type(self) -> str:
+        if self.objective_type:
+            return self.objective_type
+        metric = self.objective_metric_name.split(":", 1)[1]
+        return "Maximize" if metric in MAXIMIZED_METRICS else "Minimize"
+
+
+class IntegerRange(_Strict):
+    name: str = Field(alias="Name", min_length=1)
+    min_value: int = Field(alias="MinValue")
+    max_value: int = Field(alias="MaxValue")
+    scaling_type: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = Field(
+        "Auto", alias="ScalingType"
+    )
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> IntegerRange:
+        _check_range(self.name, self.min_value, self.max_value, self.scaling_type)
+        return self
+
+
+class ContinuousRange(_Strict):
+    name: str = Field(alias="Name", min_length=1)
+    min_value: float = Field(alias="MinValue")
+    max_value: float = Field(alias="MaxValue")
+    scaling_type: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = Field(
+        "Auto", alias="ScalingType"
+    )
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> ContinuousRange:
+        _check_range(self.name, self.min_value, self.max_value, self.scaling_type)
+        if self.scaling_type == "ReverseLogarithmic" and self.max_value >= 1:
+            raise ValueError(f"{self.name}: ReverseLogarithmic scaling needs MaxValue < 1")
+        return self
+
+
+def _check_range(name: str, low: float, high: float, scaling: str) -> None:
+    if low > high:
+        raise ValueError(f"{name}: MinValue ({low}) is greater than MaxValue ({high})")
+    if scaling == "Logarithmic" and low <= 0:
+        raise ValueError(f"{name}: Logarithmic scaling needs MinValue > 0")
+
+
+class CategoricalRange(_Strict):
+    name: str = Field(alias="Name", min_length=1)
+    values: list[str] = Field(alias="Values", min_length=1)
+
+
+class ParameterRanges(_Strict):
+    integer: list[IntegerRange] = Field(default_factory=list, alias="IntegerParameterRanges")
+    continuous: list[ContinuousRange] = Field(default_factory=list, alias="ContinuousParameterRanges")
+    categorical: list[CategoricalRange] = Field(default_factory=list, alias="CategoricalParameterRanges")
+
+    def names(self) -> list[str]:
+        return [item.name for group in (self.integer, self.continuous, self.categorical) for item in group]
+
+    def to_sagemaker(self) -> dict[str, list[dict[str, Any]]]:
+        """SageMaker wants every bound as a string."""
+        as_strings = {"MinValue", "MaxValue"}
+        return {
+            key: [
+                {k: (str(v) if k in as_strings else v) for k, v in item.model_dump(by_alias=True).items()}
+                for item in getattr(self, attribute)
+            ]
+            for key, attribute in (
+                ("IntegerParameterRanges", "integer"),
+                ("ContinuousParameterRanges", "continuous"),
+                ("CategoricalParameterRanges", "categorical"),
+            )
+        }
+
+
+class Hyperparameters(_Strict):
+    """hyperparameters.json: ranges to tune and static values passed to every training job (as strings)."""
+
+    parameter_ranges: ParameterRanges = Field(default_factory=ParameterRanges, alias="parameterRanges")
+    static_hyper_parameters: dict[str, str] = Field(default_factory=dict, alias="staticHyperParameters")
+    hyperband_strategy_config: dict[str, int] | None = Field(None, alias="hyperbandStrategyConfig")
+
+    @field_validator("static_hyper_parameters", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        # SageMaker passes every hyperparameter as a string; accept JSON numbers/booleans for convenience.
+        if isinstance(value, dict):
+            return {
+                key: item if isinstance(item, str) else _as_hyperparameter_string(item)
+                for key, item in value.items()
+            }
+        return value
+
+    @field_validator("static_hyper_parameters")
+    @classmethod
+    def _check_training_dict_string(cls, value: dict[str, str]) -> dict[str, str]:
+        training = value.get("training")
+        if training is not None:
+            try:
+                parsed = ast.literal_eval(training)
+            except (ValueError, SyntaxError) as error:
+                raise ValueError(f"staticHyperParameters.training is not a dict literal: {error}") from None
+            if not isinstance(parsed, dict):
+                raise ValueError("staticHyperParameters.training must be a dict such as \"{'target': 'y'}\"")
+        return value
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Hyperparameters:
+        names = self.parameter_ranges.names()
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"parameterRanges names appear more than once: {', '.join(duplicated)}")
+        both = sorted(set(names) & set(self.static_hyper_parameters))
+        if both:
+            raise ValueError(f"parameters are both tuned and static: {', '.join(both)}")
+        return self
+
+
+def _as_hyperparameter_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    raise ValueError(
+        f"hyperparameter values must be strings, numbers or booleans, not {type(value).__name__}"
+    )
+
+
+class S3DataSource(_Strict):
+    s3_uri: S3Uri = Field(alias="S3Uri")
+    s3_data_type: Literal["S3Prefix", "ManifestFile"] = Field("S3Prefix", alias="S3DataType")
+    s3_data_distribution_type: Literal["FullyReplicated", "ShardedByS3Key"] = Field(
+        "FullyReplicated", alias="S3DataDistributionType"
+    )
+    attribute_names: list[str] = Field(default_factory=list, alias="AttributeNames")
+
+
+class Channel(_Strict):
+    channel_name: ChannelName = Field(alias="channelName")
+    s3_data_source: S3DataSource = Field(alias="s3DataSource")
+    content_type: str | None = Field(None, alias="contentType")
+    compression_type: Literal["None", "Gzip"] | None = Field(None, alias="compressionType")
+
+
+class Manifest(_Strict):
+    channels: list[Channel] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_channels(self) -> Manifest:
+        names = [channel.channel_name for channel in self.channels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"channel names must be unique, got {names}")
+        if "training" not in names:
+            raise ValueError("the 'training' channel is required")
+        return self
+
+    def check_bucket(self, bucket: str) -> None:
+        """Training data must come from the workflow's own bucket: the SageMaker role can read nothing else."""
+        for channel in self.channels:
+            if not channel.s3_data_source.s3_uri.startswith(f"s3://{bucket}/"):
+                raise ParameterFileError(
+                    f"manifest.json: channel '{channel.channel_name}' S3Uri "
+                    f"{channel.s3_data_source.s3_uri} is outside the data bucket s3://{bucket}/"
+                )
+
+
+def decode_json(document: str | bytes, file_name: str) -> Any:
+    try:
+        return json.loads(document)
+    except json.JSONDecodeError as error:
+        raise ParameterFileError(f"{file_name} is not valid JSON: {error}") from None
+
+
+def parse_document(model: type[ModelT], document: Any, file_name: str) -> ModelT:
+    """Validate a decoded JSON document; turn pydantic's report into one readable ParameterFileError."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors(include_url=False):
+            location = ".".join(str(part) for part in item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{location}: {message}" if location else message)
+        raise ParameterFileError(f"{file_name}: " + "; ".join(problems)) from None

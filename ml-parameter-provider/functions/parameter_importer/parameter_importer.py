@@ -1,0 +1,90 @@
+"""CloudFormation custom resource: import ml-parameters.json and hyperparameters.json from S3 into SSM.
+
+Create and Update validate both files and (over)write them under the stack's Parameter Store path; Delete
+removes only the parameters this stack created. Every request gets exactly one answer, SUCCESS or FAILED with
+the reason, also when the function is about to time out, so a stack never hangs waiting for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from workflow_common.custom_resource import Outcome, respond_within_deadline
+from workflow_common.ml_parameters import (
+    Hyperparameters,
+    MlParameters,
+    ParameterFileError,
+    decode_json,
+    parse_document,
+)
+from workflow_common.parameter_store import delete_documents, normalise_path, write_documents
+
+logger = Logger()
+tracer = Tracer()
+
+PHYSICAL_ID_PREFIX = "ssm-parameters:"
+SOURCES = {
+    "ml-parameters": ("MlParametersKey", MlParameters),
+    "hyperparameters": ("HyperparametersKey", Hyperparameters),
+}
+
+
+def read_source(s3: Any, bucket: str, key: str) -> Any:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise ParameterFileError(f"s3://{bucket}/{key} does not exist: upload it before deploying") from None
+    return decode_json(body, key)
+
+
+def import_documents(s3: Any, ssm: Any, properties: dict[str, Any], owner: str) -> Outcome:
+    path = normalise_path(properties["ParameterStorePath"])
+    documents = {}
+    for document, (key_property, model) in SOURCES.items():
+        key = properties[key_property]
+        raw = read_source(s3, properties["BucketName"], key)
+        parse_document(model, raw, key)  # fail the deployment now rather than the first run
+        documents[document] = raw
+    names = write_documents(ssm, path, documents, owner)
+    logger.info("Imported parameter files", extra={"parameters": names})
+    return Outcome(
+        "SUCCESS",
+        f"{PHYSICAL_ID_PREFIX}{path}",
+        data={"MlParametersName": names[0], "HyperparametersName": names[1]},
+    )
+
+
+def remove_documents(ssm: Any, physical_resource_id: str, owner: str) -> Outcome:
+    # A resource whose Create failed never got our id: there is nothing of ours to delete.
+    if physical_resource_id.startswith(PHYSICAL_ID_PREFIX):
+        path = physical_resource_id.removeprefix(PHYSICAL_ID_PREFIX)
+        logger.info("Deleted parameters", extra={"parameters": delete_documents(ssm, path, owner)})
+    return Outcome("SUCCESS", physical_resource_id)
+
+
+def handle_request(event: CloudFormationCustomResourceEvent, s3: Any, ssm: Any) -> Outcome:
+    if event.request_type == "Delete":
+        return remove_documents(ssm, event.physical_resource_id, event.stack_id)
+    try:
+        return import_documents(s3, ssm, event.resource_properties, event.stack_id)
+    except (ParameterFileError, ValueError) as error:
+        logger.error("Parameter import rejected", extra={"reason": str(error)})
+        return Outcome("FAILED", event.physical_resource_id or event.logical_resource_id, str(error))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    request = CloudFormationCustomResourceEvent(event)
+    s3, ssm = boto3.client("s3"), boto3.client("ssm")
+    outcome = respond_within_deadline(
+        event,
+        context,
+        lambda _: handle_request(request, s3, ssm),
+        on_error=lambda error: logger.exception("Parameter import failed", exc_info=error),
+    )
+    return {"Status": outcome.status, "PhysicalResourceId": outcome.physical_resource_id}
