@@ -1,0 +1,151 @@
+"""Building the workflow input: SageMaker-valid names and strategy rules settled before anything starts."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from workflow_common.execution_input import RunIdentity, build_execution_input, unique_name
+from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, ParameterFileError
+
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+RUN = RunIdentity(
+    "my-bucket",
+    "manifests/run-1/manifest.json",
+    "0055AED6DCD90281E5",
+    datetime(2026, 11, 22, 21, 0, tzinfo=UTC),
+)
+
+
+def ml_parameters(**changes: object) -> MlParameters:
+    document = {
+        "tuningJobName": "survival-tuning",
+        "trainingImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/h2o-gbm-trainer:1",
+        "inferenceImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/h2o-gbm-predictor:1",
+        "maxParallelTrainingJobs": 2,
+        "maxNumberOfTrainingJobs": 10,
+        "endpointName": "survival-endpoint",
+        "model": {"artifactsS3OutputPath": "s3://my-bucket/model-artifacts/", "name": "survival-model"},
+    }
+    return MlParameters.model_validate(document | changes)
+
+
+HYPERPARAMETERS = Hyperparameters.model_validate(
+    {
+        "parameterRanges": {
+            "IntegerParameterRanges": [{"Name": "ntrees", "MinValue": "10", "MaxValue": "100"}]
+        },
+        "staticHyperParameters": {"target": "Survived"},
+    }
+)
+MANIFEST = Manifest.model_validate(
+    {
+        "channels": [
+            {
+                "channelName": "training",
+                "s3DataSource": {"S3Uri": "s3://my-bucket/titanic/train.csv", "AttributeNames": []},
+            },
+            {"channelName": "validation", "s3DataSource": {"S3Uri": "s3://my-bucket/titanic/validation.csv"}},
+        ]
+    }
+)
+
+
+def test_run_id_is_deterministic_per_upload_and_differs_for_a_new_upload() -> None:
+    assert RUN.run_id == RunIdentity(RUN.bucket, RUN.key, RUN.object_version, RUN.event_time).run_id
+    assert RUN.run_id != RunIdentity(RUN.bucket, RUN.key, "0055AED6DCD90281E6", RUN.event_time).run_id
+    assert re.fullmatch(r"11222100-[0-9a-f]{4}", RUN.run_id)
+
+
+@pytest.mark.parametrize("base", ["a", "survival-tuning", "x" * 80, "ends-with-dash-" + "-" * 30])
+def test_unique_names_fit_sagemaker_limits_without_losing_the_run_id(base: str) -> None:
+    for limit in (32, 63):
+        name = unique_name(base, RUN.run_id, limit)
+        assert len(name) <= limit
+        assert name.endswith(RUN.run_id)
+        assert SAGEMAKER_NAME.match(name)
+
+
+def test_execution_input_has_the_tuner_and_deployer_contracts() -> None:
+    document = build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN)
+    tuning, deployment = document["tuning"], document["deployment"]
+    assert tuning["hyperParameterTuningJobName"] == f"survival-tuning-{RUN.run_id}"
+    config = tuning["hyperParameterTuningJobConfig"]
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "validation:auc"}
+    assert config["ResourceLimits"] == {"MaxParallelTrainingJobs": 2, "MaxNumberOfTrainingJobs": 10}
+    definition = tuning["trainingJobDefinition"]
+    assert [channel["ChannelName"] for channel in definition["InputDataConfig"]] == ["training", "validation"]
+    # SageMaker rejects an empty AttributeNames list, which the original manifests carry.
+    assert "AttributeNames" not in definition["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+    assert "VpcConfig" not in definition and "CheckpointConfig" not in definition
+    assert definition["EnableNetworkIsolation"] is True
+    assert tuning["algorithm"] == {
+        "trainingImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/h2o-gbm-trainer:1",
+        "inferenceImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/h2o-gbm-predictor:1",
+    }
+    assert deployment["endpointName"] == "survival-endpoint"  # stable, so a second run updates it
+    assert deployment["endpointConfigName"] == f"survival-endpoint-{RUN.run_id}"
+    assert deployment["autoscaling"]["MinCapacity"] == 1 and deployment["autoscaling"]["MaxCapacity"] == 4
+    assert deployment["autoscaling"]["TargetTrackingScalingPolicyConfiguration"][
+        "PredefinedMetricSpecification"
+    ] == {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
+
+
+def test_spot_training_gets_a_wait_budget_and_a_per_job_checkpoint_location() -> None:
+    document = build_execution_input(
+        ml_parameters(enableManagedSpotTraining="true", maxRuntimeInSeconds=600),
+        HYPERPARAMETERS,
+        MANIFEST,
+        RUN,
+    )
+    definition = document["tuning"]["trainingJobDefinition"]
+    assert definition["StoppingCondition"] == {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200}
+    assert definition["CheckpointConfig"]["S3Uri"] == (
+        f"s3://my-bucket/model-training-checkpoint/survival-tuning-{RUN.run_id}/"
+    )
+
+
+def test_vpc_settings_reach_training_and_hosting() -> None:
+    params = ml_parameters(
+        model={
+            "artifactsS3OutputPath": "s3://my-bucket/out/",
+            "name": "m",
+            "trainingSubnets": ["subnet-1"],
+            "trainingSecurityGroupIds": ["sg-1"],
+            "hosting": {"subnets": ["subnet-2"], "securityGroupIds": ["sg-2"]},
+        }
+    )
+    document = build_execution_input(params, HYPERPARAMETERS, MANIFEST, RUN)
+    assert document["tuning"]["trainingJobDefinition"]["VpcConfig"] == {
+        "SecurityGroupIds": ["sg-1"],
+        "Subnets": ["subnet-1"],
+    }
+    assert document["tuning"]["model"]["vpcConfig"] == {"SecurityGroupIds": ["sg-2"], "Subnets": ["subnet-2"]}
+
+
+def test_strategy_rules() -> None:
+    hyperband = build_execution_input(
+        ml_parameters(tuningStrategy="Hyperband", trainingJobEarlyStoppingType="Auto"),
+        HYPERPARAMETERS,
+        MANIFEST,
+        RUN,
+    )
+    assert hyperband["tuning"]["hyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Off"
+    grid_ranges = Hyperparameters.model_validate(
+        {"parameterRanges": {"CategoricalParameterRanges": [{"Name": "max_depth", "Values": ["3", "5"]}]}}
+    )
+    grid = build_execution_input(ml_parameters(tuningStrategy="Grid"), grid_ranges, MANIFEST, RUN)
+    assert "MaxNumberOfTrainingJobs" not in grid["tuning"]["hyperParameterTuningJobConfig"]["ResourceLimits"]
+    with pytest.raises(ParameterFileError, match=r"Grid strategy takes only CategoricalParameterRanges"):
+        build_execution_input(ml_parameters(tuningStrategy="Grid"), HYPERPARAMETERS, MANIFEST, RUN)
+
+
+def test_minimised_metrics_get_the_right_direction() -> None:
+    document = build_execution_input(
+        ml_parameters(objectiveMetricName="validation:logloss"), HYPERPARAMETERS, MANIFEST, RUN
+    )
+    assert (
+        document["tuning"]["hyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["Type"]
+        == "Minimize"
+    )

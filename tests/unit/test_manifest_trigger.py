@@ -1,0 +1,213 @@
+"""The manifest trigger against moto: starts one run per upload, rejects bad files clearly, starts nothing then."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import manifest_trigger
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+from workflow_common.parameter_store import write_documents
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "my-ml-bucket"
+KEY = "manifests/titanic run/manifest.json"
+ML_PARAMETERS = {
+    "tuningJobName": "survival-tuning",
+    "trainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-trainer:1",
+    "inferenceImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-predictor:1",
+    "maxParallelTrainingJobs": "2",
+    "maxNumberOfTrainingJobs": "4",
+    "endpointName": "survival-endpoint",
+    "model": {"artifactsS3OutputPath": f"s3://{BUCKET}/model-artifacts/", "name": "survival-model"},
+}
+MANIFEST = json.loads((REPO_ROOT / "examples/manifest.json").read_text().replace("<s3bucket>", BUCKET))
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    parameters.clear_caches()
+    with mock_aws():
+        s3, sfn, sns, ssm = (boto3.client(name) for name in ("s3", "stepfunctions", "sns", "ssm"))
+        s3.create_bucket(Bucket=BUCKET)
+        topic = sns.create_topic(Name="notifications")["TopicArn"]
+        queue = boto3.client("sqs").create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+        )
+        role = boto3.client("iam").create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        machine = sfn.create_state_machine(
+            name="workflow",
+            roleArn=role,
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        )["stateMachineArn"]
+        write_documents(
+            ssm,
+            "/ml-project",
+            {
+                "ml-parameters": ML_PARAMETERS,
+                "hyperparameters": json.loads((REPO_ROOT / "examples/hyperparameters.json").read_text()),
+            },
+            owner="stack",
+        )
+        for name, value in {
+            "PARAMETER_STORE_PATH": "/ml-project",
+            "TARGET_STATE_MACHINE_ARN": machine,
+            "DATA_BUCKET_NAME": BUCKET,
+            "NOTIFICATION_TOPIC_ARN": topic,
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield {"s3": s3, "sfn": sfn, "ssm": ssm, "machine": machine, "queue": queue}
+
+
+def upload(aws: dict[str, Any], body: str | bytes, key: str = KEY) -> dict[str, Any]:
+    aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=body)
+    return s3_notification(key)
+
+
+def s3_notification(key: str, sequencer: str = "0055AED6DCD90281E5") -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventTime": "2026-11-22T21:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
+                    "object": {"key": quote_plus(key), "size": 10, "eTag": "e", "sequencer": sequencer},
+                },
+            }
+        ]
+    }
+
+
+def eventbridge_notification(key: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-22T21:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{BUCKET}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": BUCKET},
+            "object": {"key": key, "size": 10, "etag": "e", "sequencer": "0055AED6DCD90281E5"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "reason": "PutObject",
+        },
+    }
+
+
+def executions(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    return aws["sfn"].list_executions(stateMachineArn=aws["machine"])["executions"]
+
+
+def notifications(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = (
+        boto3.client("sqs").receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10).get("Messages", [])
+    )
+    return [json.loads(message["Body"]) for message in messages]
+
+
+def test_upload_starts_one_run_with_the_workflow_input(aws, lambda_context) -> None:
+    result = manifest_trigger.lambda_handler(upload(aws, json.dumps(MANIFEST)), lambda_context)
+    [run] = result["runs"]
+    assert run["status"] == "STARTED"
+    [execution] = executions(aws)
+    assert execution["name"].startswith("survival-tuning-11222100-")
+    document = json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"])
+    assert document["manifest"] == f"s3://{BUCKET}/{KEY}"  # the URL-encoded key was decoded
+    assert document["tuning"]["hyperParameterTuningJobName"] == execution["name"]
+    assert (
+        document["tuning"]["hyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"] == 2
+    )
+    assert len(document["tuning"]["trainingJobDefinition"]["InputDataConfig"]) == 2
+
+
+def test_eventbridge_delivery_starts_the_same_run(aws, lambda_context) -> None:
+    aws["s3"].put_object(Bucket=BUCKET, Key=KEY, Body=json.dumps(MANIFEST))
+    via_notification = manifest_trigger.manifest_uploads(s3_notification(KEY))
+    via_eventbridge = manifest_trigger.manifest_uploads(eventbridge_notification(KEY))
+    assert via_notification == via_eventbridge
+    manifest_trigger.lambda_handler(eventbridge_notification(KEY), lambda_context)
+    assert len(executions(aws)) == 1
+
+
+def test_duplicate_delivery_starts_one_run(aws, lambda_context) -> None:
+    event = upload(aws, json.dumps(MANIFEST))
+    first = manifest_trigger.lambda_handler(event, lambda_context)["runs"][0]
+    second = manifest_trigger.lambda_handler(event, lambda_context)["runs"][0]
+    assert first["executionArn"] == second["executionArn"]
+    assert len(executions(aws)) == 1
+
+
+def test_a_new_upload_of_the_same_key_starts_a_new_run(aws, lambda_context) -> None:
+    manifest_trigger.lambda_handler(upload(aws, json.dumps(MANIFEST)), lambda_context)
+    manifest_trigger.lambda_handler(s3_notification(KEY, sequencer="0055AED6DCD90281F0"), lambda_context)
+    assert len(executions(aws)) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", r"is not valid JSON"),
+        (json.dumps({"channels": []}), r"channels: List should have at least 1 item"),
+        (json.dumps({"channels": MANIFEST["channels"][1:]}), r"the 'training' channel is required"),
+        (
+            json.dumps({"channels": [MANIFEST["channels"][0] | {"channelName": "testing"}]}),
+            r"channelName: Input should be 'training' or 'validation'",
+        ),
+        (
+            json.dumps(MANIFEST).replace(f"s3://{BUCKET}/", "s3://someone-elses-bucket/"),
+            r"outside the data bucket",
+        ),
+    ],
+)
+def test_bad_manifest_is_rejected_with_a_notification_and_starts_nothing(
+    aws, lambda_context, body, reason
+) -> None:
+    [run] = manifest_trigger.lambda_handler(upload(aws, body), lambda_context)["runs"]
+    assert run["status"] == "REJECTED"
+    assert executions(aws) == []
+    [message] = notifications(aws)
+    assert message["manifest"] == f"s3://{BUCKET}/{KEY}"
+    assert re.search(reason, message["error"])
+
+
+def test_missing_parameters_are_explained(aws, lambda_context) -> None:
+    aws["ssm"].delete_parameter(Name="/ml-project/hyperparameters")
+    [run] = manifest_trigger.lambda_handler(upload(aws, json.dumps(MANIFEST)), lambda_context)["runs"]
+    assert run["status"] == "REJECTED"
+    assert run["reason"].startswith("no hyperparameters under SSM path /ml-project")
+    assert executions(aws) == []
+
+
+def test_invalid_stored_parameters_are_named(aws, lambda_context) -> None:
+    aws["ssm"].put_parameter(
+        Name="/ml-project/ml-parameters",
+        Value=json.dumps(ML_PARAMETERS | {"tuningStrategy": "Genetic"}),
+        Overwrite=True,
+    )
+    [run] = manifest_trigger.lambda_handler(upload(aws, json.dumps(MANIFEST)), lambda_context)["runs"]
+    assert run["reason"].startswith("ml-parameters: tuningStrategy: Input should be")
+    assert executions(aws) == []
+
+
+def test_aws_errors_propagate_for_lambda_retries(aws, lambda_context) -> None:
+    with pytest.raises(aws["s3"].exceptions.NoSuchKey):
+        manifest_trigger.lambda_handler(s3_notification("manifests/gone/manifest.json"), lambda_context)

@@ -1,0 +1,196 @@
+"""The parameter-file schemas: the original system's files still validate, bad values name the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from workflow_common.ml_parameters import (
+    Hyperparameters,
+    Manifest,
+    MlParameters,
+    ParameterFileError,
+    decode_json,
+    parse_document,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ORIGINAL = REPO_ROOT / "tests" / "fixtures" / "original-examples"
+EXAMPLES = REPO_ROOT / "examples"
+
+
+def filled_original_ml_parameters() -> dict:
+    """The original template with its placeholders filled in, as its jq scripts did."""
+    text = (ORIGINAL / "template-ml-parameters.json").read_text()
+    for placeholder, value in {
+        "<region>": "eu-west-1",
+        "<account-id>": "123456789012",
+        "<bucket-name>": "my-bucket",
+        "<security-group-1>": "sg-1",
+        "<subnet-1>": "subnet-1",
+        "<subnet-2>": "subnet-2",
+        "<subnet-3>": "subnet-3",
+    }.items():
+        text = text.replace(placeholder, value)
+    return json.loads(text)
+
+
+def test_original_ml_parameters_still_validate_with_their_string_numbers() -> None:
+    params = parse_document(MlParameters, filled_original_ml_parameters(), "ml-parameters.json")
+    assert params.algorithm_arn == "arn:aws:sagemaker:eu-west-1:123456789012:algorithm/h2o-gbm-algorithm"
+    assert params.model.hosting.initial_instance_count == 1  # given as "1" in the original
+    assert params.enable_managed_spot_training is True
+    assert params.resolved_objective_type == "Maximize"  # validation:auc by default
+
+
+def test_original_hyperparameters_and_manifest_still_validate() -> None:
+    hyperparameters = parse_document(
+        Hyperparameters, json.loads((ORIGINAL / "hyperparameters.json").read_text()), "hyperparameters.json"
+    )
+    assert hyperparameters.parameter_ranges.names()[:2] == ["ntrees", "min_rows"]
+    assert hyperparameters.parameter_ranges.to_sagemaker()["IntegerParameterRanges"][0]["MinValue"] == "10"
+    manifest_text = (ORIGINAL / "manifest.json").read_text().replace("<s3bucket>", "my-bucket")
+    manifest = parse_document(Manifest, json.loads(manifest_text), "manifest.json")
+    assert [channel.channel_name for channel in manifest.channels] == ["training", "validation"]
+
+
+def test_string_booleans_are_cast_by_value_not_by_truthiness() -> None:
+    document = filled_original_ml_parameters() | {"enableManagedSpotTraining": "false"}
+    assert parse_document(MlParameters, document, "ml-parameters.json").enable_managed_spot_training is False
+
+
+def test_unfilled_template_placeholder_is_named() -> None:
+    document = json.loads((EXAMPLES / "template-ml-parameters.json").read_text())
+    with pytest.raises(ParameterFileError, match=r"trainingImage still holds the template placeholder"):
+        parse_document(MlParameters, document, "ml-parameters.json")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"maxParallelTrainingJobs": "many"}, r"maxParallelTrainingJobs: Input should be a valid integer"),
+        (
+            {"tuningStrategy": "Genetic"},
+            r"tuningStrategy: Input should be 'Bayesian', 'Random', 'Grid' or 'Hyperband'",
+        ),
+        (
+            {"autoscalingMinCapacity": 5},
+            r"autoscalingMinCapacity \(5\) is greater than autoscalingMaxCapacity \(4\)",
+        ),
+        ({"endpointName": "e" * 64}, r"endpointName: String should have at most 63 characters"),
+        ({"tuningJobName": "bad_name"}, r"tuningJobName: String should match pattern"),
+        (
+            {"maxParallelTrainingJobs": 20},
+            r"maxParallelTrainingJobs \(20\) is greater than maxNumberOfTrainingJobs",
+        ),
+        ({"unexpected": 1}, r"unexpected: Extra inputs are not permitted"),
+        ({"trainingImage": "image:1"}, r"give either algorithmARN, or trainingImage and inferenceImage"),
+    ],
+)
+def test_bad_ml_parameters_name_the_field(change: dict, message: str) -> None:
+    with pytest.raises(ParameterFileError, match=message):
+        parse_document(MlParameters, filled_original_ml_parameters() | change, "ml-parameters.json")
+
+
+def test_missing_required_key_is_named() -> None:
+    document = filled_original_ml_parameters()
+    del document["endpointName"]
+    with pytest.raises(ParameterFileError, match=r"ml-parameters.json: endpointName: Field required"):
+        parse_document(MlParameters, document, "ml-parameters.json")
+
+
+@pytest.mark.parametrize(
+    ("ranges", "message"),
+    [
+        (
+            {"IntegerParameterRanges": [{"Name": "ntrees", "MinValue": "100", "MaxValue": "10"}]},
+            r"ntrees: MinValue \(100\) is greater than MaxValue \(10\)",
+        ),
+        (
+            {
+                "ContinuousParameterRanges": [
+                    {"Name": "learn_rate", "MinValue": "0", "MaxValue": "1", "ScalingType": "Logarithmic"}
+                ]
+            },
+            r"learn_rate: Logarithmic scaling needs MinValue > 0",
+        ),
+        (
+            {
+                "ContinuousParameterRanges": [
+                    {"Name": "x", "MinValue": "0.1", "MaxValue": "1", "ScalingType": "Cubic"}
+                ]
+            },
+            r"ScalingType: Input should be",
+        ),
+        (
+            {"IntegerParameterRanges": [{"Name": "ntrees", "MinValue": "1.5", "MaxValue": "10"}]},
+            r"IntegerParameterRanges.0.MinValue: Input should be a valid integer",
+        ),
+    ],
+)
+def test_bad_ranges_name_the_parameter(ranges: dict, message: str) -> None:
+    with pytest.raises(ParameterFileError, match=message):
+        parse_document(Hyperparameters, {"parameterRanges": ranges}, "hyperparameters.json")
+
+
+def test_static_values_become_strings_and_conflicts_are_refused() -> None:
+    parsed = parse_document(
+        Hyperparameters,
+        {"staticHyperParameters": {"seed": 1, "balance_classes": True}},
+        "hyperparameters.json",
+    )
+    assert parsed.static_hyper_parameters == {"seed": "1", "balance_classes": "true"}
+    with pytest.raises(ParameterFileError, match=r"both tuned and static: ntrees"):
+        parse_document(
+            Hyperparameters,
+            {
+                "parameterRanges": {
+                    "IntegerParameterRanges": [{"Name": "ntrees", "MinValue": 1, "MaxValue": 2}]
+                },
+                "staticHyperParameters": {"ntrees": "5"},
+            },
+            "hyperparameters.json",
+        )
+    with pytest.raises(ParameterFileError, match=r"training is not a dict literal"):
+        parse_document(
+            Hyperparameters, {"staticHyperParameters": {"training": "{'target': "}}, "hyperparameters.json"
+        )
+
+
+@pytest.mark.parametrize(
+    ("channels", "message"),
+    [
+        ([], r"channels: List should have at least 1 item"),
+        (
+            [{"channelName": "validation", "s3DataSource": {"S3Uri": "s3://my-bucket/v.csv"}}],
+            r"'training' channel is required",
+        ),
+        (
+            [{"channelName": "test", "s3DataSource": {"S3Uri": "s3://my-bucket/t.csv"}}],
+            r"channelName: Input should be 'training' or 'validation'",
+        ),
+        (
+            [{"channelName": "training", "s3DataSource": {"S3Uri": "/local/file.csv"}}],
+            r"S3Uri: String should match pattern",
+        ),
+    ],
+)
+def test_bad_manifests_name_the_problem(channels: list, message: str) -> None:
+    with pytest.raises(ParameterFileError, match=message):
+        parse_document(Manifest, {"channels": channels}, "manifest.json")
+
+
+def test_manifest_outside_the_data_bucket_is_refused() -> None:
+    manifest = parse_document(
+        Manifest,
+        {"channels": [{"channelName": "training", "s3DataSource": {"S3Uri": "s3://other-bucket/t.csv"}}]},
+        "manifest.json",
+    )
+    with pytest.raises(ParameterFileError, match=r"outside the data bucket s3://my-bucket/"):
+        manifest.check_bucket("my-bucket")
+
+
+def test_malformed_json_is_reported_with_its_position() -> None:
+    with pytest.raises(ParameterFileError, match=r"manifest.json is not valid JSON: .*line 1 column"):
+        decode_json(b'{"channels": [', "manifest.json")

@@ -1,0 +1,209 @@
+"""The deploy-time import: Create/Update/Delete against moto, one CloudFormation answer per request, always."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import parameter_importer
+import pytest
+from moto import mock_aws
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "my-ml-bucket"
+STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/ml/1111"
+ML_PARAMETERS = json.loads(
+    (REPO_ROOT / "tests/fixtures/original-examples/template-ml-parameters.json")
+    .read_text()
+    .replace("<region>", "us-east-1")
+    .replace("<account-id>", "123456789012")
+    .replace("<bucket-name>", BUCKET)
+    .replace("<security-group-1>", "sg-1")
+    .replace("<subnet-1>", "subnet-1")
+    .replace("<subnet-2>", "subnet-2")
+    .replace("<subnet-3>", "subnet-3")
+)
+HYPERPARAMETERS = json.loads((REPO_ROOT / "examples/hyperparameters.json").read_text())
+
+
+class CloudFormationResponses:
+    """A loopback stand-in for CloudFormation's pre-signed response URL."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        responses = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers["Content-Length"])
+                responses.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/response"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def responses() -> Iterator[CloudFormationResponses]:
+    endpoint = CloudFormationResponses()
+    yield endpoint
+    endpoint.server.shutdown()
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ML_PARAMETERS))
+        s3.put_object(Bucket=BUCKET, Key="hyperparameters.json", Body=json.dumps(HYPERPARAMETERS))
+        yield {"s3": s3, "ssm": boto3.client("ssm")}
+
+
+def request(
+    request_type: str, responses: CloudFormationResponses, physical_id: str | None = None, **properties: str
+) -> dict[str, Any]:
+    event = {
+        "RequestType": request_type,
+        "ResponseURL": responses.url,
+        "StackId": STACK_ID,
+        "RequestId": "request-1",
+        "ResourceType": "Custom::MlParameterImport",
+        "LogicalResourceId": "ImportedParameters",
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:importer",
+            "BucketName": BUCKET,
+            "MlParametersKey": "ml-parameters.json",
+            "HyperparametersKey": "hyperparameters.json",
+            "ParameterStorePath": "/ml-project",
+        }
+        | properties,
+    }
+    if physical_id:
+        event["PhysicalResourceId"] = physical_id
+    return event
+
+
+def stored(ssm: Any, name: str) -> dict[str, Any]:
+    return json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+
+
+def test_create_imports_both_files_and_answers_success(aws, responses, lambda_context) -> None:
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    [answer] = responses.bodies
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["PhysicalResourceId"] == "ssm-parameters:/ml-project"
+    assert answer["Data"]["MlParametersName"] == "/ml-project/ml-parameters"
+    assert stored(aws["ssm"], "/ml-project/ml-parameters") == ML_PARAMETERS
+    assert stored(aws["ssm"], "/ml-project/hyperparameters") == HYPERPARAMETERS
+
+
+def test_update_reimports_changed_files(aws, responses, lambda_context) -> None:
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    aws["s3"].put_object(
+        Bucket=BUCKET,
+        Key="ml-parameters.json",
+        Body=json.dumps(ML_PARAMETERS | {"maxParallelTrainingJobs": 5}),
+    )
+    parameter_importer.lambda_handler(
+        request("Update", responses, "ssm-parameters:/ml-project", Revision="2"), lambda_context
+    )
+    assert [body["Status"] for body in responses.bodies] == ["SUCCESS", "SUCCESS"]
+    assert stored(aws["ssm"], "/ml-project/ml-parameters")["maxParallelTrainingJobs"] == 5
+
+
+def test_delete_removes_only_what_this_stack_created(aws, responses, lambda_context) -> None:
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    aws["ssm"].put_parameter(Name="/ml-project/someone-elses", Value="keep", Type="String")
+    parameter_importer.lambda_handler(
+        request("Delete", responses, "ssm-parameters:/ml-project"), lambda_context
+    )
+    assert responses.bodies[-1]["Status"] == "SUCCESS"
+    names = [p["Name"] for p in aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"]]
+    assert names == ["/ml-project/someone-elses"]
+
+
+def test_delete_after_a_failed_create_succeeds_without_touching_anything(
+    aws, responses, lambda_context
+) -> None:
+    aws["ssm"].put_parameter(Name="/ml-project/ml-parameters", Value="{}", Type="String")
+    parameter_importer.lambda_handler(request("Delete", responses, "ImportedParameters"), lambda_context)
+    assert responses.bodies[-1]["Status"] == "SUCCESS"
+    assert aws["ssm"].get_parameter(Name="/ml-project/ml-parameters")["Parameter"]["Value"] == "{}"
+
+
+def test_missing_file_fails_the_deployment_with_a_reason(aws, responses, lambda_context) -> None:
+    parameter_importer.lambda_handler(
+        request("Create", responses, HyperparametersKey="nope.json"), lambda_context
+    )
+    [answer] = responses.bodies
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"] == "s3://my-ml-bucket/nope.json does not exist: upload it before deploying"
+    assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []  # nothing half made
+
+
+def test_invalid_file_fails_the_deployment_naming_the_field(aws, responses, lambda_context) -> None:
+    aws["s3"].put_object(
+        Bucket=BUCKET,
+        Key="ml-parameters.json",
+        Body=json.dumps(ML_PARAMETERS | {"autoscalingMaxCapacity": 0}),
+    )
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    [answer] = responses.bodies
+    assert answer["Status"] == "FAILED"
+    assert (
+        "ml-parameters.json: autoscalingMaxCapacity: Input should be greater than or equal to 1"
+        in answer["Reason"]
+    )
+    assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
+
+
+def test_parameters_owned_by_someone_else_are_not_overwritten(aws, responses, lambda_context) -> None:
+    aws["ssm"].put_parameter(Name="/ml-project/hyperparameters", Value="{}", Type="String")
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    [answer] = responses.bodies
+    assert answer["Status"] == "FAILED"
+    assert (
+        "/ml-project/hyperparameters already exist(s) and were not created by this stack" in answer["Reason"]
+    )
+    assert aws["ssm"].get_parameter(Name="/ml-project/hyperparameters")["Parameter"]["Value"] == "{}"
+
+
+def test_an_unexpected_error_still_answers_failed(aws, responses, lambda_context, monkeypatch) -> None:
+    def explode(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(parameter_importer, "write_documents", explode)
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    assert responses.bodies == [
+        responses.bodies[0]
+        | {"Status": "FAILED", "Reason": "RuntimeError: boom", "PhysicalResourceId": "ImportedParameters"}
+    ]
+
+
+def test_a_hanging_import_answers_failed_before_lambda_times_out(
+    aws, responses, lambda_context, monkeypatch
+) -> None:
+    finished = threading.Event()
+    monkeypatch.setattr(parameter_importer, "write_documents", lambda *args: finished.wait(5) and [])
+    lambda_context.remaining_millis = 10_500  # the deadline guard fires after 0.5 s
+    worker = threading.Thread(
+        target=parameter_importer.lambda_handler, args=(request("Create", responses), lambda_context)
+    )
+    worker.start()
+    worker.join(3)
+    assert [body["Status"] for body in responses.bodies] == ["FAILED"]
+    assert responses.bodies[0]["Reason"] == "timed out before the import finished"
+    finished.set()
+    worker.join()
+    assert len(responses.bodies) == 1  # the late outcome is not sent a second time
