@@ -48,24 +48,14 @@ def generate_ml_parameters(template: dict[str, Any], options: argparse.Namespace
     document = json.loads(json.dumps(template))
     model = document["model"]
     vpc_settings = (
-        (
-            model,
-            "trainingSubnets",
-            "trainingSecurityGroupIds",
-            options.training_subnets,
-            options.training_security_groups,
-        ),
-        (
-            model["hosting"],
-            "subnets",
-            "securityGroupIds",
-            options.hosting_subnets,
-            options.hosting_security_groups,
-        ),
+        ("training", model, "trainingSubnets", "trainingSecurityGroupIds"),
+        ("hosting", model["hosting"], "subnets", "securityGroupIds"),
     )
-    for section, subnets_key, groups_key, subnets, groups in vpc_settings:
+    for role, section, subnets_key, groups_key in vpc_settings:
+        subnets = getattr(options, f"{role}_subnets")
+        groups = getattr(options, f"{role}_security_groups")
         if bool(subnets) != bool(groups):
-            raise ValueError(f"--{subnets_key} and --{groups_key} go together")
+            raise ValueError(f"--{role}-subnets and --{role}-security-groups go together")
         section[subnets_key], section[groups_key] = comma_list(subnets), comma_list(groups)
     if options.algorithm_arn:
         document.pop("trainingImage", None)
