@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import generate_ml_parameters
 import pytest
-from workflow_common.ml_parameters import Manifest, MlParameters, parse_document
+from workflow_common.execution_input import RunIdentity, build_execution_input
+from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, parse_document
 
 ACCOUNT = ["--account", "123456789012", "--region", "eu-west-1", "--bucket", "my-ml-bucket"]
 
@@ -63,3 +65,32 @@ def test_bad_account_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         generate_ml_parameters.main(["--account", "12", "--region", "r", "--bucket", "b"])
     assert exit_info.value.code == 2
     assert "--account must be 12 digits" in capsys.readouterr().err
+
+
+def test_documented_execution_input_is_what_the_trigger_builds_from_the_examples() -> None:
+    """examples/execution-input.json (the README's manual start-execution input) must not drift from the code."""
+    options = generate_ml_parameters.parse_arguments(ACCOUNT)
+    examples = generate_ml_parameters.EXAMPLES
+    document = generate_ml_parameters.generate_ml_parameters(
+        json.loads((examples / "template-ml-parameters.json").read_text()), options
+    )
+    manifest = generate_ml_parameters.fill_placeholders(
+        json.loads((examples / "manifest.json").read_text()), {"s3bucket": "my-ml-bucket"}
+    )
+    run = RunIdentity(
+        "my-ml-bucket",
+        "manifests/titanic/manifest.json",
+        "0055AED6DCD90281E5",
+        datetime(2026, 11, 22, 21, 0, tzinfo=UTC),
+    )
+    built = build_execution_input(
+        parse_document(MlParameters, document, "ml-parameters.json"),
+        parse_document(
+            Hyperparameters,
+            json.loads((examples / "hyperparameters.json").read_text()),
+            "hyperparameters.json",
+        ),
+        parse_document(Manifest, manifest, "manifest.json"),
+        run,
+    )
+    assert json.loads((examples / "execution-input.json").read_text()) == built
