@@ -43,7 +43,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 build: setup
-	PATH="$$(scripts/lambda-python-bin.sh):$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+	PATH="$$(scripts/lambda-python-bin.sh):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml
 
 test: setup lint
 	$(VENV)/bin/pytest
