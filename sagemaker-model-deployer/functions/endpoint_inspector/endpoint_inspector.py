@@ -1,0 +1,250 @@
+"""Report a SageMaker endpoint's deployment state to the endpoint-deployment state machine.
+
+Called before deploying (is the endpoint there, idle, how many instances does it run, which auto-scaling
+targets would block the update) and while polling the deployment. It only reads; every change is made by
+the state machine. Situations a retry cannot fix raise a named error that tells the user what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+from workflow_common.ml_parameters import ParameterFileError, parse_document
+
+logger = Logger()
+tracer = Tracer()
+
+EndpointStatus = Literal[
+    "NotFound",
+    "OutOfService",
+    "Creating",
+    "Updating",
+    "SystemUpdating",
+    "RollingBack",
+    "InService",
+    "Deleting",
+    "Failed",
+    "UpdateRollbackFailed",
+]
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+# Throttling is retried here, with backoff, so the state machine only sees errors worth reporting.
+AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
+
+_clients: dict[str, Any] = {}
+
+
+def client(service: str) -> Any:
+    """One client per service, created on first use so tests can intercept them."""
+    if service not in _clients:
+        _clients[service] = boto3.client(service, config=AWS_RETRIES)
+    return _clients[service]
+
+
+class InvalidInspectionRequest(ValueError):
+    """The state machine passed an input this function cannot use."""
+
+
+class EndpointFailed(RuntimeError):
+    """The endpoint is in a state only a person can resolve."""
+
+
+class EndpointUpdateRolledBack(RuntimeError):
+    """SageMaker rolled the update back: the endpoint still serves its previous configuration."""
+
+
+class EndpointDisappeared(RuntimeError):
+    """The endpoint was deleted while this deployment waited for it."""
+
+
+class InspectionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint_name: str = Field(alias="endpointName", min_length=1, max_length=63)
+    variant_name: str = Field(alias="variantName", min_length=1, max_length=63)
+    instance_type: str = Field(alias="instanceType", min_length=1)
+    requested_instance_count: int = Field(alias="requestedInstanceCount", ge=1)
+    # Set while polling a deployment: the configuration the endpoint must end up serving.
+    expected_endpoint_config_name: str | None = Field(default=None, alias="expectedEndpointConfigName")
+
+
+class Inspection(BaseModel):
+    model_config = ConfigDict(frozen=True, serialize_by_alias=True)
+
+    exists: bool
+    status: EndpointStatus
+    failure_reason: str | None = Field(alias="failureReason")
+    endpoint_arn: str | None = Field(alias="endpointArn")
+    endpoint_config_name: str | None = Field(alias="endpointConfigName")
+    instance_count: int = Field(alias="instanceCount")
+    scalable_target_registered: bool = Field(alias="scalableTargetRegistered")
+    scalable_targets_to_deregister: list[str] = Field(alias="scalableTargetsToDeregister")
+
+
+def resource_id(endpoint_name: str, variant_name: str) -> str:
+    return f"endpoint/{endpoint_name}/variant/{variant_name}"
+
+
+def describe_endpoint(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | None:
+    """DescribeEndpoint, or None when (and only when) SageMaker says the endpoint does not exist."""
+    try:
+        return sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        if details.get("Code") == "ValidationException" and "Could not find endpoint" in details.get(
+            "Message", ""
+        ):
+            return None
+        raise
+
+
+def deployed_instance_types(sagemaker: Any, endpoint_config_name: str) -> dict[str, str] | None:
+    """Instance type per variant of the configuration the endpoint serves; None if that config was deleted."""
+    try:
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint_config_name)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        if details.get("Code") == "ValidationException" and "Could not find endpoint configuration" in (
+            details.get("Message", "")
+        ):
+            return None
+        raise
+    return {
+        variant["VariantName"]: variant["InstanceType"]
+        for variant in config["ProductionVariants"]
+        if "InstanceType" in variant  # serverless variants have none
+    }
+
+
+def registered_targets(autoscaling: Any, resource_ids: list[str]) -> set[str]:
+    paginator = autoscaling.get_paginator("describe_scalable_targets")
+    return {
+        target["ResourceId"]
+        for page in paginator.paginate(
+            ServiceNamespace="sagemaker", ResourceIds=resource_ids, ScalableDimension=SCALABLE_DIMENSION
+        )
+        for target in page["ScalableTargets"]
+    }
+
+
+def current_instance_count(variants: list[dict[str, Any]], request: InspectionRequest) -> int:
+    """The capacity the new configuration must start with so that deploying never scales the endpoint in.
+
+    The requested variant's own count if it exists; otherwise the sum over the variants being replaced,
+    whose traffic all moves to the requested one.
+    """
+
+    def count(variant: dict[str, Any]) -> int:
+        return int(variant.get("CurrentInstanceCount") or variant.get("DesiredInstanceCount") or 0)
+
+    same_variant = [variant for variant in variants if variant["VariantName"] == request.variant_name]
+    total = sum(count(variant) for variant in same_variant or variants)
+    return total or request.requested_instance_count
+
+
+def targets_blocking_update(
+    registered: set[str], instance_types: dict[str, str] | None, request: InspectionRequest
+) -> list[str]:
+    """Auto-scaling targets SageMaker would refuse to update: a removed variant or a changed instance type.
+
+    When the served configuration was deleted its instance types are unknown, so every target is detached.
+    """
+    blocking = []
+    for target in sorted(registered):
+        variant_name = target.rsplit("/", 1)[-1]
+        kept_as_is = (
+            variant_name == request.variant_name
+            and instance_types is not None
+            and instance_types.get(variant_name) == request.instance_type
+        )
+        if not kept_as_is:
+            blocking.append(target)
+    return blocking
+
+
+def check_deployment_outcome(request: InspectionRequest, inspection: Inspection) -> None:
+    """Raise when the state seen cannot lead to a working deployment (retrying would not help)."""
+    name = request.endpoint_name
+    reason = inspection.failure_reason or "SageMaker gave no reason"
+    if inspection.status == "Failed":
+        raise EndpointFailed(
+            f"Endpoint {name} is Failed: {reason}. SageMaker only allows deleting a failed endpoint: fix the "
+            f"cause, delete it (aws sagemaker delete-endpoint --endpoint-name {name}) and start the run again."
+        )
+    expected = request.expected_endpoint_config_name
+    if expected is None:
+        return
+    if inspection.status == "UpdateRollbackFailed":
+        raise EndpointFailed(
+            f"Endpoint {name} is UpdateRollbackFailed: {reason}. It serves a mix of the old and new "
+            "configurations; start the run again to deploy a new configuration, or update it by hand."
+        )
+    if not inspection.exists:
+        raise EndpointDisappeared(f"Endpoint {name} was deleted while deploying configuration {expected}.")
+    if inspection.status == "InService" and inspection.endpoint_config_name != expected:
+        raise EndpointUpdateRolledBack(
+            f"SageMaker rolled back the update of endpoint {name} to configuration {expected}: {reason}. "
+            f"The endpoint still serves {inspection.endpoint_config_name}."
+        )
+
+
+@tracer.capture_method
+def inspect_endpoint(request: InspectionRequest, sagemaker: Any, autoscaling: Any) -> Inspection:
+    endpoint = describe_endpoint(sagemaker, request.endpoint_name)
+    if endpoint is None:
+        inspection = Inspection(
+            exists=False,
+            status="NotFound",
+            failureReason=None,
+            endpointArn=None,
+            endpointConfigName=None,
+            instanceCount=request.requested_instance_count,
+            scalableTargetRegistered=False,
+            scalableTargetsToDeregister=[],
+        )
+    else:
+        variants = endpoint.get("ProductionVariants", [])
+        candidate_targets = sorted(
+            {resource_id(request.endpoint_name, variant["VariantName"]) for variant in variants}
+            | {resource_id(request.endpoint_name, request.variant_name)}
+        )
+        registered = registered_targets(autoscaling, candidate_targets)
+        blocking = (
+            targets_blocking_update(
+                registered, deployed_instance_types(sagemaker, endpoint["EndpointConfigName"]), request
+            )
+            if registered
+            else []
+        )
+        inspection = Inspection(
+            exists=True,
+            status=endpoint["EndpointStatus"],
+            failureReason=endpoint.get("FailureReason"),
+            endpointArn=endpoint["EndpointArn"],
+            endpointConfigName=endpoint["EndpointConfigName"],
+            instanceCount=current_instance_count(variants, request),
+            scalableTargetRegistered=resource_id(request.endpoint_name, request.variant_name) in registered,
+            scalableTargetsToDeregister=blocking,
+        )
+    logger.info("Endpoint inspected", extra={"inspection": inspection.model_dump()})
+    check_deployment_outcome(request, inspection)
+    return inspection
+
+
+def parse_request(event: Any) -> InspectionRequest:
+    try:
+        return parse_document(InspectionRequest, event, "endpoint inspection input")
+    except ParameterFileError as error:
+        raise InvalidInspectionRequest(str(error)) from None
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_request(event)
+    return inspect_endpoint(request, client("sagemaker"), client("application-autoscaling")).model_dump()
