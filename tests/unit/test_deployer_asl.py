@@ -1,0 +1,245 @@
+"""Structural rules of the endpoint-deployment state machine: every failure is notified and surfaces its cause,
+every wait loop is bounded, the template substitutes exactly the placeholders used, and the steps that fix the
+original's auto-scaling bugs stay in place."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+APP = Path(__file__).resolve().parents[2] / "sagemaker-model-deployer"
+ASL_FILE = APP / "statemachine" / "endpoint-deployment.asl.json"
+DEFINITION: dict[str, Any] = json.loads(ASL_FILE.read_text())
+STATES: dict[str, dict[str, Any]] = DEFINITION["States"]
+BUSY_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
+NOTIFY = "NotifyFailure"
+
+
+def state_machine_properties() -> dict[str, Any]:
+    template = cfn_yaml.load(str(APP / "template.yaml"))
+    (machine,) = (
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    )
+    return machine
+
+
+def transitions(state: dict[str, Any]) -> set[str]:
+    targets = {state[key] for key in ("Next", "Default") if key in state}
+    targets |= {choice["Next"] for choice in state.get("Choices", [])}
+    targets |= {catcher["Next"] for catcher in state.get("Catch", [])}
+    return targets
+
+
+def keys_anywhere(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {key for item in value.values() for key in keys_anywhere(item)}
+    if isinstance(value, list):
+        return {key for item in value for key in keys_anywhere(item)}
+    return set()
+
+
+def reachable(start: str) -> set[str]:
+    seen, pending = set(), [start]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        pending.extend(transitions(STATES[name]))
+    return seen
+
+
+def has_cycle(removed: set[str]) -> bool:
+    """Depth-first search for a cycle among the states left after removing ``removed``."""
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str) -> bool:
+        if name in removed or name in done:
+            return False
+        if name in visiting:
+            return True
+        visiting.add(name)
+        found = any(visit(target) for target in transitions(STATES[name]))
+        visiting.discard(name)
+        done.add(name)
+        return found
+
+    return any(visit(name) for name in STATES)
+
+
+def failing_tasks() -> list[str]:
+    """States that call AWS or Lambda and so can fail (a Map fails when its inner task does)."""
+    return [name for name, state in STATES.items() if state["Type"] in {"Task", "Map"} and name != NOTIFY]
+
+
+def test_every_state_is_reachable_and_every_transition_exists() -> None:
+    for name, state in STATES.items():
+        assert transitions(state) <= set(STATES), f"{name} points at a missing state"
+    assert reachable(DEFINITION["StartAt"]) == set(STATES)
+
+
+@pytest.mark.parametrize("name", failing_tasks())
+def test_every_failing_task_is_caught_and_notified_under_its_own_name(name: str) -> None:
+    (catcher,) = STATES[name]["Catch"]
+    assert catcher["ErrorEquals"] == ["States.ALL"]
+    assert catcher["ResultPath"] == "$.error"
+    marker = STATES[catcher["Next"]]
+    assert marker == {"Type": "Pass", "Result": name, "ResultPath": "$.failedState", "Next": NOTIFY}
+
+
+def test_retries_never_repeat_the_inspectors_verdicts() -> None:
+    for name, state in STATES.items():
+        for retrier in state.get("Retry", []):
+            assert not {"States.ALL", "EndpointFailed", "EndpointUpdateRolledBack"} & set(
+                retrier["ErrorEquals"]
+            ), name
+            assert retrier["MaxAttempts"] <= 4, name
+
+
+def test_the_inspector_task_retries_lambda_hiccups_and_timeouts() -> None:
+    for name in ("InspectEndpoint", "InspectDeployment"):
+        state = STATES[name]
+        assert state["Resource"] == "${EndpointInspectorFunctionArn}"
+        errors = set(state["Retry"][0]["ErrorEquals"])
+        assert {"Lambda.TooManyRequestsException", "Lambda.ServiceException", "States.Timeout"} <= errors
+        assert state["TimeoutSeconds"] > 60, "longer than the function's own timeout"
+
+
+def test_failures_are_published_then_surface_the_real_error() -> None:
+    notify = STATES[NOTIFY]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Parameters"]["TopicArn"] == "${NotificationTopicArn}"
+    assert notify["Parameters"]["Subject"]
+    assert notify["Parameters"]["Message"] == {
+        "workflow": "sagemaker-model-deployer",
+        "execution.$": "$$.Execution.Id",
+        "state.$": "$.failedState",
+        "error.$": "$.error.Error",
+        "cause.$": "$.error.Cause",
+    }
+    assert notify["ResultPath"] is None, "the error must survive the publish"
+    assert notify["Next"] == notify["Catch"][0]["Next"] == "Failed"
+    assert STATES["Failed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+
+
+def test_errors_raised_by_the_workflow_itself_have_a_name_and_a_cause() -> None:
+    builders = [
+        name
+        for name, state in STATES.items()
+        if state["Type"] == "Pass" and state.get("ResultPath") == "$.error"
+    ]
+    assert len(builders) == 3
+    for name in builders:
+        parameters = STATES[name]["Parameters"]
+        assert re.fullmatch(r"[A-Z]\w+", parameters["Error"]), name
+        assert parameters["Cause.$"].startswith("States.Format("), name
+        assert STATES[STATES[name]["Next"]]["Next"] == NOTIFY
+
+
+def test_waits_take_their_length_from_the_input() -> None:
+    waits = [state for state in STATES.values() if state["Type"] == "Wait"]
+    assert len(waits) == 2
+    assert all(
+        state == {"Type": "Wait", "SecondsPath": "$.pollIntervalSeconds", "Next": state["Next"]}
+        for state in waits
+    )
+
+
+def test_every_loop_is_bounded_by_max_poll_attempts() -> None:
+    budget_checks = {
+        name
+        for name, state in STATES.items()
+        if state["Type"] == "Choice"
+        and any(
+            choice.get("Variable") == "$.polling.attempts"
+            and choice.get("NumericGreaterThanEqualsPath") == "$.maxPollAttempts"
+            for choice in state["Choices"]
+        )
+    }
+    counters = {
+        name
+        for name, state in STATES.items()
+        if state["Type"] == "Pass"
+        and state.get("Parameters") == {"attempts.$": "States.MathAdd($.polling.attempts, 1)"}
+        and state["ResultPath"] == "$.polling"
+    }
+    resets = {name for name, state in STATES.items() if state.get("Result") == {"attempts": 0}}
+    assert has_cycle(set()), "the state machine polls"
+    assert not has_cycle(budget_checks), "a loop skips the maxPollAttempts check"
+    assert not has_cycle(counters), "a loop does not count its attempts"
+    assert len(budget_checks) == len(counters) == len(resets) == 2
+    for reset in resets:
+        assert reset not in reachable(STATES[reset]["Next"]), f"{reset} restarts the count inside its loop"
+
+
+@pytest.mark.parametrize(
+    ("choice", "status_path"),
+    [("IsEndpointIdle", "$.endpointState.status"), ("IsDeploymentDone", "$.deploymentState.status")],
+)
+def test_busy_endpoints_are_waited_for(choice: str, status_path: str) -> None:
+    (busy,) = (rule for rule in STATES[choice]["Choices"] if "Or" in rule)
+    assert {rule["StringEquals"] for rule in busy["Or"]} == BUSY_STATUSES
+    assert all(rule["Variable"] == status_path for rule in busy["Or"])
+    assert STATES[busy["Next"]]["Type"] == "Choice", "busy leads to the bounded wait"
+
+
+def test_the_new_configuration_starts_at_the_endpoints_current_capacity() -> None:
+    (variant,) = STATES["CreateEndpointConfig"]["Parameters"]["ProductionVariants"]
+    assert variant["InitialInstanceCount.$"] == "$.endpointState.instanceCount"
+    assert variant["ModelName.$"] == "$.modelName"
+    assert STATES["UpdateEndpoint"]["Parameters"]["RetainAllVariantProperties"] is True
+
+
+def test_blocking_auto_scaling_is_detached_before_the_update_and_attached_after_in_service() -> None:
+    assert STATES["DoesEndpointExist"]["Choices"][0]["Next"] == "DetachBlockingAutoScaling"
+    detach = STATES["DetachBlockingAutoScaling"]
+    assert detach["ItemsPath"] == "$.endpointState.scalableTargetsToDeregister"
+    assert detach["Next"] == "UpdateEndpoint"
+    inner = detach["ItemProcessor"]["States"]["DeregisterScalableTarget"]
+    assert inner["Resource"] == "arn:aws:states:::aws-sdk:applicationautoscaling:deregisterScalableTarget"
+    assert "Catch" not in inner, "the Map's own Catch reports the failure"
+    in_service = next(
+        rule for rule in STATES["IsDeploymentDone"]["Choices"] if rule.get("StringEquals") == "InService"
+    )
+    assert in_service["Next"] == "RegisterScalableTarget"
+    assert STATES["RegisterScalableTarget"]["Next"] == "PutScalingPolicy"
+    policy = STATES["PutScalingPolicy"]["Parameters"]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert policy["ResourceId.$"] == STATES["RegisterScalableTarget"]["Parameters"]["ResourceId.$"]
+    assert "CreateEndpoint" not in reachable("DetachBlockingAutoScaling")
+
+
+def test_the_output_is_the_documented_contract() -> None:
+    (last,) = (state for state in STATES.values() if state.get("End"))
+    assert set(last["Parameters"]) == {
+        "endpointName.$",
+        "endpointConfigName.$",
+        "endpointArn.$",
+        "instanceCount.$",
+        "updated.$",
+    }
+    assert last["Parameters"]["updated.$"] == "$.endpointState.exists"
+
+
+def test_only_portable_constructs_are_used() -> None:
+    keys = keys_anywhere(DEFINITION)
+    assert not {"QueryLanguage", "Assign", "Arguments", "Output", "RoleArn.$"} & keys
+    for name, state in STATES.items():
+        if state["Type"] == "Task" and state["Resource"].startswith("arn:aws:states:::"):
+            assert not state["Resource"].endswith(".sync"), f"{name}: the poll loop waits, not a .sync task"
+
+
+def test_placeholders_and_definition_substitutions_match() -> None:
+    used = set(re.findall(r"\$\{(\w+)\}", ASL_FILE.read_text()))
+    properties = state_machine_properties()
+    assert used == set(properties["DefinitionSubstitutions"])
+    assert properties["DefinitionUri"] == "statemachine/endpoint-deployment.asl.json"
+    assert properties["Type"] == "STANDARD"

@@ -1,0 +1,321 @@
+"""The endpoint inspector against moto (real describe calls) and botocore stubs (statuses moto cannot reach)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import endpoint_inspector
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from endpoint_inspector import (
+    EndpointDisappeared,
+    EndpointFailed,
+    EndpointUpdateRolledBack,
+    InspectionRequest,
+    InvalidInspectionRequest,
+    inspect_endpoint,
+)
+from moto import mock_aws
+
+ENDPOINT = "survival-endpoint"
+ENDPOINT_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+NEW_CONFIG = "survival-endpoint-11222100-a3f9"
+OLD_CONFIG = "survival-endpoint-11211500-77b0"
+TARGET = f"endpoint/{ENDPOINT}/variant/AllTraffic"
+DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+def request(**changes: Any) -> InspectionRequest:
+    event = {
+        "endpointName": ENDPOINT,
+        "variantName": "AllTraffic",
+        "instanceType": "ml.c5.2xlarge",
+        "requestedInstanceCount": 1,
+    }
+    return InspectionRequest.model_validate(event | changes)
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        sagemaker = boto3.client("sagemaker")
+        sagemaker.create_model(
+            ModelName="survival-model",
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
+            PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-predictor:1"},
+        )
+        yield {"sagemaker": sagemaker, "autoscaling": boto3.client("application-autoscaling")}
+
+
+def deploy(aws: dict[str, Any], variants: dict[str, tuple[str, int]], config: str = OLD_CONFIG) -> None:
+    """An endpoint serving ``config`` with variants {name: (instance type, count)}."""
+    aws["sagemaker"].create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {
+                "VariantName": name,
+                "ModelName": "survival-model",
+                "InstanceType": instance_type,
+                "InitialInstanceCount": count,
+            }
+            for name, (instance_type, count) in variants.items()
+        ],
+    )
+    aws["sagemaker"].create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
+
+
+def register(aws: dict[str, Any], variant: str = "AllTraffic") -> None:
+    aws["autoscaling"].register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=f"endpoint/{ENDPOINT}/variant/{variant}",
+        ScalableDimension=DIMENSION,
+        MinCapacity=1,
+        MaxCapacity=4,
+    )
+
+
+def inspect(aws: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return inspect_endpoint(request(**changes), aws["sagemaker"], aws["autoscaling"]).model_dump()
+
+
+def test_a_missing_endpoint_is_reported_with_the_requested_capacity(aws: dict[str, Any]) -> None:
+    assert inspect(aws, requestedInstanceCount=2) == {
+        "exists": False,
+        "status": "NotFound",
+        "failureReason": None,
+        "endpointArn": None,
+        "endpointConfigName": None,
+        "instanceCount": 2,
+        "scalableTargetRegistered": False,
+        "scalableTargetsToDeregister": [],
+    }
+
+
+def test_an_existing_endpoint_keeps_its_current_capacity(aws: dict[str, Any]) -> None:
+    deploy(aws, {"AllTraffic": ("ml.c5.2xlarge", 3)})
+
+    inspection = inspect(aws, requestedInstanceCount=1)
+
+    assert inspection["exists"] is True
+    assert inspection["status"] == "InService"
+    assert inspection["endpointArn"] == ENDPOINT_ARN
+    assert inspection["endpointConfigName"] == OLD_CONFIG
+    assert inspection["instanceCount"] == 3
+    assert inspection["scalableTargetRegistered"] is False
+
+
+def test_auto_scaling_stays_attached_when_the_update_only_changes_the_model(aws: dict[str, Any]) -> None:
+    deploy(aws, {"AllTraffic": ("ml.c5.2xlarge", 2)})
+    register(aws)
+
+    inspection = inspect(aws)
+
+    assert inspection["scalableTargetRegistered"] is True
+    assert inspection["scalableTargetsToDeregister"] == []
+
+
+def test_a_new_instance_type_detaches_auto_scaling_first(aws: dict[str, Any]) -> None:
+    deploy(aws, {"AllTraffic": ("ml.m5.large", 2)})
+    register(aws)
+
+    inspection = inspect(aws)
+
+    assert inspection["scalableTargetsToDeregister"] == [TARGET]
+    assert inspection["instanceCount"] == 2
+
+
+def test_replaced_variants_are_detached_and_their_capacity_carried_over(aws: dict[str, Any]) -> None:
+    deploy(aws, {"Blue": ("ml.c5.2xlarge", 2), "Green": ("ml.c5.2xlarge", 1)})
+    register(aws, "Blue")
+
+    inspection = inspect(aws)
+
+    assert inspection["scalableTargetsToDeregister"] == [f"endpoint/{ENDPOINT}/variant/Blue"]
+    assert inspection["scalableTargetRegistered"] is False
+    assert inspection["instanceCount"] == 3
+
+
+def test_targets_of_other_endpoints_are_left_alone(aws: dict[str, Any]) -> None:
+    deploy(aws, {"AllTraffic": ("ml.m5.large", 1)})
+    aws["autoscaling"].register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId="endpoint/other-endpoint/variant/AllTraffic",
+        ScalableDimension=DIMENSION,
+        MinCapacity=1,
+        MaxCapacity=2,
+    )
+
+    assert inspect(aws)["scalableTargetsToDeregister"] == []
+
+
+def test_a_deleted_served_configuration_detaches_every_target(aws: dict[str, Any]) -> None:
+    deploy(aws, {"AllTraffic": ("ml.c5.2xlarge", 2)})
+    register(aws)
+    aws["sagemaker"].delete_endpoint_config(EndpointConfigName=OLD_CONFIG)
+
+    assert inspect(aws)["scalableTargetsToDeregister"] == [TARGET]
+
+
+def test_the_handler_validates_its_input_and_returns_json(
+    aws: dict[str, Any], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(endpoint_inspector, "_clients", {})
+    deploy(aws, {"AllTraffic": ("ml.c5.2xlarge", 2)})
+    event = {
+        "endpointName": ENDPOINT,
+        "variantName": "AllTraffic",
+        "instanceType": "ml.c5.2xlarge",
+        "requestedInstanceCount": 1,
+        "expectedEndpointConfigName": OLD_CONFIG,
+    }
+
+    result = endpoint_inspector.lambda_handler(event, lambda_context)
+
+    assert result["status"] == "InService"
+    assert result["instanceCount"] == 2
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (
+            {"variantName": "AllTraffic", "instanceType": "ml.c5.2xlarge", "requestedInstanceCount": 1},
+            "endpointName",
+        ),
+        (
+            {
+                "endpointName": ENDPOINT,
+                "variantName": "AllTraffic",
+                "instanceType": "ml.c5.2xlarge",
+                "requestedInstanceCount": 0,
+            },
+            "requestedInstanceCount",
+        ),
+        ("not an object", "endpoint inspection input"),
+    ],
+)
+def test_bad_input_is_named(event: Any, message: str, lambda_context: Any) -> None:
+    with pytest.raises(InvalidInspectionRequest, match=message):
+        endpoint_inspector.lambda_handler(event, lambda_context)
+
+
+# Statuses moto never reaches, and AWS errors, come from stubbed clients.
+
+
+@pytest.fixture
+def stubbed() -> Iterator[dict[str, Any]]:
+    sagemaker = boto3.client("sagemaker")
+    autoscaling = boto3.client("application-autoscaling")
+    with Stubber(sagemaker) as sagemaker_stub, Stubber(autoscaling) as autoscaling_stub:
+        yield {
+            "sagemaker": sagemaker,
+            "autoscaling": autoscaling,
+            "sagemaker_stub": sagemaker_stub,
+            "autoscaling_stub": autoscaling_stub,
+        }
+        sagemaker_stub.assert_no_pending_responses()
+        autoscaling_stub.assert_no_pending_responses()
+
+
+def described(
+    stubbed: dict[str, Any], status: str, config: str = OLD_CONFIG, reason: str | None = None
+) -> None:
+    """DescribeEndpoint answers ``status``; no auto-scaling target is registered."""
+    response: dict[str, Any] = {
+        "EndpointName": ENDPOINT,
+        "EndpointArn": ENDPOINT_ARN,
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": "2026-11-22T21:00:00Z",
+        "LastModifiedTime": "2026-11-22T21:05:00Z",
+        "ProductionVariants": [
+            {"VariantName": "AllTraffic", "CurrentInstanceCount": 2, "DesiredInstanceCount": 2}
+        ],
+    }
+    if reason:
+        response["FailureReason"] = reason
+    stubbed["sagemaker_stub"].add_response("describe_endpoint", response, {"EndpointName": ENDPOINT})
+    stubbed["autoscaling_stub"].add_response("describe_scalable_targets", {"ScalableTargets": []})
+
+
+@pytest.mark.parametrize("status", ["Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"])
+def test_busy_statuses_are_reported_for_the_state_machine_to_wait(
+    stubbed: dict[str, Any], status: str
+) -> None:
+    described(stubbed, status)
+    assert inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)["status"] == status
+
+
+def test_a_failed_endpoint_stops_the_run_and_says_what_to_do(stubbed: dict[str, Any]) -> None:
+    described(stubbed, "Failed", reason="Image not found")
+    with pytest.raises(
+        EndpointFailed, match=r"Image not found.*delete-endpoint --endpoint-name survival-endpoint"
+    ):
+        inspect(stubbed)
+
+
+def test_an_update_rollback_failure_is_repaired_by_deploying_again(stubbed: dict[str, Any]) -> None:
+    described(stubbed, "UpdateRollbackFailed", reason="rollback failed")
+    assert inspect(stubbed)["status"] == "UpdateRollbackFailed"
+
+
+def test_an_update_rollback_failure_during_the_deployment_fails_it(stubbed: dict[str, Any]) -> None:
+    described(stubbed, "UpdateRollbackFailed", config=NEW_CONFIG, reason="rollback failed")
+    with pytest.raises(EndpointFailed, match="rollback failed"):
+        inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)
+
+
+def test_a_rolled_back_update_is_a_failure_not_a_success(stubbed: dict[str, Any]) -> None:
+    described(stubbed, "InService", config=OLD_CONFIG, reason="health check failed")
+    with pytest.raises(EndpointUpdateRolledBack, match=f"health check failed.*still serves {OLD_CONFIG}"):
+        inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)
+
+
+def test_the_deployed_configuration_in_service_is_a_success(stubbed: dict[str, Any]) -> None:
+    described(stubbed, "InService", config=NEW_CONFIG)
+    inspection = inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)
+    assert (inspection["status"], inspection["instanceCount"]) == ("InService", 2)
+
+
+def test_an_endpoint_deleted_during_the_deployment_fails_it(stubbed: dict[str, Any]) -> None:
+    stubbed["sagemaker_stub"].add_client_error(
+        "describe_endpoint", "ValidationException", f"Could not find endpoint '{ENDPOINT_ARN}'."
+    )
+    with pytest.raises(EndpointDisappeared):
+        inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("ThrottlingException", "Rate exceeded"),
+        ("AccessDeniedException", "not authorized to perform: sagemaker:DescribeEndpoint"),
+        ("ValidationException", "1 validation error detected: Value at 'endpointName' failed"),
+    ],
+)
+def test_only_a_missing_endpoint_means_not_found(stubbed: dict[str, Any], code: str, message: str) -> None:
+    stubbed["sagemaker_stub"].add_client_error("describe_endpoint", code, message)
+    with pytest.raises(ClientError, match=code):
+        inspect(stubbed)
+
+
+def test_auto_scaling_errors_propagate(stubbed: dict[str, Any]) -> None:
+    stubbed["sagemaker_stub"].add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": ENDPOINT,
+            "EndpointArn": ENDPOINT_ARN,
+            "EndpointConfigName": OLD_CONFIG,
+            "EndpointStatus": "InService",
+            "CreationTime": "2026-11-22T21:00:00Z",
+            "LastModifiedTime": "2026-11-22T21:05:00Z",
+        },
+    )
+    stubbed["autoscaling_stub"].add_client_error(
+        "describe_scalable_targets", "AccessDeniedException", "denied"
+    )
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        inspect(stubbed)
