@@ -243,3 +243,23 @@ def test_placeholders_and_definition_substitutions_match() -> None:
     assert used == set(properties["DefinitionSubstitutions"])
     assert properties["DefinitionUri"] == "statemachine/endpoint-deployment.asl.json"
     assert properties["Type"] == "STANDARD"
+
+
+def test_the_template_names_nothing_and_grants_wildcards_only_where_unavoidable() -> None:
+    template = cfn_yaml.load(str(APP / "template.yaml"))
+    assert {"Environment", "SharedLayerArn", "NotificationTopicArn"} <= set(template["Parameters"])
+    assert "Default" not in template["Parameters"]["SharedLayerArn"]
+    for resource in template["Resources"].values():
+        assert not {"FunctionName", "StateMachineName", "TopicName", "RoleName"} & set(resource["Properties"])
+    wildcard_actions = set()
+    for resource in template["Resources"].values():
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []):
+                if statement["Resource"] == "*":
+                    actions = statement["Action"]
+                    wildcard_actions |= {actions} if isinstance(actions, str) else set(actions)
+    assert {action.split(":")[0] for action in wildcard_actions} == {"application-autoscaling", "logs"}
+    assert {action for action in wildcard_actions if action.startswith("application-autoscaling:")} == {
+        "application-autoscaling:DescribeScalableTargets"
+    }
+    assert {"StateMachineArn", "StateMachineName", "NotificationTopicArn"} <= set(template["Outputs"])
