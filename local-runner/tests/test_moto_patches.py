@@ -20,6 +20,7 @@ from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -144,12 +145,14 @@ def test_install_refuses_another_moto_version(monkeypatch: pytest.MonkeyPatch) -
 def test_install_is_idempotent_and_uninstall_restores_moto(handlers: Handlers) -> None:
     patched_invoke = LambdaFunction.invoke
     replacement = Handlers()
-    moto_patches.install(replacement.resolve)
+    moto_patches.install(replacement.resolve, sync_poll_seconds=0.01)
     assert LambdaFunction.invoke is patched_invoke
     assert moto_patches._state.resolver == replacement.resolve
+    assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.01
 
     moto_patches.uninstall()
     assert LambdaFunction.invoke is not patched_invoke
+    assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.5
     assert "applicationautoscaling" not in moto_patches.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     moto_patches.install(handlers.resolve, sync_poll_seconds=0.05)  # the fixture uninstalls again
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
 
-import boto3
+import botocore.session
 import moto
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel, ServiceModel
@@ -173,26 +173,24 @@ def install(lambda_resolver: LambdaResolver, *, sync_poll_seconds: float = 0.2) 
             f"moto {moto.__version__} is installed; these patches rely on moto {MOTO_VERSION} internals"
         )
     _state.resolver = lambda_resolver
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = sync_poll_seconds  # type: ignore[misc]
-    if _state.originals:
-        return
+    if not _state.originals:
+        _patch_moto(sync_poll_seconds)
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = sync_poll_seconds
+
+
+def _patch_moto(sync_poll_seconds: float) -> None:
     _replace(LambdaFunction, "invoke", _invoke_in_process)
     _replace(StateTaskService, "_normalise_parameters", _normalise_parameters)
     _replace(StateTaskService, "_normalise_response", _normalise_response)
     _replace(state_task_factory, "state_task_service_for", _state_task_service_for)
-    _replace(
-        state_task_service_aws_sdk,
-        "_SERVICE_ERROR_NAMES",
-        {
-            **state_task_service_aws_sdk._SERVICE_ERROR_NAMES,
-            **_AWS_SDK_ERROR_PREFIXES,
-        },
-    )
+    _replace(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", sync_poll_seconds)
+    error_prefixes = {**state_task_service_aws_sdk._SERVICE_ERROR_NAMES, **_AWS_SDK_ERROR_PREFIXES}
+    _replace(state_task_service_aws_sdk, "_SERVICE_ERROR_NAMES", error_prefixes)
     _replace(StepFunctionsParserBackend, "start_execution", _start_execution_named)
     overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     for sfn_name, boto_name in _dashless_service_names().items():
         if sfn_name not in overrides:
-            overrides[sfn_name] = boto_name  # type: ignore[index]
+            overrides[sfn_name] = boto_name
             _state.added_service_names.append(sfn_name)
 
 
@@ -201,8 +199,7 @@ def uninstall() -> None:
     for owner, name, original in reversed(_state.originals):
         setattr(owner, name, original)
     for sfn_name in _state.added_service_names:
-        StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES.pop(sfn_name)  # type: ignore[attr-defined]
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.5  # type: ignore[misc]
+        StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES.pop(sfn_name)
     _state.originals.clear()
     _state.added_service_names.clear()
     _state.resolver = None
@@ -287,8 +284,13 @@ def _log_tail(function: LambdaFunction, log: str, request_headers: Any, response
 
 
 @cache
+def _botocore_session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+@cache
 def _service_model(boto_service_name: str) -> ServiceModel:
-    return boto3.session.Session()._session.get_service_model(boto_service_name)  # type: ignore[attr-defined]
+    return _botocore_session().get_service_model(boto_service_name)
 
 
 @cache
@@ -302,7 +304,7 @@ def _operation_model(boto_service_name: str, snake_action: str) -> OperationMode
 
 @cache
 def _dashless_service_names() -> dict[str, str]:
-    names = boto3.session.Session().get_available_services()
+    names = _botocore_session().get_available_services()
     return {name.replace("-", ""): name for name in names if "-" in name}
 
 
