@@ -1,0 +1,65 @@
+"""The `train` console script: what SageMaker runs (`docker run <image> train`) and what the local pipeline runs.
+
+Exit codes: 0 success, 2 bad input (hyperparameters, channels, data), 1 anything else, including a stop by
+SIGTERM (a spot interruption: the last checkpoint is kept). On failure the one-line reason goes to stderr and
+to `<SAGEMAKER_BASE_DIR>/output/failure`, where SageMaker reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+
+from .environment import BASE_DIR_ENV, MAX_MEM_SIZE_ENV, Environment
+from .errors import TrainingError, TrainingInputError
+from .training import train
+
+logger = logging.getLogger("h2o_gbm_trainer")
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+MAX_REASON_CHARS = 1000
+
+
+class Interrupted(TrainingError):
+    pass
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(
+        "stopped by SIGTERM (e.g. a spot interruption); the last checkpoint is kept for a restart"
+    )
+
+
+def _fail(env: Environment, reason: str, exit_code: int) -> int:
+    one_line = " ".join(reason.split())[:MAX_REASON_CHARS]
+    print(f"training failed: {one_line}", file=sys.stderr, flush=True)
+    env.failure_file.parent.mkdir(parents=True, exist_ok=True)
+    env.failure_file.write_text(one_line + "\n", encoding="utf-8")
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="train",
+        description=f"Train an H2O GBM under the SageMaker training contract rooted at ${BASE_DIR_ENV} "
+        f"(default /opt/ml). JVM heap: ${MAX_MEM_SIZE_ENV} (e.g. 4G; default half of the memory).",
+    ).parse_known_args(argv)  # SageMaker may pass its own arguments: only --help is ours.
+    logging.basicConfig(
+        stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    env = Environment.from_env()
+    try:
+        train(env)
+    except TrainingInputError as error:
+        return _fail(env, str(error), EXIT_BAD_INPUT)
+    except TrainingError as error:
+        return _fail(env, str(error), EXIT_FAILED)
+    except Exception as error:
+        logger.exception("unexpected error")
+        return _fail(env, f"unexpected error: {type(error).__name__}: {error}", EXIT_FAILED)
+    return 0

@@ -1,0 +1,212 @@
+"""One training job: hyperparameters -> private H2O JVM -> data -> GBM (checkpointed) -> MOJO + metadata."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h2o
+from h2o.estimators import H2OGradientBoostingEstimator
+from h2o.exceptions import H2OResponseError
+
+from .checkpoints import CheckpointStore, fingerprint, tree_count
+from .cluster import local_h2o
+from .data import TrainingData, check_input_data_config, load_training_data
+from .environment import TRAINING_CHANNEL, VALIDATION_CHANNEL, Environment
+from .errors import TrainingInputError
+from .hyperparameters import Hyperparameters, decode_hyperparameters
+from .metrics import collect_metrics, metric_lines
+
+logger = logging.getLogger(__name__)
+
+MOJO_FILE = "model.zip"
+GENMODEL_JAR = "h2o-genmodel.jar"
+METADATA_FILE = "model-metadata.json"
+METADATA_FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainingReport:
+    """What the job did, for callers such as the benchmark; seconds per phase in `seconds`."""
+
+    trees: int = 0
+    resumed_from_trees: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def read_hyperparameters(env: Environment) -> Hyperparameters:
+    path = env.hyperparameters_file
+    if not path.is_file():
+        raise TrainingInputError(f"missing {path} (the job's hyperparameters)")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise TrainingInputError(f"input/config/hyperparameters.json is not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise TrainingInputError("input/config/hyperparameters.json must be a JSON object of strings")
+    return decode_hyperparameters(raw)
+
+
+def _rejected_parameters(error: H2OResponseError) -> TrainingInputError | None:
+    """H2O's 'ERRR on field: _min_rows: ...' validation messages as one line naming the hyperparameters."""
+    message = str(getattr(error.args[0], "msg", "")) if error.args else ""
+    problems = re.findall(r"ERRR on field: _(\w+): (.+?)(?=\s*ERRR on field:|$)", message, flags=re.DOTALL)
+    if not problems:
+        return None
+    return TrainingInputError(
+        "H2O rejected the hyperparameters: "
+        + "; ".join(f"{name}: {' '.join(reason.split())}" for name, reason in problems)
+    )
+
+
+def _fit(hyperparameters: Hyperparameters, data: TrainingData, ntrees: int, checkpoint_id: str | None) -> Any:
+    estimator = H2OGradientBoostingEstimator(
+        **hyperparameters.gbm_parameters(), ntrees=ntrees, checkpoint=checkpoint_id
+    )
+    try:
+        estimator.train(
+            x=data.feature_columns,
+            y=data.target,
+            training_frame=data.training,
+            validation_frame=data.validation,
+        )
+    except H2OResponseError as error:
+        rejected = _rejected_parameters(error)
+        if rejected:
+            raise rejected from None
+        raise
+    return estimator
+
+
+def build_model(
+    hyperparameters: Hyperparameters,
+    data: TrainingData,
+    checkpoints: CheckpointStore | None,
+    report: TrainingReport,
+) -> Any:
+    """Grow the GBM `checkpoint_interval` trees at a time, saving a checkpoint after each step.
+
+    Without a checkpoint folder the whole model is built in one step."""
+    model, trees = None, 0
+    if checkpoints:
+        restored = checkpoints.restore(max_trees=hyperparameters.ntrees)
+        if restored:
+            model, trees = restored.model, restored.trees
+            report.resumed_from_trees = trees
+            logger.info("resumed from checkpoint: %d trees already built", trees)
+            if restored.finished or trees == hyperparameters.ntrees:
+                return model
+    step = hyperparameters.checkpoint_interval if checkpoints else hyperparameters.ntrees
+    while True:
+        goal = min(trees + step, hyperparameters.ntrees)
+        model = _fit(hyperparameters, data, goal, model.model_id if model else None)
+        built = tree_count(model)
+        finished = built < goal or goal == hyperparameters.ntrees  # fewer trees than asked: stopped early
+        if checkpoints:
+            checkpoints.save(model, finished=finished)
+            logger.info("checkpoint saved: %d of %d trees", built, hyperparameters.ntrees)
+        if finished:
+            return model
+        trees = built
+
+
+def _features(model: Any, target: str) -> list[dict[str, Any]]:
+    """The columns the model uses, in its order (H2O's output lists the response last)."""
+    output = model._model_json["output"]
+    return [
+        {"name": name, "type": "enum" if kind == "Enum" else "numeric", "domain": domain}
+        for name, kind, domain in zip(output["names"], output["column_types"], output["domains"], strict=True)
+        if name != target
+    ]
+
+
+def export_model(
+    model: Any, data: TrainingData, hyperparameters: Hyperparameters, model_dir: Path
+) -> dict[str, Any]:
+    """Write the MOJO, the genmodel jar and model-metadata.json (the predictor's contract) to model_dir."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    written = Path(
+        model.download_mojo(path=str(model_dir), get_genmodel_jar=True, genmodel_name=GENMODEL_JAR)
+    )
+    written.replace(model_dir / MOJO_FILE)
+
+    category = model._model_json["output"]["model_category"]
+    if category not in ("Binomial", "Multinomial", "Regression"):
+        raise TrainingInputError(
+            f"the target {data.target!r} gives a {category} model; expected a class or a number"
+        )
+    validation = data.validation
+    metadata = {
+        "format_version": METADATA_FORMAT_VERSION,
+        "mojo_file": MOJO_FILE,
+        "genmodel_jar": GENMODEL_JAR,
+        "h2o_version": h2o.__version__,
+        "algorithm": "gbm",
+        "model_category": category,
+        "target": data.target,
+        "target_domain": None if category == "Regression" else model._model_json["output"]["domains"][-1],
+        "input_columns": data.input_columns,
+        "features": _features(model, data.target),
+        "metrics": {
+            VALIDATION_CHANNEL: (
+                collect_metrics(model.model_performance(test_data=validation), category)
+                if validation is not None
+                else None
+            ),
+            TRAINING_CHANNEL: collect_metrics(model.model_performance(test_data=data.training), category),
+        },
+        "hyperparameters": hyperparameters.as_json(),
+    }
+    (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    return metadata
+
+
+def train(env: Environment) -> TrainingReport:
+    """Run one job under `env`; raise TrainingError (or TrainingInputError) with the failure reason."""
+    report = TrainingReport()
+    hyperparameters = read_hyperparameters(env)
+    check_input_data_config(env)
+    started = time.perf_counter()
+    with local_h2o(env.max_mem_bytes) as server:
+        report.seconds["jvm_start"] = time.perf_counter() - started
+        logger.info("H2O JVM up in %.2f s (port %d)", report.seconds["jvm_start"], server.port)
+
+        started = time.perf_counter()
+        data = load_training_data(env, hyperparameters)
+        report.seconds["data_load"] = time.perf_counter() - started
+        validation_rows = data.validation.nrows if data.validation is not None else 0
+        logger.info(
+            "data loaded in %.2f s: training %d rows x %d columns, validation %d rows",
+            report.seconds["data_load"],
+            data.training.nrows,
+            data.training.ncols,
+            validation_rows,
+        )
+
+        checkpoints = None
+        if env.checkpoint_dir.is_dir():
+            checkpoints = CheckpointStore(
+                env.checkpoint_dir, fingerprint(data.fingerprint, hyperparameters.as_json())
+            )
+        logger.info("training started: up to %d trees", hyperparameters.ntrees)
+        started = time.perf_counter()
+        model = build_model(hyperparameters, data, checkpoints, report)
+        report.trees = tree_count(model)
+        report.seconds["train"] = time.perf_counter() - started
+        logger.info("training finished in %.2f s: %d trees", report.seconds["train"], report.trees)
+
+        started = time.perf_counter()
+        report.metadata = export_model(model, data, hyperparameters, env.model_dir)
+        report.seconds["export"] = time.perf_counter() - started
+        logger.info("model exported in %.2f s to %s", report.seconds["export"], env.model_dir)
+
+    channel = VALIDATION_CHANNEL if data.validation is not None else TRAINING_CHANNEL
+    for line in metric_lines(channel, report.metadata["metrics"][channel]):
+        print(line, flush=True)
+    return report
