@@ -54,7 +54,7 @@ class TrainingJobNotFound(LookupError):
 
 
 class ModelArtifactMissing(RuntimeError):
-    """The best training job has no model artifact to deploy."""
+    """The best training job has no usable model artifact."""
 
 
 class AlgorithmNotFound(LookupError):
@@ -179,7 +179,9 @@ def inference_image(sagemaker: Any, algorithm: AlgorithmSource) -> str:
         description = sagemaker.describe_algorithm(AlgorithmName=arn)
     except ClientError as error:
         if is_not_found(error):
-            raise AlgorithmNotFound(f"Algorithm {arn} does not exist or is not visible to this account.") from None
+            raise AlgorithmNotFound(
+                f"Algorithm {arn} does not exist or is not visible to this account."
+            ) from None
         raise
     containers = description.get("InferenceSpecification", {}).get("Containers", [])
     if not containers or not containers[0].get("Image"):
@@ -195,11 +197,16 @@ def select_best_model(request: SelectionRequest, sagemaker: Any) -> BestModel:
     tuning_job_name = request.hyper_parameter_tuning_job_name
     best = best_training_job(describe_tuning_job(sagemaker, tuning_job_name))
     training_job = describe_training_job(sagemaker, best["TrainingJobName"], tuning_job_name)
-    artifact = training_job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
-    if training_job["TrainingJobStatus"] != "Completed" or not artifact:
+    status = training_job["TrainingJobStatus"]
+    if status != "Completed":
         raise ModelArtifactMissing(
-            f"Training job {best['TrainingJobName']} is {training_job['TrainingJobStatus']} and has no model "
-            "artifact; its CloudWatch log says why the trainer saved no model."
+            f"Training job {best['TrainingJobName']} is {status}: only a Completed job's model is deployed."
+        )
+    artifact = training_job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    if not artifact:
+        raise ModelArtifactMissing(
+            f"Training job {best['TrainingJobName']} completed without a model artifact; its CloudWatch log "
+            "(/aws/sagemaker/TrainingJobs) says why the trainer saved no model."
         )
     objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
     selected = BestModel(
