@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(default /opt/ml). JVM heap: ${MAX_MEM_SIZE_ENV} (e.g. 4G; default half of the memory).",
     ).parse_known_args(argv)  # SageMaker may pass its own arguments: only --help is ours.
     logging.basicConfig(
-        stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s [trainer] %(message)s"
     )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     env = Environment.from_env()

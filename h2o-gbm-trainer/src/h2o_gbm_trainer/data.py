@@ -25,8 +25,6 @@ class TrainingData:
     """The training header minus the target: the field order of a header-less scoring request."""
     feature_columns: list[str]
     """What the model is offered (H2O may still drop constant or string columns)."""
-    fingerprint: str
-    """Changes when any channel file is added, removed or resized: a checkpoint only fits the same data."""
 
 
 def check_input_data_config(env: Environment) -> None:
@@ -134,18 +132,26 @@ def _fingerprint(files_by_channel: dict[str, list[Path]], env: Environment) -> s
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
-def load_training_data(env: Environment, hyperparameters: Hyperparameters) -> TrainingData:
+@dataclass(frozen=True)
+class Channels:
+    """The channels' files, checked before the JVM starts so bad input fails in well under a second."""
+
+    training: list[Path]
+    validation: list[Path]
+    fingerprint: str
+    """Changes when any channel file is added, removed or resized: a checkpoint only fits the same data."""
+
+
+def find_channels(env: Environment, hyperparameters: Hyperparameters) -> Channels:
+    check_input_data_config(env)
     training_files = channel_files(env, TRAINING_CHANNEL)
     if not training_files:
         raise TrainingInputError(
             f"the required channel {TRAINING_CHANNEL!r} is missing: no folder {env.channel_dir(TRAINING_CHANNEL)}"
         )
-    validation_files = channel_files(env, VALIDATION_CHANNEL)
-
-    training = _import(training_files, TRAINING_CHANNEL, column_types=None)
-    columns = list(training.names)
+    columns = _header(training_files[0], TRAINING_CHANNEL)
     _check_columns(hyperparameters, columns)
-    validation = None
+    validation_files = channel_files(env, VALIDATION_CHANNEL)
     if validation_files:
         header = _header(validation_files[0], VALIDATION_CHANNEL)
         missing = [
@@ -155,9 +161,20 @@ def load_training_data(env: Environment, hyperparameters: Hyperparameters) -> Tr
             raise TrainingInputError(
                 f"channel {VALIDATION_CHANNEL!r} lacks the training column {missing[0]!r}"
             )
+    files_by_channel = {TRAINING_CHANNEL: training_files, VALIDATION_CHANNEL: validation_files}
+    return Channels(training_files, validation_files, _fingerprint(files_by_channel, env))
+
+
+def load_training_data(channels: Channels, hyperparameters: Hyperparameters) -> TrainingData:
+    training = _import(channels.training, TRAINING_CHANNEL, column_types=None)
+    columns = list(training.names)
+    _check_columns(hyperparameters, columns)
+    validation = None
+    if channels.validation:
+        header = _header(channels.validation[0], VALIDATION_CHANNEL)
         # Parse validation like training, so a column is never numeric in one and categorical in the other.
         parsed_types = {name: kind for name, kind in training.types.items() if name in header}
-        validation = _import(validation_files, VALIDATION_CHANNEL, column_types=parsed_types)
+        validation = _import(channels.validation, VALIDATION_CHANNEL, column_types=parsed_types)
         _set_column_types(validation, hyperparameters, VALIDATION_CHANNEL)
     _set_column_types(training, hyperparameters, TRAINING_CHANNEL)
 
@@ -170,7 +187,4 @@ def load_training_data(env: Environment, hyperparameters: Hyperparameters) -> Tr
         feature_columns=[
             name for name in columns if name != target and name not in hyperparameters.ignored_columns
         ],
-        fingerprint=_fingerprint(
-            {TRAINING_CHANNEL: training_files, VALIDATION_CHANNEL: validation_files}, env
-        ),
     )

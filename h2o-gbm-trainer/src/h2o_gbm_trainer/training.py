@@ -16,7 +16,7 @@ from h2o.exceptions import H2OResponseError
 
 from .checkpoints import CheckpointStore, fingerprint, tree_count
 from .cluster import local_h2o
-from .data import TrainingData, check_input_data_config, load_training_data
+from .data import TrainingData, find_channels, load_training_data
 from .environment import TRAINING_CHANNEL, VALIDATION_CHANNEL, Environment
 from .errors import TrainingInputError
 from .hyperparameters import Hyperparameters, decode_hyperparameters
@@ -171,14 +171,14 @@ def train(env: Environment) -> TrainingReport:
     """Run one job under `env`; raise TrainingError (or TrainingInputError) with the failure reason."""
     report = TrainingReport()
     hyperparameters = read_hyperparameters(env)
-    check_input_data_config(env)
+    channels = find_channels(env, hyperparameters)
     started = time.perf_counter()
     with local_h2o(env.max_mem_bytes) as server:
         report.seconds["jvm_start"] = time.perf_counter() - started
         logger.info("H2O JVM up in %.2f s (port %d)", report.seconds["jvm_start"], server.port)
 
         started = time.perf_counter()
-        data = load_training_data(env, hyperparameters)
+        data = load_training_data(channels, hyperparameters)
         report.seconds["data_load"] = time.perf_counter() - started
         validation_rows = data.validation.nrows if data.validation is not None else 0
         logger.info(
@@ -192,7 +192,7 @@ def train(env: Environment) -> TrainingReport:
         checkpoints = None
         if env.checkpoint_dir.is_dir():
             checkpoints = CheckpointStore(
-                env.checkpoint_dir, fingerprint(data.fingerprint, hyperparameters.as_json())
+                env.checkpoint_dir, fingerprint(channels.fingerprint, hyperparameters.as_json())
             )
         logger.info("training started: up to %d trees", hyperparameters.ntrees)
         started = time.perf_counter()

@@ -1,0 +1,151 @@
+"""Job folders laid out like SageMaker's /opt/ml, and `train` runs as real processes against them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAIN_CSV = REPO_ROOT / "examples" / "train.csv"
+VALIDATION_CSV = REPO_ROOT / "examples" / "validation.csv"
+ORIGINAL_HYPERPARAMETERS = REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json"
+TUNER_ASL = REPO_ROOT / "sagemaker-model-tuner" / "statemachine" / "model-tuning.asl.json"
+TRAIN_EXECUTABLE = Path(sys.executable).with_name("train")
+# Small heap: two jobs run at once in some tests, next to the rest of the suite.
+JOB_ENVIRONMENT = {"H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G", "PYTHONUNBUFFERED": "1"}
+
+
+@dataclass(frozen=True)
+class JobRun:
+    base_dir: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def failure(self) -> str | None:
+        failure_file = self.base_dir / "output" / "failure"
+        return failure_file.read_text() if failure_file.exists() else None
+
+    def metadata(self) -> dict:
+        return json.loads((self.model_dir / "model-metadata.json").read_text())
+
+
+class Jobs:
+    """Tests reach these helpers through the `jobs` fixture (importlib mode: conftest is not importable)."""
+
+    train_csv = TRAIN_CSV
+    validation_csv = VALIDATION_CSV
+
+    @staticmethod
+    def original_hyperparameters() -> dict[str, str]:
+        return json.loads(ORIGINAL_HYPERPARAMETERS.read_text())["staticHyperParameters"]
+
+    @staticmethod
+    def make(
+        base_dir: Path,
+        hyperparameters: dict[str, str],
+        channels: dict[str, Path],
+        with_checkpoints: bool = False,
+    ) -> Path:
+        """A SAGEMAKER_BASE_DIR with the given hyperparameters and one CSV per channel."""
+        config = base_dir / "input" / "config"
+        config.mkdir(parents=True)
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        (config / "inputdataconfig.json").write_text(
+            json.dumps({name: {"ContentType": "text/csv", "TrainingInputMode": "File"} for name in channels})
+        )
+        for name, csv_file in channels.items():
+            folder = base_dir / "input" / "data" / name
+            folder.mkdir(parents=True)
+            (folder / csv_file.name).write_bytes(csv_file.read_bytes())
+        if with_checkpoints:
+            (base_dir / "checkpoints").mkdir()
+        return base_dir
+
+    @staticmethod
+    def start(base_dir: Path) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(TRAIN_EXECUTABLE)],
+            env=os.environ | JOB_ENVIRONMENT | {"SAGEMAKER_BASE_DIR": str(base_dir)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, so a test can signal the job like SageMaker does
+        )
+
+    @staticmethod
+    def finish(process: subprocess.Popen[str], base_dir: Path, timeout: float = 120) -> JobRun:
+        stdout, stderr = process.communicate(timeout=timeout)
+        return JobRun(base_dir, process.returncode, stdout, stderr)
+
+    def run(self, base_dir: Path) -> JobRun:
+        return self.finish(self.start(base_dir), base_dir)
+
+
+@pytest.fixture(scope="session")
+def jobs() -> Jobs:
+    return Jobs()
+
+
+@pytest.fixture(scope="session")
+def metric_definitions() -> dict[str, re.Pattern[str]]:
+    """The tuner's MetricDefinitions, read from its state machine: the one place they live."""
+    found: list[dict[str, str]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "MetricDefinitions":
+                    found.extend(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(TUNER_ASL.read_text()))
+    assert found, f"no MetricDefinitions in {TUNER_ASL}"
+    return {definition["Name"]: re.compile(definition["Regex"]) for definition in found}
+
+
+@pytest.fixture(scope="session")
+def scrape_metrics(metric_definitions: dict[str, re.Pattern[str]]) -> Callable[[str], dict[str, float]]:
+    """What SageMaker would record from a job's output: each definition's match (at most one per metric)."""
+
+    def scrape(stdout: str) -> dict[str, float]:
+        values: dict[str, float] = {}
+        for name, pattern in metric_definitions.items():
+            matches = pattern.findall(stdout)
+            assert len(matches) <= 1, f"{name} matched {len(matches)} lines"
+            if matches:
+                values[name] = float(matches[0])
+        return values
+
+    return scrape
+
+
+@pytest.fixture(scope="session")
+def titanic_run(tmp_path_factory: pytest.TempPathFactory, jobs: Jobs) -> JobRun:
+    """The original system's hyperparameters on the example Titanic data, trained once for the session."""
+    hyperparameters = jobs.original_hyperparameters() | {"ntrees": "30", "score_tree_interval": "5"}
+    base_dir = jobs.make(
+        tmp_path_factory.mktemp("titanic"),
+        hyperparameters,
+        {"training": TRAIN_CSV, "validation": VALIDATION_CSV},
+    )
+    run = jobs.run(base_dir)
+    assert run.returncode == 0, f"train failed ({run.returncode}): {run.stderr}"
+    return run
