@@ -1,0 +1,78 @@
+"""`serve`: the SageMaker model server process (gunicorn master, one ASGI worker per CPU by default).
+
+SageMaker starts the container as `docker run <image> serve`. Each worker starts its own JVM after the fork
+(a JVM started before fork hangs the workers); the master only compiles the Java helper once so the workers
+do not race to do it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from h2o_gbm_predictor.app import ModelServerApp
+from h2o_gbm_predictor.environment import Environment, InvalidEnvironment
+from h2o_gbm_predictor.metadata import ModelMetadataError, load_metadata
+from h2o_gbm_predictor.scorer import ScorerError, ensure_helper_compiled
+
+logger = logging.getLogger("h2o_gbm_predictor")
+
+
+class GunicornServer(BaseApplication):
+    def __init__(self, environment: Environment) -> None:
+        self._environment = environment
+        super().__init__()
+
+    def load_config(self) -> None:
+        settings: dict[str, Any] = {
+            "bind": f"{self._environment.bind_host}:{self._environment.port}",
+            "workers": self._environment.workers,
+            "worker_class": "uvicorn_worker.UvicornWorker",
+            "timeout": self._environment.timeout_seconds,
+            # SageMaker reuses connections; a short keep-alive would make clients reconnect all the time.
+            "keepalive": 75,
+            "accesslog": None,
+            # Several servers may run on one machine (tests, the local pipeline): no shared control socket.
+            "control_socket_disable": True,
+            "loglevel": "info",
+        }
+        for name, value in settings.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> ModelServerApp:
+        return ModelServerApp(self._environment)
+
+
+def _compile_helper_once(environment: Environment) -> None:
+    try:
+        metadata = load_metadata(environment.model_dir)
+        ensure_helper_compiled(environment.helper_dir, metadata.genmodel_jar_path)
+    except (ModelMetadataError, ScorerError) as error:
+        # The workers report the same error on /ping; the server still starts so SageMaker sees it there.
+        logger.error("model not loadable: %s", error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="serve",
+        description="Serve the H2O MOJO under $SAGEMAKER_BASE_DIR/model (default /opt/ml/model) on GET /ping and POST /invocations.",
+    ).parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        environment = Environment.from_env()
+    except InvalidEnvironment as error:
+        logger.error("%s", error)
+        return 2
+    _compile_helper_once(environment)
+    GunicornServer(environment).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

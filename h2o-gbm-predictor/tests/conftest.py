@@ -1,0 +1,136 @@
+"""A Titanic model from the real `train` entrypoint, and real `serve` processes on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ORIGINAL_HYPERPARAMETERS = REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json"
+BIN_DIR = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class ModelServer:
+    """One `serve` process; ``url`` is its loopback base URL."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    @classmethod
+    def start(cls, base_dir: Path, helper_dir: Path, **extra_env: str) -> ModelServer:
+        port = free_port()
+        log_path = base_dir / f"serve-{port}.log"
+        environment = os.environ | {
+            "SAGEMAKER_BASE_DIR": str(base_dir),
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "H2O_GBM_PREDICTOR_BIND_HOST": "127.0.0.1",
+            "H2O_GBM_PREDICTOR_HELPER_DIR": str(helper_dir),
+            "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+            "H2O_GBM_PREDICTOR_JVM_HEAP": "256m",
+        }
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(BIN_DIR / "serve")], env=environment | extra_env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return cls(process, f"http://127.0.0.1:{port}", log_path)
+
+    def wait_listening(self, timeout: float = 30) -> requests.Response:
+        """The first /ping answer (whatever its status) once the server accepts connections."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                return requests.get(f"{self.url}/ping", timeout=5)
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError(f"serve did not listen within {timeout} s:\n{self.log()}")
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.wait_listening(timeout).status_code != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"serve not ready within {timeout} s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def helper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh cache for the compiled Java helper, so the session also tests the compile-on-first-use path."""
+    return tmp_path_factory.mktemp("helper")
+
+
+@pytest.fixture(scope="session")
+def titanic_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SAGEMAKER_BASE_DIR whose model/ came from h2o-gbm-trainer's `train` on the example Titanic data."""
+    base_dir = tmp_path_factory.mktemp("titanic")
+    config = base_dir / "input" / "config"
+    config.mkdir(parents=True)
+    hyperparameters = json.loads(ORIGINAL_HYPERPARAMETERS.read_text())["staticHyperParameters"]
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters | {"ntrees": "30"}))
+    channels = {
+        "training": REPO_ROOT / "examples" / "train.csv",
+        "validation": REPO_ROOT / "examples" / "validation.csv",
+    }
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({name: {"ContentType": "text/csv", "TrainingInputMode": "File"} for name in channels})
+    )
+    for name, csv_file in channels.items():
+        channel_dir = base_dir / "input" / "data" / name
+        channel_dir.mkdir(parents=True)
+        (channel_dir / csv_file.name).write_bytes(csv_file.read_bytes())
+    result = subprocess.run(
+        [str(BIN_DIR / "train")],
+        env=os.environ | {"SAGEMAKER_BASE_DIR": str(base_dir), "H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, f"train failed ({result.returncode}):\n{result.stderr[-3000:]}"
+    return base_dir
+
+
+@pytest.fixture(scope="session")
+def start_server(helper_dir: Path) -> Callable[[Path], ModelServer]:
+    """Starts `serve` for a SAGEMAKER_BASE_DIR; the test stops it (tests import nothing from conftest)."""
+    return lambda base_dir: ModelServer.start(base_dir, helper_dir)
+
+
+@pytest.fixture(scope="session")
+def titanic_server(titanic_base_dir: Path, helper_dir: Path) -> Iterator[ModelServer]:
+    server = ModelServer.start(titanic_base_dir, helper_dir)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
