@@ -1,0 +1,98 @@
+"""Managed spot training: an interrupted job resumes from its last checkpoint instead of starting over."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.h2o
+
+NTREES = 150
+SETTINGS = {
+    "target": "Survived",
+    "classification": "true",
+    "ignored_columns": "PassengerId,Name,Ticket,Cabin",
+    "ntrees": str(NTREES),
+    "checkpoint_interval": "10",
+    "seed": "1",
+}
+
+
+def _mojo_trees(model_dir: Path) -> int:
+    with zipfile.ZipFile(model_dir / "model.zip") as mojo:
+        lines = mojo.read("model.ini").decode().splitlines()
+    return int(next(line.split(" = ")[1] for line in lines if line.startswith("n_trees = ")))
+
+
+def _wait_for(path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)
+
+
+def _interrupted_job(jobs, base_dir: Path):
+    """Start a job, stop it with SIGTERM (as SageMaker does on a spot interruption) after its first checkpoint."""
+    process = jobs.start(base_dir)
+    _wait_for(base_dir / "checkpoints" / "checkpoint.json", timeout=60)
+    os.kill(process.pid, signal.SIGTERM)
+    run = jobs.finish(process, base_dir)
+    with pytest.raises(ProcessLookupError):  # the job's JVM went down with it
+        os.killpg(process.pid, 0)
+    return run
+
+
+def test_an_interrupted_job_resumes_from_its_checkpoint_and_finishes(jobs, tmp_path: Path) -> None:
+    base_dir = jobs.make(tmp_path, SETTINGS, {"training": jobs.train_csv}, with_checkpoints=True)
+
+    interrupted = _interrupted_job(jobs, base_dir)
+
+    assert interrupted.returncode == 1
+    assert "stopped by SIGTERM" in (interrupted.failure or "")
+    assert not (base_dir / "model" / "model.zip").exists()
+    assert json.loads((base_dir / "checkpoints" / "checkpoint.json").read_text())["finished"] is False
+
+    (
+        base_dir / "output" / "failure"
+    ).unlink()  # SageMaker starts the restarted job with a fresh output folder
+    resumed = jobs.run(base_dir)
+
+    assert resumed.returncode == 0, resumed.stderr
+    resumed_from = [line for line in resumed.stdout.splitlines() if "resumed from checkpoint:" in line]
+    assert len(resumed_from) == 1
+    trees_before = int(resumed_from[0].split("resumed from checkpoint: ")[1].split()[0])
+    assert 10 <= trees_before < NTREES
+    assert _mojo_trees(base_dir / "model") == NTREES
+    assert json.loads((base_dir / "checkpoints" / "checkpoint.json").read_text())["finished"] is True
+
+    # A restart of the finished job builds no tree: the checkpoint is the model.
+    finished = jobs.run(base_dir)
+
+    assert finished.returncode == 0, finished.stderr
+    assert f"resumed from checkpoint: {NTREES} trees already built" in finished.stdout
+    assert "checkpoint saved" not in finished.stdout
+    assert _mojo_trees(base_dir / "model") == NTREES
+
+
+def test_a_checkpoint_from_other_settings_is_ignored(jobs, tmp_path: Path) -> None:
+    base_dir = jobs.make(tmp_path, SETTINGS, {"training": jobs.train_csv}, with_checkpoints=True)
+    _interrupted_job(jobs, base_dir)
+    (base_dir / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps(SETTINGS | {"ntrees": "20", "learn_rate": "0.05"})
+    )
+
+    restarted = jobs.run(base_dir)
+
+    assert restarted.returncode == 0, restarted.stderr
+    assert (
+        "ignoring the checkpoint" in restarted.stdout
+        and "other data, settings or H2O version" in restarted.stdout
+    )
+    assert "resumed from checkpoint" not in restarted.stdout
+    assert _mojo_trees(base_dir / "model") == 20
