@@ -90,6 +90,8 @@ class Scorer:
             jpype.startJVM(
                 f"-Xmx{jvm_heap}",
                 "-XX:+UseSerialGC",
+                # Leave SIGTERM to gunicorn for a graceful stop; by default the JVM exits on it with 143.
+                "-Xrs",
                 classpath=[str(metadata.genmodel_jar_path), str(helper_classes)],
                 convertStrings=False,
             )
