@@ -140,11 +140,20 @@ def test_two_jobs_at_once_regression_without_validation_and_multinomial(
          "ntrees": "20", "seed": "1"},
         {"training": jobs.train_csv},
     )  # fmt: skip
+    # The validation file may lack an ignored column, even one listed as categorical.
+    validation_without_cabin = tmp_path / "validation.csv"
+    with (
+        jobs.validation_csv.open(newline="") as source,
+        validation_without_cabin.open("w", newline="") as target,
+    ):
+        writer = csv.writer(target)
+        for row in csv.reader(source):
+            writer.writerow(row[:10] + row[11:])
     multinomial = jobs.make(
         tmp_path / "multinomial",
         {"target": "Pclass", "classification": "true", "ignored_columns": "PassengerId,Name,Ticket,Cabin",
-         "ntrees": "20", "seed": "1"},
-        {"training": jobs.train_csv, "validation": jobs.validation_csv},
+         "categorical_columns": "Cabin,Embarked", "ntrees": "20", "seed": "1"},
+        {"training": jobs.train_csv, "validation": validation_without_cabin},
     )  # fmt: skip
     processes = [(jobs.start(regression), regression), (jobs.start(multinomial), multinomial)]
     regression_run, multinomial_run = (jobs.finish(process, base_dir) for process, base_dir in processes)

@@ -112,7 +112,8 @@ def _check_columns(hyperparameters: Hyperparameters, columns: list[str]) -> None
 
 
 def _set_column_types(frame: h2o.H2OFrame, hyperparameters: Hyperparameters, channel: str) -> None:
-    for name in hyperparameters.categorical_columns:
+    # A validation channel may lack ignored columns.
+    for name in (name for name in hyperparameters.categorical_columns if name in frame.names):
         frame[name] = frame[name].asfactor()
     target = hyperparameters.target
     if hyperparameters.classification:

@@ -20,7 +20,7 @@ from .data import TrainingData, find_channels, load_training_data
 from .environment import TRAINING_CHANNEL, VALIDATION_CHANNEL, Environment
 from .errors import TrainingInputError
 from .hyperparameters import Hyperparameters, decode_hyperparameters
-from .metrics import collect_metrics, metric_lines
+from .metrics import METRICS_BY_CATEGORY, collect_metrics, metric_lines
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +130,16 @@ def export_model(
     model: Any, data: TrainingData, hyperparameters: Hyperparameters, model_dir: Path
 ) -> dict[str, Any]:
     """Write the MOJO, the genmodel jar and model-metadata.json (the predictor's contract) to model_dir."""
+    category = model._model_json["output"]["model_category"]
+    if category not in METRICS_BY_CATEGORY:
+        raise TrainingInputError(
+            f"the target {data.target!r} gives a {category} model; expected a class or a number"
+        )
     model_dir.mkdir(parents=True, exist_ok=True)
     written = Path(
         model.download_mojo(path=str(model_dir), get_genmodel_jar=True, genmodel_name=GENMODEL_JAR)
     )
     written.replace(model_dir / MOJO_FILE)
-
-    category = model._model_json["output"]["model_category"]
-    if category not in ("Binomial", "Multinomial", "Regression"):
-        raise TrainingInputError(
-            f"the target {data.target!r} gives a {category} model; expected a class or a number"
-        )
     validation = data.validation
     metadata = {
         "format_version": METADATA_FORMAT_VERSION,
