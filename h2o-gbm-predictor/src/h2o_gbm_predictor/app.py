@@ -1,7 +1,8 @@
 """The SageMaker hosting contract as a bare ASGI app: GET /ping and POST /invocations.
 
 Bare ASGI (no framework routing or middleware) because per-request overhead decides the 1-row throughput.
-The model loads in a background thread after the worker starts, so /ping answers 503 until it is ready.
+Each worker loads the model during ASGI startup, before it accepts connections; /ping and /invocations
+answer 503 (with the reason) when loading failed or has not happened.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ class ModelServerApp:
         self._environment = environment
         self._model: LoadedModel | None = None
         self._not_ready = RequestError(503, "model is loading")
-        self._loading: asyncio.Future[None] | None = None
 
     def _load(self) -> None:
         started = time.perf_counter()
@@ -92,7 +92,10 @@ class ModelServerApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._loading = asyncio.get_running_loop().run_in_executor(None, self._load)
+                # The worker accepts connections only after startup, so no request meets a half-loaded
+                # worker while another worker already answers /ping. A failed load still completes startup:
+                # the worker stays up and answers 503 with the reason instead of being restarted in a loop.
+                await asyncio.get_running_loop().run_in_executor(None, self._load)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})

@@ -277,15 +277,18 @@ class ResponseEncoder:
 
     def _csv(self, batch: ScoredBatch) -> str:
         values, width, unknown = batch.values, batch.width, batch.unknown_levels
-        lines = [self._csv_header]
-        for row, start in enumerate(range(0, len(values), width)):
-            levels = _csv_field(orjson.dumps(unknown[row]).decode()) if row in unknown else ""
-            if self._classes is None:
-                lines.append(f"{values[start]!r},{levels}\n")
-            else:
-                probabilities = ",".join(map(repr, values[start + 1 : start + width]))
-                lines.append(f"{self._csv_labels[int(values[start])]},{probabilities},{levels}\n")
-        return "".join(lines)
+        texts = list(map(repr, values))  # one C-level pass: per-row repr calls dominated the CSV encoding
+        if self._classes is None:
+            rows = [f"{text}," for text in texts]
+        else:
+            labels = self._csv_labels
+            rows = [
+                f"{labels[int(values[start])]},{','.join(texts[start + 1 : start + width])},"
+                for start in range(0, len(values), width)
+            ]
+        for row, levels in unknown.items():
+            rows[row] += _csv_field(orjson.dumps(levels).decode())
+        return self._csv_header + "\n".join(rows) + "\n"
 
 
 def _csv_field(value: str) -> str:
