@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import time
@@ -10,6 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from h2o_gbm_trainer.environment import Environment
+from h2o_gbm_trainer.training import train
 
 pytestmark = pytest.mark.h2o
 
@@ -48,7 +51,7 @@ def _interrupted_job(jobs, base_dir: Path):
     return run
 
 
-def test_an_interrupted_job_resumes_from_its_checkpoint_and_finishes(jobs, tmp_path: Path) -> None:
+def test_an_interrupted_job_resumes_from_its_checkpoint_and_finishes(jobs, tmp_path: Path, caplog) -> None:
     base_dir = jobs.make(tmp_path, SETTINGS, {"training": jobs.train_csv}, with_checkpoints=True)
 
     interrupted = _interrupted_job(jobs, base_dir)
@@ -71,28 +74,25 @@ def test_an_interrupted_job_resumes_from_its_checkpoint_and_finishes(jobs, tmp_p
     assert _mojo_trees(base_dir / "model") == NTREES
     assert json.loads((base_dir / "checkpoints" / "checkpoint.json").read_text())["finished"] is True
 
-    # A restart of the finished job builds no tree: the checkpoint is the model.
-    finished = jobs.run(base_dir)
+    # A restart of the finished job builds no tree: the checkpoint is the model. (In process, to read the report.)
+    with caplog.at_level(logging.INFO, logger="h2o_gbm_trainer"):
+        report = train(Environment(base_dir=base_dir, max_mem_size="1G"))
 
-    assert finished.returncode == 0, finished.stderr
-    assert f"resumed from checkpoint: {NTREES} trees already built" in finished.stdout
-    assert "checkpoint saved" not in finished.stdout
+    assert (report.resumed_from_trees, report.trees) == (NTREES, NTREES)
+    assert "checkpoint saved" not in caplog.text
     assert _mojo_trees(base_dir / "model") == NTREES
 
 
-def test_a_checkpoint_from_other_settings_is_ignored(jobs, tmp_path: Path) -> None:
+def test_a_checkpoint_from_other_settings_is_ignored(jobs, tmp_path: Path, caplog) -> None:
     base_dir = jobs.make(tmp_path, SETTINGS, {"training": jobs.train_csv}, with_checkpoints=True)
     _interrupted_job(jobs, base_dir)
     (base_dir / "input" / "config" / "hyperparameters.json").write_text(
         json.dumps(SETTINGS | {"ntrees": "20", "learn_rate": "0.05"})
     )
 
-    restarted = jobs.run(base_dir)
+    with caplog.at_level(logging.INFO, logger="h2o_gbm_trainer"):
+        report = train(Environment(base_dir=base_dir, max_mem_size="1G"))
 
-    assert restarted.returncode == 0, restarted.stderr
-    assert (
-        "ignoring the checkpoint" in restarted.stdout
-        and "other data, settings or H2O version" in restarted.stdout
-    )
-    assert "resumed from checkpoint" not in restarted.stdout
+    assert "ignoring the checkpoint" in caplog.text and "other data, settings or H2O version" in caplog.text
+    assert (report.resumed_from_trees, report.trees) == (0, 20)
     assert _mojo_trees(base_dir / "model") == 20
