@@ -139,12 +139,20 @@ def scrape_metrics(metric_definitions: dict[str, re.Pattern[str]]) -> Callable[[
 
 @pytest.fixture(scope="session")
 def titanic_run(tmp_path_factory: pytest.TempPathFactory, jobs: Jobs) -> JobRun:
-    """The original system's hyperparameters on the example Titanic data, trained once for the session."""
-    hyperparameters = jobs.original_hyperparameters() | {"ntrees": "30", "score_tree_interval": "5"}
+    """The original system's hyperparameters on the example Titanic data, trained once for the session.
+
+    With a checkpoint folder, as tuning jobs with spot training run: the GBM grows in five checkpointed steps.
+    """
+    hyperparameters = jobs.original_hyperparameters() | {
+        "ntrees": "30",
+        "score_tree_interval": "5",
+        "checkpoint_interval": "7",
+    }
     base_dir = jobs.make(
         tmp_path_factory.mktemp("titanic"),
         hyperparameters,
         {"training": TRAIN_CSV, "validation": VALIDATION_CSV},
+        with_checkpoints=True,
     )
     run = jobs.run(base_dir)
     assert run.returncode == 0, f"train failed ({run.returncode}): {run.stderr}"
