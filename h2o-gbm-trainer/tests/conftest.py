@@ -141,12 +141,12 @@ def scrape_metrics(metric_definitions: dict[str, re.Pattern[str]]) -> Callable[[
 def titanic_run(tmp_path_factory: pytest.TempPathFactory, jobs: Jobs) -> JobRun:
     """The original system's hyperparameters on the example Titanic data, trained once for the session.
 
-    With a checkpoint folder, as tuning jobs with spot training run: the GBM grows in five checkpointed steps.
+    With a checkpoint folder, as tuning jobs with spot training run: the GBM grows in several checkpointed steps.
     """
     hyperparameters = jobs.original_hyperparameters() | {
         "ntrees": "30",
         "score_tree_interval": "5",
-        "checkpoint_interval": "7",
+        "checkpoint_interval_seconds": "0.2",
     }
     base_dir = jobs.make(
         tmp_path_factory.mktemp("titanic"),

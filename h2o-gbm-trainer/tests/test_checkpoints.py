@@ -22,7 +22,7 @@ SETTINGS = {
     "classification": "true",
     "ignored_columns": "PassengerId,Name,Ticket,Cabin",
     "ntrees": str(NTREES),
-    "checkpoint_interval": "10",
+    "checkpoint_interval_seconds": "0.2",
     "seed": "1",
 }
 

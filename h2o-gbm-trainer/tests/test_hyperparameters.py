@@ -58,7 +58,7 @@ def test_keys_sagemaker_injects_are_ignored() -> None:
         "target": "y",
         "ignored_columns": [],
         "categorical_columns": [],
-        "checkpoint_interval": 10,
+        "checkpoint_interval_seconds": 60,
         "ntrees": 50,
     }
 

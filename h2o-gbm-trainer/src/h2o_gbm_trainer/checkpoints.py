@@ -28,7 +28,9 @@ FORMAT_VERSION = 1
 def fingerprint(data_fingerprint: str, hyperparameters: dict[str, Any]) -> str:
     """A resumed model must come from the same data, settings and H2O version; only ntrees may grow."""
     settings = {
-        key: value for key, value in hyperparameters.items() if key not in ("ntrees", "checkpoint_interval")
+        key: value
+        for key, value in hyperparameters.items()
+        if key not in ("ntrees", "checkpoint_interval_seconds")
     }
     document = {"h2o": h2o.__version__, "data": data_fingerprint, "hyperparameters": settings}
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -32,7 +32,7 @@ TRAINER_SETTINGS = (
     "classification",
     "ignored_columns",
     "categorical_columns",
-    "checkpoint_interval",
+    "checkpoint_interval_seconds",
 )
 
 
@@ -89,7 +89,11 @@ class Hyperparameters(BaseModel):
     classification: bool | None = None
     ignored_columns: ColumnNames = ()
     categorical_columns: ColumnNames = ()
-    checkpoint_interval: int = Field(default=10, ge=1, description="trees built between two checkpoints")
+    checkpoint_interval_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="training time a spot interruption may lose: seconds between checkpoints",
+    )
 
     # H2O GBM parameters.
     ntrees: int = Field(default=50, ge=1, le=100_000)

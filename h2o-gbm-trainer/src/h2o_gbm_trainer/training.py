@@ -28,6 +28,7 @@ MOJO_FILE = "model.zip"
 GENMODEL_JAR = "h2o-genmodel.jar"
 METADATA_FILE = "model-metadata.json"
 METADATA_FORMAT_VERSION = 1
+FIRST_STEP_TREES = 10  # a first checkpoint soon, and the speed measurement that sizes the next steps
 
 
 @dataclass
@@ -90,8 +91,10 @@ def build_model(
     checkpoints: CheckpointStore | None,
     report: TrainingReport,
 ) -> Any:
-    """Grow the GBM `checkpoint_interval` trees at a time, saving a checkpoint after each step.
+    """Grow the GBM in steps of about `checkpoint_interval_seconds`, saving a checkpoint after each step.
 
+    Every step is a separate H2O build (setup, scoring, saving), so steps are sized by time, not trees: the
+    first step builds FIRST_STEP_TREES trees, later ones as many as the measured speed fits in the interval.
     Without a checkpoint folder the whole model is built in one step."""
     model, trees = None, 0
     if checkpoints:
@@ -102,11 +105,14 @@ def build_model(
             logger.info("resumed from checkpoint: %d trees already built", trees)
             if restored.finished or trees == hyperparameters.ntrees:
                 return model
-    step = hyperparameters.checkpoint_interval if checkpoints else hyperparameters.ntrees
+    step = FIRST_STEP_TREES if checkpoints else hyperparameters.ntrees
     while True:
         goal = min(trees + step, hyperparameters.ntrees)
+        started = time.perf_counter()
         model = _fit(hyperparameters, data, goal, model.model_id if model else None)
         built = tree_count(model)
+        seconds_per_tree = (time.perf_counter() - started) / max(built - trees, 1)
+        step = max(1, int(hyperparameters.checkpoint_interval_seconds / seconds_per_tree))
         finished = built < goal or goal == hyperparameters.ntrees  # fewer trees than asked: stopped early
         if checkpoints:
             checkpoints.save(model, finished=finished)
