@@ -10,8 +10,8 @@ PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .tools/sam
 SAM_CLI_VERSION := 1.170.0
-CONTAINERS := h2o-gbm-trainer h2o-gbm-predictor
-PROJECT_PACKAGES := $(wildcard $(addsuffix /pyproject.toml,$(CONTAINERS)))
+PACKAGES := h2o-gbm-trainer h2o-gbm-predictor local-runner
+PROJECT_PACKAGES := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 
 .PHONY: help setup run test lint build
 
@@ -49,5 +49,4 @@ test: setup lint
 	$(VENV)/bin/pytest
 
 run: $(VENV)/.installed
-	@echo "The local pipeline (h2o-sagemaker-local run) arrives with its own issue; see README." >&2
-	@exit 1
+	$(VENV)/bin/h2o-sagemaker-local run $(RUN_OPTIONS)

@@ -303,6 +303,30 @@ def test_s3_notification_invokes_the_handler_in_process(handlers: Handlers) -> N
     assert seen == ["runs/manifest.json"]
 
 
+def test_s3_events_carry_a_sequencer_that_grows_and_a_version_id_when_versioned(handlers: Handlers) -> None:
+    objects: list[dict[str, Any]] = []
+    arn = handlers.add(
+        "on_upload", lambda event, context: objects.append(event["Records"][0]["s3"]["object"])
+    )
+    s3 = client("s3")
+    s3.create_bucket(Bucket="data")
+    s3.put_bucket_notification_configuration(
+        Bucket="data",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [{"LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+
+    s3.put_object(Bucket="data", Key="manifest.json", Body=b"{}")
+    s3.put_object(Bucket="data", Key="manifest.json", Body=b"{}")
+    s3.put_bucket_versioning(Bucket="data", VersioningConfiguration={"Status": "Enabled"})
+    version_id = s3.put_object(Bucket="data", Key="manifest.json", Body=b"{}")["VersionId"]
+
+    sequencers = [int(item["sequencer"], 16) for item in objects]
+    assert sequencers == sorted(set(sequencers)) and len(sequencers) == 3
+    assert [item.get("versionId") for item in objects] == [None, None, version_id]
+
+
 # --- 2. and 3. normalisation, startExecution.sync, datetimes ----------------------------------------------
 
 

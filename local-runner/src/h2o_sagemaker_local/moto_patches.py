@@ -33,6 +33,8 @@ covered by ``tests/test_moto_patches.py``:
    SDK's service prefix (``ApplicationAutoScaling.ConcurrentUpdateException``).
 7. ``start_execution`` without a name gives an ARN ending in ``:None`` (so the second one collides); AWS uses
    a UUID.
+8. S3 event notifications lack ``s3.object.sequencer`` (and ``versionId`` on a versioned bucket), which AWS
+   always sends and the manifest trigger uses to tell a re-upload from a duplicate delivery.
 
 Checked and left alone: ``states:startExecution.sync``/``.sync:2`` work once (2) is in; ``sns:publish`` with a
 JSON object ``Message`` already publishes its JSON text.
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import itertools
 import json
 import time
 import traceback
@@ -56,6 +59,7 @@ import moto
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel, ServiceModel
 from moto.awslambda.models import LambdaFunction
+from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -187,6 +191,7 @@ def _patch_moto(sync_poll_seconds: float) -> None:
     error_prefixes = {**state_task_service_aws_sdk._SERVICE_ERROR_NAMES, **_AWS_SDK_ERROR_PREFIXES}
     _replace(state_task_service_aws_sdk, "_SERVICE_ERROR_NAMES", error_prefixes)
     _replace(StepFunctionsParserBackend, "start_execution", _start_execution_named)
+    _replace(s3_notifications, "_get_s3_event", _s3_event_with_sequencer)
     overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     for sfn_name, boto_name in _dashless_service_names().items():
         if sfn_name not in overrides:
@@ -477,6 +482,20 @@ def _start_execution_named(
 ) -> Any:
     original = _original(StepFunctionsParserBackend, "start_execution")
     return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+
+
+# --- 8. S3 event sequencer ------------------------------------------------------------------------------
+
+_sequencer = itertools.count(int(time.time() * 1000) << 16)
+
+
+def _s3_event_with_sequencer(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+    event = _original(s3_notifications, "_get_s3_event")(event_name, bucket, key, notification_id)
+    s3_object = event["Records"][0]["s3"]["object"]
+    s3_object["sequencer"] = f"{next(_sequencer):016X}"  # AWS: hex, growing with each event on a key
+    if bucket.is_versioned:
+        s3_object["versionId"] = key.version_id
+    return event
 
 
 def _original(owner: object, name: str) -> Any:

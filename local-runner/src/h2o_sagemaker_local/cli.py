@@ -1,0 +1,296 @@
+"""`h2o-sagemaker-local run`: tune, deploy and score on this machine with the project's real files."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import io
+import json
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from h2o_sagemaker_local.pipeline import (
+    DATA_BUCKET,
+    EXAMPLES,
+    LocalPipeline,
+    PipelineError,
+    RunResult,
+    ml_parameters_for_local_run,
+)
+from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, DeploymentFailed
+
+console = Console(highlight=False)
+
+
+def load_generator() -> ModuleType:
+    """The examples' ml-parameters generator, so local defaults are filled exactly as for AWS."""
+    spec = importlib.util.spec_from_file_location(
+        "generate_ml_parameters", EXAMPLES / "generate_ml_parameters.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{what} file {path} does not exist") from None
+    except json.JSONDecodeError as error:
+        raise PipelineError(f"{what} file {path} is not valid JSON: {error}") from None
+
+
+def local_inputs(options: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    generator = load_generator()
+    values = {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": DATA_BUCKET}
+    if options.ml_parameters:
+        ml_parameters = generator.fill_placeholders(read_json(options.ml_parameters, "ml-parameters"), values)
+    else:
+        defaults = generator.parse_arguments(
+            ["--account", ACCOUNT_ID, "--region", REGION, "--bucket", DATA_BUCKET]
+        )
+        ml_parameters = generator.generate_ml_parameters(
+            read_json(EXAMPLES / "template-ml-parameters.json", "ml-parameters"), defaults
+        )
+    hyperparameters = read_json(options.hyperparameters, "hyperparameters")
+    manifest = generator.fill_placeholders(read_json(options.manifest, "manifest"), values)
+    return (
+        ml_parameters_for_local_run(ml_parameters, options.max_jobs, options.max_parallel),
+        hyperparameters,
+        manifest,
+    )
+
+
+class Reporter:
+    """Live progress: state transitions, each training job with its objective value, endpoint status."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task: Any = None
+        self.seen_states: set[str] = set()
+        self.phase_started = time.monotonic()
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "deploying":
+            console.print(f"[bold]Deploying[/] {data['template']} and its nested apps into moto")
+        elif kind == "deployed":
+            console.print("  parameters imported into SSM, state machines created from their ASL files")
+        elif kind == "manifest-uploaded":
+            console.print(f"[bold]Manifest uploaded[/] {data['key']}")
+        elif kind == "execution-started":
+            console.print(f"[bold]Execution started[/] {data['arn']}")
+            self.phase_started = time.monotonic()
+        elif kind == "tuning-started":
+            config = data["request"]["HyperParameterTuningJobConfig"]
+            limits = config["ResourceLimits"]
+            console.print(
+                f"[bold]Tuning[/] {data['name']}: {config['Strategy']}, "
+                f"{limits.get('MaxNumberOfTrainingJobs', 'grid')} jobs, {limits['MaxParallelTrainingJobs']} in parallel, "
+                f"objective {config['HyperParameterTuningJobObjective']['Type']} "
+                f"{config['HyperParameterTuningJobObjective']['MetricName']}"
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("training jobs", total=limits.get("MaxNumberOfTrainingJobs"))
+        elif kind == "training-finished":
+            tuned = " ".join(f"{key}={value[:8]}" for key, value in sorted(data["hyperparameters"].items()))
+            if data["objective"] is not None:
+                outcome = f"[green]{data['metric']}={data['objective']:.4f}[/]"
+            else:
+                outcome = f"[red]{data['status']}: {data['reason']}[/]"
+            self.progress.console.print(f"  {data['name'][-12:]} {outcome}  {tuned}")
+            if self.task is not None:
+                self.progress.advance(self.task)
+        elif kind == "tuning-finished":
+            self.progress.stop()
+            self.timings["tuning"] = time.monotonic() - self.phase_started
+            self.phase_started = time.monotonic()
+            console.print(
+                f"[bold]Tuning {data['status']}[/]" + (f": {data['reason']}" if data["reason"] else "")
+            )
+        elif kind == "endpoint-deploying":
+            console.print(
+                f"[bold]Deploying endpoint[/] {data['name']} with {data['config']} at {data['url']}"
+            )
+        elif kind == "endpoint-status":
+            console.print(
+                f"  endpoint {data['name']}: {data['status']}"
+                + (f" ({data['reason']})" if data["reason"] else "")
+            )
+
+    def deployment_done(self) -> None:
+        self.timings["deployment"] = time.monotonic() - self.phase_started
+
+
+def area_under_roc(labels: list[bool], scores: list[float]) -> float:
+    """Mann-Whitney AUC with ties counted half, as H2O computes it on a full validation set."""
+    positives = [score for label, score in zip(labels, scores, strict=True) if label]
+    negatives = [score for label, score in zip(labels, scores, strict=True) if not label]
+    if not positives or not negatives:
+        raise PipelineError("AUC needs both classes in the validation set")
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def score_validation(
+    url: str, validation_csv: Path, metadata: dict[str, Any]
+) -> tuple[list[dict[str, Any]], float | None]:
+    """Score the validation set through the endpoint's HTTP API; the AUC for a binomial model."""
+    import urllib.request
+
+    body = validation_csv.read_bytes()
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "text/csv", "Accept": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        predictions = json.loads(response.read())["predictions"]
+    if metadata["model_category"] != "Binomial":
+        return predictions, None
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    positive = metadata["target_domain"][1]
+    labels = [row[metadata["target"]] == positive for row in rows]
+    scores = [prediction["probabilities"][positive] for prediction in predictions]
+    return predictions, area_under_roc(labels, scores)
+
+
+def tuned_names(hyperparameters: dict[str, Any]) -> set[str]:
+    ranges = hyperparameters.get("parameterRanges", {})
+    return {item["Name"] for kind in ranges.values() for item in kind}
+
+
+def summarize(
+    pipeline: LocalPipeline,
+    result: RunResult,
+    reporter: Reporter,
+    options: argparse.Namespace,
+    workdir: Path,
+    tuned: set[str],
+) -> int:
+    history_path = workdir / "execution-history.json"
+    history_path.write_text(json.dumps(result.history, indent=2, default=str))
+    if result.status != "SUCCEEDED":
+        console.print(f"[bold red]Execution {result.status}[/]: {result.error}")
+        console.print(f"  cause: {result.cause}")
+        for notification in pipeline.notifications():
+            console.print(f"  notification: {json.dumps(notification)[:500]}")
+        console.print(f"  execution history: {history_path}")
+        return 1
+    model, endpoint_output = result.output["model"], result.output["endpoint"]
+    endpoint = pipeline.sagemaker.endpoints[endpoint_output["endpointName"]]
+    metadata_path = endpoint.workdir / endpoint_output["endpointConfigName"] / "model" / "model-metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    started = time.monotonic()
+    predictions, endpoint_auc = score_validation(endpoint.proxy.url, options.validation, metadata)
+    reporter.timings["scoring"] = time.monotonic() - started
+
+    table = Table(title="Local run", show_header=False)
+    table.add_row("best training job", model["trainingJobName"])
+    table.add_row("objective", f"{model['objective']['MetricName']} = {model['objective']['Value']:.6f}")
+    chosen = {name: value for name, value in model["hyperParameters"].items() if name in tuned}
+    table.add_row("tuned hyperparameters", json.dumps(chosen, sort_keys=True))
+    table.add_row("model", f"{model['modelName']}  ({model['modelDataUrl']})")
+    table.add_row("endpoint", f"{endpoint_output['endpointName']}  {endpoint.proxy.url}/invocations")
+    table.add_row("validation rows scored", str(len(predictions)))
+    if endpoint_auc is not None:
+        table.add_row("validation AUC via endpoint", f"{endpoint_auc:.6f}")
+    table.add_row(
+        "timings", ", ".join(f"{name} {seconds:.1f} s" for name, seconds in reporter.timings.items())
+    )
+    table.add_row("execution history", str(history_path))
+    table.add_row("logs", f"{workdir / 'logs'} (Lambda functions, moto), {workdir / 'training-jobs'}")
+    console.print(table)
+    console.print("first predictions: " + json.dumps(predictions[:3]))
+    return 0
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="h2o-sagemaker-local", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run tuning -> deployment -> predictions locally")
+    run.add_argument(
+        "--ml-parameters", type=Path, help="ml-parameters.json (default: the example, filled for local use)"
+    )
+    run.add_argument("--hyperparameters", type=Path, default=EXAMPLES / "hyperparameters.json")
+    run.add_argument("--manifest", type=Path, default=EXAMPLES / "manifest.json")
+    run.add_argument(
+        "--train", type=Path, default=EXAMPLES / "train.csv", help="CSV for the training channel"
+    )
+    run.add_argument(
+        "--validation", type=Path, default=EXAMPLES / "validation.csv", help="CSV for the validation channel"
+    )
+    run.add_argument("--max-jobs", type=int, help="override maxNumberOfTrainingJobs")
+    run.add_argument("--max-parallel", type=int, help="override maxParallelTrainingJobs")
+    run.add_argument("--keep-endpoint", action="store_true", help="keep serving the endpoint until Ctrl-C")
+    run.add_argument(
+        "--workdir", type=Path, help="where jobs, models and logs go (default: a new temporary folder)"
+    )
+    run.add_argument("--seed", type=int, help="seed for the hyperparameter search")
+    options = parser.parse_args(argv)
+    for name in ("max_jobs", "max_parallel"):
+        if getattr(options, name) is not None and getattr(options, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return options
+
+
+def run(options: argparse.Namespace) -> int:
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="h2o-sagemaker-local-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print(f"work folder: {workdir}")
+    ml_parameters, hyperparameters, manifest = local_inputs(options)
+    reporter = Reporter()
+    pipeline = LocalPipeline(workdir, listener=reporter, seed=options.seed)
+    with pipeline:
+        try:
+            pipeline.deploy(ml_parameters, hyperparameters)
+            result = pipeline.run(
+                manifest,
+                {"training": options.train, "validation": options.validation},
+                "manifests/local-run/manifest.json",
+            )
+            reporter.deployment_done()
+            code = summarize(pipeline, result, reporter, options, workdir, tuned_names(hyperparameters))
+            if code == 0 and options.keep_endpoint:
+                console.print("[bold]Endpoint kept.[/] Press Ctrl-C to stop it.")
+                signal.pause()
+            return code
+        except KeyboardInterrupt:
+            console.print("\nStopping: training jobs and endpoints are shut down.")
+            return 130
+        finally:
+            reporter.progress.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Bind the console to the real stdout now: Lambda calls redirect sys.stdout to their log files.
+    console.file = sys.stdout
+    options = parse_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(options)
+    except (PipelineError, DeploymentFailed) as error:
+        console.print(f"[bold red]error:[/] {error}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

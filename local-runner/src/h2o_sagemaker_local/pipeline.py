@@ -1,0 +1,237 @@
+"""The local pipeline: the deployed system's flow, on one machine.
+
+1. moto stands in for S3, SSM, SNS, Lambda, Step Functions (its ASL interpreter on) and Application Auto
+   Scaling; the local SageMaker emulation runs real training and serving processes.
+2. The parent SAM template is deployed with its nested applications (the parameter-import custom resource loads
+   ml-parameters.json and hyperparameters.json from the bucket into SSM).
+3. The data and then manifest.json are put in the bucket; the S3 notification runs the trigger Lambda, which
+   starts the parent state machine; tuning, model creation and endpoint deployment follow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from h2o_sagemaker_local import moto_patches
+from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker, ProgressListener
+from h2o_sagemaker_local.stack import REGION, Deployer, FunctionRegistry, Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = REPO_ROOT / "examples"
+DATA_BUCKET = "h2o-sagemaker-local-data"
+STACK_NAME = "h2o-local"
+EXECUTION_ARN = re.compile(r"arn:aws:states:[\w-]+:\d+:execution:[\w-]+:[\w-]+")
+TERMINAL_EXECUTION_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class PipelineError(Exception):
+    """The local run could not start or did not succeed; the message says why."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    execution_arn: str
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+    history: dict[str, list[dict[str, Any]]]  # execution ARN -> events: the run's, then its child executions'
+
+
+def ml_parameters_for_local_run(
+    document: dict[str, Any], max_jobs: int | None, max_parallel: int | None
+) -> dict[str, Any]:
+    """The user's ml-parameters with the local budget applied and a one-second endpoint poll."""
+    document = dict(document)
+    if max_jobs is not None:
+        document["maxNumberOfTrainingJobs"] = max_jobs
+    if max_parallel is not None:
+        document["maxParallelTrainingJobs"] = max_parallel
+    document["endpointPollIntervalSeconds"] = 1
+    return document
+
+
+class LocalPipeline:
+    """Owns the emulated AWS for one session; ``run`` may be called several times (the second run updates)."""
+
+    def __init__(self, workdir: Path, listener: ProgressListener | None = None, seed: int | None = None):
+        self.workdir = workdir
+        self.listener = listener or (lambda kind, data: None)
+        self.sagemaker = LocalSageMaker(workdir, region=REGION, listener=self.listener, seed=seed)
+        self.registry = FunctionRegistry(log_dir=workdir / "logs")
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self.stack: Stack | None = None
+
+    def __enter__(self) -> LocalPipeline:
+        self._capture_moto_log()
+        self._mock.start()
+        moto_patches.install(self.registry.resolve)
+        self.sagemaker.install()
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        return self
+
+    def close(self, keep_endpoints: bool = False) -> None:
+        self.sagemaker.shutdown(keep_endpoints=keep_endpoints)
+        if not keep_endpoints:
+            self.sagemaker.uninstall()
+            self._mock.stop()
+            self.registry.close()
+            self._release_moto_log()
+
+    def _capture_moto_log(self) -> None:
+        """moto's ASL interpreter logs every JSONPath miss (e.g. an optional field a Choice tests) as an error:
+        keep it in the work folder instead of on the console, like the service's own logs."""
+        (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        self._moto_log = logging.FileHandler(self.workdir / "logs" / "moto.log")
+        logger = logging.getLogger("moto")
+        logger.addHandler(self._moto_log)
+        logger.propagate = False
+
+    def _release_moto_log(self) -> None:
+        logger = logging.getLogger("moto")
+        logger.removeHandler(self._moto_log)
+        logger.propagate = True
+        self._moto_log.close()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def deploy(self, ml_parameters: dict[str, Any], hyperparameters: dict[str, Any]) -> Stack:
+        """Create the bucket, upload the parameter files and deploy the parent stack, as `sam deploy` would."""
+        self.s3.create_bucket(Bucket=DATA_BUCKET)
+        self.s3.put_object(Bucket=DATA_BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
+        self.s3.put_object(Bucket=DATA_BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
+        self.listener("deploying", {"template": str(REPO_ROOT / "template.yaml")})
+        deployer = Deployer(self.registry)
+        self.stack = deployer.deploy(
+            STACK_NAME,
+            REPO_ROOT / "template.yaml",
+            {"DataBucketName": DATA_BUCKET, "ParameterStorePath": "/h2o-local"},
+        )
+        self._subscribe_to_notifications(self.stack.outputs["NotificationTopicArn"])
+        self.listener("deployed", {"outputs": self.stack.outputs})
+        return self.stack
+
+    def upload(self, local_path: Path, s3_uri: str) -> None:
+        bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
+        self.s3.upload_file(str(local_path), bucket, key)
+
+    def run(
+        self,
+        manifest: dict[str, Any],
+        data: dict[str, Path],
+        manifest_key: str,
+        timeout_seconds: float = 1800,
+        on_poll: Callable[[], None] | None = None,
+    ) -> RunResult:
+        """Upload the channel data, then the manifest; follow the execution it starts until it ends."""
+        assert self.stack is not None, "deploy first"
+        for channel in manifest.get("channels", []):
+            name = channel.get("channelName")
+            if name in data:
+                self.upload(data[name], channel["s3DataSource"]["S3Uri"])
+        machine_arn = self.stack.outputs["TuningWithDeploymentStateMachineArn"]
+        before = {
+            item["executionArn"]
+            for item in self.sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+        }
+        self.s3.put_object(Bucket=DATA_BUCKET, Key=manifest_key, Body=json.dumps(manifest))
+        self.listener("manifest-uploaded", {"key": f"s3://{DATA_BUCKET}/{manifest_key}"})
+        execution_arn = self._started_execution(machine_arn, before)
+        if execution_arn is None:
+            raise PipelineError(self._rejection_reason() or "the manifest upload started no execution")
+        self.listener("execution-started", {"arn": execution_arn})
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            description = self.sfn.describe_execution(executionArn=execution_arn)
+            if description["status"] in TERMINAL_EXECUTION_STATUSES:
+                break
+            if time.monotonic() > deadline:
+                self.sfn.stop_execution(executionArn=execution_arn, error="LocalTimeout")
+                raise PipelineError(f"execution did not finish within {timeout_seconds:.0f} s")
+            if on_poll:
+                on_poll()
+            time.sleep(0.5)
+        history = self._histories(execution_arn)
+        output = json.loads(description["output"]) if description.get("output") else None
+        return RunResult(
+            execution_arn,
+            description["status"],
+            output,
+            description.get("error"),
+            description.get("cause"),
+            history,
+        )
+
+    def _histories(self, execution_arn: str) -> dict[str, list[dict[str, Any]]]:
+        """The execution's history and, found in its events, those of the executions it started."""
+        histories: dict[str, list[dict[str, Any]]] = {}
+        pending = [execution_arn]
+        while pending:
+            arn = pending.pop(0)
+            events = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            histories[arn] = events
+            pending += [
+                child
+                for child in dict.fromkeys(EXECUTION_ARN.findall(json.dumps(events, default=str)))
+                if child not in histories and child not in pending
+            ]
+        return histories
+
+    def _started_execution(self, machine_arn: str, before: set[str]) -> str | None:
+        # The notification runs the trigger synchronously inside put_object; a short grace covers async paths.
+        for _ in range(20):
+            started = [
+                item["executionArn"]
+                for item in self.sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+                if item["executionArn"] not in before
+            ]
+            if started:
+                return started[0]
+            time.sleep(0.1)
+        return None
+
+    def _subscribe_to_notifications(self, topic_arn: str) -> None:
+        """An SQS inbox on the stack's SNS topic, so the run shows the notifications a user would receive."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        self.inbox = sqs.create_queue(QueueName=f"{STACK_NAME}-notifications")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        boto3.client("sns", region_name=REGION).subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+        )
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Notifications published since the last call (each a decoded JSON message)."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        received = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return received
+            for message in messages:
+                try:
+                    received.append(json.loads(message["Body"]))
+                except json.JSONDecodeError:
+                    received.append({"message": message["Body"]})
+                sqs.delete_message(QueueUrl=self.inbox, ReceiptHandle=message["ReceiptHandle"])
+
+    def _rejection_reason(self) -> str | None:
+        reasons = [
+            item.get("error")
+            for item in self.notifications()
+            if item.get("workflow") == "ml-parameter-provider"
+        ]
+        return reasons[-1] if reasons else None

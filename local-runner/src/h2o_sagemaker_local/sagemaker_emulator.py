@@ -1,0 +1,471 @@
+"""Local SageMaker behind the same boto3 calls: tuning jobs run real `train` processes, endpoints real `serve`.
+
+``LocalSageMaker.install()`` routes moto's SageMaker (and SageMaker Runtime) API actions that the workflow uses
+to this emulator; models and endpoint configurations stay in moto's backend, which stores them faithfully. So
+the Lambdas, the state machines (through moto's ASL interpreter) and the runner all talk to one SageMaker.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from moto.core.responses import ActionResult, EmptyResult
+from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+from h2o_sagemaker_local.hosting import LocalEndpoint
+from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
+from h2o_sagemaker_local.training import TrainingJob, run_training_job
+
+ProgressListener = Callable[[str, dict[str, Any]], None]
+ROUTED_ACTIONS = (
+    "create_hyper_parameter_tuning_job",
+    "describe_hyper_parameter_tuning_job",
+    "list_training_jobs_for_hyper_parameter_tuning_job",
+    "stop_hyper_parameter_tuning_job",
+    "describe_training_job",
+    "create_endpoint",
+    "update_endpoint",
+    "describe_endpoint",
+    "delete_endpoint",
+)
+
+
+@dataclass
+class TuningJob:
+    """State of one hyperparameter tuning job, shaped like DescribeHyperParameterTuningJob."""
+
+    name: str
+    arn: str
+    request: dict[str, Any]
+    status: str = "InProgress"
+    failure_reason: str | None = None
+    creation_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    end_time: datetime | None = None
+    training_jobs: list[TrainingJob] = field(default_factory=list)
+    objective_failures: int = 0
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def objective(self) -> dict[str, str]:
+        return self.request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+
+    def objective_value(self, job: TrainingJob) -> float | None:
+        return job.metrics.get(self.objective["MetricName"]) if job.status == "Completed" else None
+
+    def best_job(self) -> TrainingJob | None:
+        scored = [job for job in self.training_jobs if self.objective_value(job) is not None]
+        if not scored:
+            return None
+        pick = max if self.objective["Type"] == "Maximize" else min
+        return pick(scored, key=lambda job: self.objective_value(job) or 0.0)
+
+    def summary(self, job: TrainingJob) -> dict[str, Any]:
+        """A training job as DescribeHyperParameterTuningJob's BestTrainingJob and the list call show it."""
+        value = self.objective_value(job)
+        summary: dict[str, Any] = {
+            "TrainingJobName": job.name,
+            "TrainingJobArn": job.arn,
+            "TuningJobName": self.name,
+            "CreationTime": job.creation_time,
+            "TrainingJobStatus": job.status,
+            "TunedHyperParameters": job.tuned_hyperparameters,
+            "ObjectiveStatus": "Succeeded"
+            if value is not None
+            else ("Failed" if job.end_time else "Pending"),
+        }
+        if job.start_time:
+            summary["TrainingStartTime"] = job.start_time
+        if job.end_time:
+            summary["TrainingEndTime"] = job.end_time
+        if job.failure_reason:
+            summary["FailureReason"] = job.failure_reason
+        if value is not None:
+            summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+                "Type": self.objective["Type"],
+                "MetricName": self.objective["MetricName"],
+                "Value": value,
+            }
+        return summary
+
+    def describe(self) -> dict[str, Any]:
+        statuses = [job.status for job in self.training_jobs]
+        description: dict[str, Any] = {
+            "HyperParameterTuningJobName": self.name,
+            "HyperParameterTuningJobArn": self.arn,
+            "HyperParameterTuningJobConfig": self.request["HyperParameterTuningJobConfig"],
+            "TrainingJobDefinition": self.request["TrainingJobDefinition"],
+            "HyperParameterTuningJobStatus": self.status,
+            "CreationTime": self.creation_time,
+            "LastModifiedTime": self.end_time or datetime.now(UTC),
+            "TrainingJobStatusCounters": {
+                "Completed": statuses.count("Completed"),
+                "InProgress": statuses.count("InProgress"),
+                "RetryableError": 0,
+                "NonRetryableError": statuses.count("Failed"),
+                "Stopped": statuses.count("Stopped"),
+            },
+            "ObjectiveStatusCounters": {
+                "Succeeded": sum(self.objective_value(job) is not None for job in self.training_jobs),
+                "Pending": statuses.count("InProgress"),
+                "Failed": sum(
+                    job.end_time is not None and self.objective_value(job) is None
+                    for job in self.training_jobs
+                ),
+            },
+        }
+        best = self.best_job()
+        if best:
+            description["BestTrainingJob"] = self.summary(best)
+        if self.end_time:
+            description["HyperParameterTuningEndTime"] = self.end_time
+        if self.failure_reason:
+            description["FailureReason"] = self.failure_reason
+        return description
+
+
+class LocalSageMaker:
+    def __init__(
+        self,
+        workdir: Path,
+        account_id: str = "123456789012",
+        region: str = "us-east-1",
+        listener: ProgressListener | None = None,
+        seed: int | None = None,
+    ):
+        self.workdir, self.account_id, self.region = workdir, account_id, region
+        self.listener = listener or (lambda kind, data: None)
+        self.seed = seed
+        self.tuning_jobs: dict[str, TuningJob] = {}
+        self.training_jobs: dict[str, TrainingJob] = {}
+        self.endpoints: dict[str, LocalEndpoint] = {}
+        self.threads: list[threading.Thread] = []
+        self._health_stop = threading.Event()
+        threading.Thread(target=self._watch_endpoints, daemon=True).start()
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"
+
+    def _background(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    # Tuning and training -----------------------------------------------------------------------------------
+
+    def create_hyper_parameter_tuning_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["HyperParameterTuningJobName"]
+        if name in self.tuning_jobs:
+            raise ValidationError(f"Hyperparameter tuning job {name} already exists")
+        definition = request.get("TrainingJobDefinition")
+        if not definition:
+            raise ValidationError("local SageMaker needs a single TrainingJobDefinition")
+        if "AlgorithmName" in definition["AlgorithmSpecification"]:
+            raise ValidationError(
+                "local SageMaker runs the h2o-gbm-trainer `train` command: use trainingImage/inferenceImage "
+                "rather than an algorithm resource when running locally"
+            )
+        limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
+        try:
+            search = make_search(
+                request["HyperParameterTuningJobConfig"], limits.get("MaxNumberOfTrainingJobs", 0), self.seed
+            )
+        except UnsupportedTuningRequest as error:
+            raise ValidationError(str(error)) from None
+        job = TuningJob(name, self.arn("hyper-parameter-tuning-job", name), request)
+        self.tuning_jobs[name] = job
+        self.listener("tuning-started", {"name": name, "request": request})
+        self._background(self._run_tuning_job, job, search)
+        return {"HyperParameterTuningJobArn": job.arn}
+
+    def _new_training_job(self, tuning: TuningJob, index: int, tuned: dict[str, str]) -> TrainingJob:
+        definition = tuning.request["TrainingJobDefinition"]
+        name = f"{tuning.name}-{index:03d}-{secrets.token_hex(4)}"
+        objective = {"_tuning_objective_metric": tuning.objective["MetricName"]}
+        request = {
+            "TrainingJobName": name,
+            "HyperParameters": definition.get("StaticHyperParameters", {}) | tuned | objective,
+            "AlgorithmSpecification": definition["AlgorithmSpecification"],
+            "RoleArn": definition.get("RoleArn"),
+            "InputDataConfig": definition["InputDataConfig"],
+            "OutputDataConfig": definition["OutputDataConfig"],
+            "ResourceConfig": definition["ResourceConfig"],
+            "StoppingCondition": definition["StoppingCondition"],
+            "EnableNetworkIsolation": definition.get("EnableNetworkIsolation", False),
+            "EnableManagedSpotTraining": definition.get("EnableManagedSpotTraining", False),
+            "CheckpointConfig": definition.get("CheckpointConfig"),
+        }
+        job = TrainingJob(
+            name,
+            self.arn("training-job", name),
+            request,
+            tuning.arn,
+            tuned,
+            self.workdir / "training-jobs" / name,
+        )
+        job.base_dir.mkdir(parents=True, exist_ok=True)
+        self.training_jobs[name] = job
+        tuning.training_jobs.append(job)
+        return job
+
+    def _run_training_job(self, job: TrainingJob) -> None:
+        self.listener("training-started", {"name": job.name, "hyperparameters": job.tuned_hyperparameters})
+        run_training_job(
+            job,
+            checkpoint_dir=self.workdir / "checkpoints" / job.name,
+            timeout_seconds=float(job.request["StoppingCondition"].get("MaxRuntimeInSeconds", 86400)),
+        )
+
+    def _run_tuning_job(self, tuning: TuningJob, search: Search) -> None:
+        limits = tuning.request["HyperParameterTuningJobConfig"]["ResourceLimits"]
+        max_jobs = limits.get("MaxNumberOfTrainingJobs") or getattr(search, "size", 1)
+        max_parallel = limits["MaxParallelTrainingJobs"]
+        running: dict[Future[None], tuple[TrainingJob, Any]] = {}
+        launched = 0
+        try:
+            with ThreadPoolExecutor(max_workers=max_parallel) as pool:
+                while True:
+                    while (
+                        not tuning.stop_requested.is_set()
+                        and len(running) < max_parallel
+                        and launched < max_jobs
+                    ):
+                        suggestion = search.suggest()
+                        if suggestion is None:
+                            break
+                        token, values = suggestion
+                        launched += 1
+                        job = self._new_training_job(tuning, launched, values)
+                        running[pool.submit(self._run_training_job, job)] = (job, token)
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job, token = running.pop(future)
+                        value = tuning.objective_value(job)
+                        search.report(token, value)
+                        self.listener(
+                            "training-finished",
+                            {
+                                "name": job.name,
+                                "status": job.status,
+                                "objective": value,
+                                "reason": job.failure_reason,
+                                "metric": tuning.objective["MetricName"],
+                                "hyperparameters": job.tuned_hyperparameters,
+                            },
+                        )
+        except Exception as error:  # an emulator fault must end the tuning job, not leave it InProgress
+            tuning.failure_reason = f"local emulation error: {type(error).__name__}: {error}"
+        tuning.end_time = datetime.now(UTC)
+        if tuning.stop_requested.is_set():
+            tuning.status = "Stopped"
+        elif tuning.best_job() is None:
+            tuning.status = "Failed"
+            reasons = sorted(
+                {job.failure_reason or "objective metric not reported" for job in tuning.training_jobs}
+            )
+            tuning.failure_reason = tuning.failure_reason or (
+                "All training jobs failed: " + " | ".join(reasons)
+            )
+        else:
+            tuning.status = "Completed"
+        self.listener(
+            "tuning-finished", {"name": tuning.name, "status": tuning.status, "reason": tuning.failure_reason}
+        )
+
+    def _tuning_job(self, name: str) -> TuningJob:
+        if name not in self.tuning_jobs:
+            raise ValidationError(f"Amazon SageMaker can't find a tuning job with name {name}")
+        return self.tuning_jobs[name]
+
+    def describe_hyper_parameter_tuning_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._tuning_job(request["HyperParameterTuningJobName"]).describe()
+
+    def list_training_jobs_for_hyper_parameter_tuning_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        tuning = self._tuning_job(request["HyperParameterTuningJobName"])
+        jobs = [job for job in tuning.training_jobs if request.get("StatusEquals") in (None, job.status)]
+        return {"TrainingJobSummaries": [tuning.summary(job) for job in jobs]}
+
+    def stop_hyper_parameter_tuning_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        tuning = self._tuning_job(request["HyperParameterTuningJobName"])
+        tuning.stop_requested.set()
+        for job in tuning.training_jobs:
+            job.stop()
+        return {}
+
+    def describe_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["TrainingJobName"]
+        if name not in self.training_jobs:
+            raise ValidationError(f"Requested resource not found: training job {name}")
+        return self.training_jobs[name].describe()
+
+    # Hosting -------------------------------------------------------------------------------------------------
+
+    def _backend(self) -> Any:
+        return sagemaker_backends[self.account_id][self.region]
+
+    def _deployment(self, config_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            config = self._backend().describe_endpoint_config(config_name)
+        except Exception:
+            raise ValidationError(f"Could not find endpoint configuration {config_name}") from None
+        model_name = config["ProductionVariants"][0]["ModelName"]
+        model = self._backend().describe_model(model_name).response_object
+        return config, model
+
+    def _endpoint(self, name: str) -> LocalEndpoint:
+        if name not in self.endpoints:
+            raise ValidationError(f'Could not find endpoint "{name}".')
+        return self.endpoints[name]
+
+    def create_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["EndpointName"]
+        if name in self.endpoints:
+            raise ValidationError(f'Cannot create already existing endpoint "{self.arn("endpoint", name)}".')
+        config, model = self._deployment(request["EndpointConfigName"])
+        endpoint = LocalEndpoint(name, self.arn("endpoint", name), config, self.workdir / "endpoints" / name)
+        self.endpoints[name] = endpoint
+        self.listener(
+            "endpoint-deploying",
+            {"name": name, "config": config["EndpointConfigName"], "url": endpoint.proxy.url},
+        )
+        self._background(self._deploy, endpoint, config, model)
+        return {"EndpointArn": endpoint.arn}
+
+    def update_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        endpoint = self._endpoint(request["EndpointName"])
+        if endpoint.status != "InService":
+            raise ValidationError(
+                f'Cannot update in-progress endpoint "{endpoint.arn}" (status {endpoint.status}).'
+            )
+        config, model = self._deployment(request["EndpointConfigName"])
+        endpoint.status, endpoint.config = "Updating", config
+        self.listener(
+            "endpoint-deploying",
+            {"name": endpoint.name, "config": config["EndpointConfigName"], "url": endpoint.proxy.url},
+        )
+        self._background(self._deploy, endpoint, config, model)
+        return {"EndpointArn": endpoint.arn}
+
+    def _deploy(self, endpoint: LocalEndpoint, config: dict[str, Any], model: dict[str, Any]) -> None:
+        endpoint.deploy(config, model)
+        self.listener(
+            "endpoint-status",
+            {"name": endpoint.name, "status": endpoint.status, "reason": endpoint.failure_reason},
+        )
+
+    def describe_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._endpoint(request["EndpointName"]).describe()
+
+    def delete_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._endpoint(request["EndpointName"]).shutdown()
+        del self.endpoints[request["EndpointName"]]
+        return {}
+
+    def invoke_endpoint(
+        self, name: str, body: bytes, content_type: str, accept: str | None
+    ) -> tuple[int, bytes, str]:
+        endpoint = self._endpoint(name)
+        if endpoint.status not in ("InService", "Updating"):
+            raise ValidationError(f"Endpoint {name} is not in service (status {endpoint.status}).")
+        return endpoint.invoke(body, content_type, accept)
+
+    def _watch_endpoints(self) -> None:
+        while not self._health_stop.wait(0.5):
+            for endpoint in list(self.endpoints.values()):
+                before = endpoint.status
+                endpoint.check_health()
+                if endpoint.status != before:
+                    self.listener(
+                        "endpoint-status",
+                        {"name": endpoint.name, "status": endpoint.status, "reason": endpoint.failure_reason},
+                    )
+
+    # Lifecycle -----------------------------------------------------------------------------------------------
+
+    def shutdown(self, keep_endpoints: bool = False) -> None:
+        """Stop every job and, unless kept, every endpoint: no process outlives the run."""
+        self._health_stop.set()
+        for tuning in self.tuning_jobs.values():
+            tuning.stop_requested.set()
+        for job in self.training_jobs.values():
+            job.stop()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        for job in self.training_jobs.values():
+            job.kill()
+        if not keep_endpoints:
+            for endpoint in self.endpoints.values():
+                endpoint.shutdown()
+
+    def install(self) -> None:
+        """Route moto's SageMaker actions used by the workflow to this emulator (active until uninstall)."""
+        _patch_moto()
+        _ROUTED.clear()
+        _ROUTED.update({action: getattr(self, action) for action in ROUTED_ACTIONS})
+        _INVOKE[:] = [self.invoke_endpoint]
+
+    def uninstall(self) -> None:
+        _ROUTED.clear()
+        _INVOKE.clear()
+
+    def remove_workdir(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+_ROUTED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+_INVOKE: list[Callable[[str, bytes, str, str | None], tuple[int, bytes, str]]] = []
+
+
+def _routed_action(action: str) -> Callable[[SageMakerResponse], ActionResult]:
+    original = getattr(SageMakerResponse, action, None)
+
+    def handle(self: SageMakerResponse) -> ActionResult:
+        if action not in _ROUTED:
+            if original is None:
+                raise NotImplementedError(f"SageMaker {action} is not emulated")
+            return original(self)
+        result = _ROUTED[action](json.loads(self.body or "{}"))
+        return ActionResult(result) if result else EmptyResult()
+
+    return handle
+
+
+_original_invoke = SageMakerRuntimeResponse.invoke_endpoint
+
+
+def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
+    if not _INVOKE:
+        return _original_invoke(self)
+    name = self.path.split("/")[2]
+    body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
+    status, payload, content_type = _INVOKE[0](
+        name, body, self.headers.get("Content-Type", "text/csv"), self.headers.get("Accept")
+    )
+    if status >= 400:
+        raise ValidationError(
+            f'Received client error ({status}) from primary with message "{payload.decode(errors="replace")}"'
+        )
+    return 200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, payload
+
+
+def _patch_moto() -> None:
+    """Idempotent: moto dispatches an action to the response method of the same name."""
+    if getattr(SageMakerResponse, "_routed_to_local_sagemaker", False):
+        return
+    for action in ROUTED_ACTIONS:
+        setattr(SageMakerResponse, action, _routed_action(action))
+    SageMakerResponse._routed_to_local_sagemaker = True  # type: ignore[attr-defined]
+    SageMakerRuntimeResponse.invoke_endpoint = _invoke_endpoint  # type: ignore[method-assign]

@@ -1,0 +1,116 @@
+"""Hyperparameter search for local tuning jobs: SageMaker's ParameterRanges, sampled by a real optimiser.
+
+Bayesian uses Optuna's TPE sampler (with a constant liar so parallel jobs do not pick the same point), Random
+Optuna's random sampler, Grid every combination of the categorical values. Values go to the training job as
+strings, as SageMaker sends them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import optuna
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+LOCAL_STRATEGIES = ("Bayesian", "Random", "Grid")
+
+
+class UnsupportedTuningRequest(ValueError):
+    """The request asks for something the local emulation does not do; the message says what."""
+
+
+class Search(Protocol):
+    def suggest(self) -> tuple[Any, dict[str, str]] | None:
+        """A token and the next hyperparameters, or None when the search space is exhausted."""
+
+    def report(self, token: Any, objective: float | None) -> None:
+        """The job's objective value, or None when it failed."""
+
+
+def _as_string(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class OptunaSearch:
+    def __init__(
+        self, ranges: dict[str, list[dict[str, Any]]], direction: str, sampler: optuna.samplers.BaseSampler
+    ):
+        self.distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+        self.reversed: set[str] = set()
+        for item in ranges.get("IntegerParameterRanges", []):
+            self.distributions[item["Name"]] = optuna.distributions.IntDistribution(
+                int(item["MinValue"]), int(item["MaxValue"]), log=item.get("ScalingType") == "Logarithmic"
+            )
+        for item in ranges.get("ContinuousParameterRanges", []):
+            low, high, scaling = (
+                float(item["MinValue"]),
+                float(item["MaxValue"]),
+                item.get("ScalingType", "Auto"),
+            )
+            if scaling == "ReverseLogarithmic":
+                # Dense near the upper bound: sample 1 - x on a log scale.
+                self.reversed.add(item["Name"])
+                low, high = 1 - high, 1 - low
+            self.distributions[item["Name"]] = optuna.distributions.FloatDistribution(
+                low, high, log=scaling in ("Logarithmic", "ReverseLogarithmic")
+            )
+        for item in ranges.get("CategoricalParameterRanges", []):
+            self.distributions[item["Name"]] = optuna.distributions.CategoricalDistribution(item["Values"])
+        self.study = optuna.create_study(direction=direction.lower(), sampler=sampler)
+
+    def suggest(self) -> tuple[optuna.trial.Trial, dict[str, str]]:
+        trial = self.study.ask(self.distributions)
+        values = {
+            name: _as_string(1 - value if name in self.reversed else value)
+            for name, value in trial.params.items()
+        }
+        return trial, values
+
+    def report(self, token: optuna.trial.Trial, objective: float | None) -> None:
+        if objective is None:
+            self.study.tell(token, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(token, objective)
+
+
+class GridSearch:
+    def __init__(self, ranges: dict[str, list[dict[str, Any]]]):
+        if ranges.get("IntegerParameterRanges") or ranges.get("ContinuousParameterRanges"):
+            raise UnsupportedTuningRequest("the Grid strategy takes only CategoricalParameterRanges")
+        categorical = ranges.get("CategoricalParameterRanges", [])
+        names = [item["Name"] for item in categorical]
+        self.size = 1
+        for item in categorical:
+            self.size *= len(item["Values"])
+        self.points: Iterator[dict[str, str]] = (
+            dict(zip(names, values, strict=True))
+            for values in itertools.product(*(item["Values"] for item in categorical))
+        )
+
+    def suggest(self) -> tuple[None, dict[str, str]] | None:
+        point = next(self.points, None)
+        return None if point is None else (None, point)
+
+    def report(self, token: None, objective: float | None) -> None:
+        pass
+
+
+def make_search(config: dict[str, Any], max_jobs: int, seed: int | None = None) -> Search:
+    strategy = config.get("Strategy", "Bayesian")
+    ranges = config.get("ParameterRanges", {})
+    direction = config["HyperParameterTuningJobObjective"]["Type"]
+    if strategy == "Bayesian":
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=max(2, min(10, max_jobs // 3)), constant_liar=True
+        )
+        return OptunaSearch(ranges, direction, sampler)
+    if strategy == "Random":
+        return OptunaSearch(ranges, direction, optuna.samplers.RandomSampler(seed=seed))
+    if strategy == "Grid":
+        return GridSearch(ranges)
+    raise UnsupportedTuningRequest(
+        f"strategy {strategy} is not emulated locally (supported: {', '.join(LOCAL_STRATEGIES)}); it runs on AWS"
+    )

@@ -1,0 +1,430 @@
+"""Deploy the real SAM templates into moto, the way CloudFormation would, for the resource types they use.
+
+Intrinsic functions are evaluated from the templates themselves (parameters, conditions, Ref, GetAtt, Sub,
+If, Select, Split, Join), nested applications are deployed from their own templates, state machines are
+created from their ASL files with the DefinitionSubstitutions resolved, and Lambda functions are registered
+so that invoking them runs their real handler module in this process. Nothing of the wiring is copied here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import re
+import sys
+import threading
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+from cfnlint.decode import decode
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class DeploymentFailed(Exception):
+    """A resource could not be created; the message says which and why, as CloudFormation would."""
+
+
+@dataclass
+class LocalFunction:
+    name: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    layer_dirs: list[Path]
+
+
+class _CurrentStdout(io.TextIOBase):
+    """Writes to whatever sys.stdout is at the time of writing."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+CURRENT_STDOUT = _CurrentStdout()
+
+
+@dataclass
+class FunctionRegistry:
+    """Function name -> real handler module, with the function's environment applied during each call.
+
+    With a ``log_dir``, what a function prints (Powertools' JSON log lines) goes to ``<log_dir>/<name>.log``,
+    as CloudWatch Logs keeps it apart from the caller's console on AWS.
+    """
+
+    log_dir: Path | None = None
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    log_files: dict[str, TextIO] = field(default_factory=dict)
+
+    def resolve(self, function_name: str) -> Handler:
+        function = self.functions[
+            function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
+        ]
+        module_name, handler_name = function.handler.rsplit(".", 1)
+        for path in [function.code_dir, *function.layer_dirs]:
+            if str(path) not in sys.path:
+                sys.path.insert(0, str(path))
+
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            # Lambdas read their settings from the environment; one call at a time keeps them apart.
+            with self.lock, contextlib.redirect_stdout(self._log_file(function.name)):
+                saved = {key: os.environ.get(key) for key in function.environment}
+                os.environ.update(function.environment)
+                try:
+                    # Powertools' log handler keeps the stream it found at import: give it one that follows
+                    # sys.stdout, so each call's lines reach that call's log file.
+                    with contextlib.redirect_stdout(CURRENT_STDOUT):
+                        module = importlib.import_module(module_name)
+                    return getattr(module, handler_name)(event, context)
+                finally:
+                    for key, value in saved.items():
+                        if value is None:
+                            os.environ.pop(key, None)
+                        else:
+                            os.environ[key] = value
+
+        return invoke
+
+    def _log_file(self, function_name: str) -> TextIO:
+        if self.log_dir is None:
+            return sys.stdout
+        if function_name not in self.log_files:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.log_files[function_name] = (self.log_dir / f"{function_name}.log").open("a", buffering=1)
+        return self.log_files[function_name]
+
+    def close(self) -> None:
+        for log_file in self.log_files.values():
+            log_file.close()
+        self.log_files.clear()
+
+
+@dataclass
+class Stack:
+    name: str
+    template_path: Path
+    parameters: dict[str, str]
+    registry: FunctionRegistry
+    layer_dirs: list[Path] = field(default_factory=list)
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> {"Ref": ..., attrs}
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stack_id(self) -> str:
+        return f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{self.name}/local"
+
+
+def _references(value: Any) -> set[str]:
+    """Logical ids a template fragment depends on."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                found.add(item[0] if isinstance(item, list) else item.split(".")[0])
+            elif key == "Fn::Sub":
+                text = item if isinstance(item, str) else item[0]
+                found.update(name.split(".")[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", text))
+                if isinstance(item, list):
+                    found.update(_references(item[1]))
+            else:
+                found.update(_references(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.update(_references(item))
+    return found
+
+
+class Deployer:
+    """Creates the resources of a template (and its nested applications) in moto."""
+
+    def __init__(self, registry: FunctionRegistry):
+        self.registry = registry
+        self.clients = {
+            name: boto3.client(name, region_name=REGION)
+            for name in ("lambda", "iam", "sns", "s3", "stepfunctions")
+        }
+        self.role_arn = self._role("local-execution-role")
+
+    def _role(self, name: str) -> str:
+        return self.clients["iam"].create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+
+    def deploy(
+        self, name: str, template_path: Path, parameters: dict[str, str], layer_dirs: list[Path] | None = None
+    ) -> Stack:
+        template, matches = decode(str(template_path))
+        if matches:
+            raise DeploymentFailed(f"{template_path}: {matches[0]}")
+        stack = Stack(name, template_path, {}, self.registry, list(layer_dirs or []))
+        for key, spec in template.get("Parameters", {}).items():
+            if key in parameters:
+                stack.parameters[key] = str(parameters[key])
+            elif "Default" in spec:
+                stack.parameters[key] = str(spec["Default"])
+            else:
+                raise DeploymentFailed(f"{name}: parameter {key} has no value")
+        conditions: dict[str, bool] = {}
+        for key, expression in template.get("Conditions", {}).items():
+            conditions[key] = bool(self._evaluate(stack, expression, conditions))
+        resources = template["Resources"]
+        order = TopologicalSorter(
+            {
+                logical_id: {
+                    dependency
+                    for dependency in _references(resource) | set(_as_list(resource.get("DependsOn")))
+                    if dependency in resources
+                }
+                for logical_id, resource in resources.items()
+            }
+        ).static_order()
+        for logical_id in order:
+            resource = resources[logical_id]
+            if "Condition" in resource and not conditions[resource["Condition"]]:
+                continue
+            properties = self._evaluate(stack, resource.get("Properties", {}), conditions)
+            globals_ = self._evaluate(stack, template.get("Globals", {}).get("Function", {}), conditions)
+            stack.resources[logical_id] = self._create(
+                stack, logical_id, resource["Type"], properties, globals_
+            )
+        for key, output in template.get("Outputs", {}).items():
+            if "Condition" in output and not conditions[output["Condition"]]:
+                continue
+            stack.outputs[key] = self._evaluate(stack, output["Value"], conditions)
+        return stack
+
+    # Intrinsic functions ---------------------------------------------------------------------------------------
+
+    def _pseudo(self, stack: Stack, name: str) -> str | None:
+        return {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::StackName": stack.name,
+            "AWS::StackId": stack.stack_id,
+            "AWS::URLSuffix": "amazonaws.com",
+        }.get(name)
+
+    def _ref(self, stack: Stack, name: str) -> Any:
+        if name in stack.parameters:
+            return stack.parameters[name]
+        pseudo = self._pseudo(stack, name)
+        if pseudo is not None:
+            return pseudo
+        if name not in stack.resources:
+            raise DeploymentFailed(f"{stack.name}: {name} is referenced before it exists")
+        return stack.resources[name]["Ref"]
+
+    def _get_att(self, stack: Stack, logical_id: str, attribute: str) -> Any:
+        resource = stack.resources[logical_id]
+        if attribute.startswith("Outputs."):
+            return resource["Outputs"][attribute.removeprefix("Outputs.")]
+        return resource[attribute]
+
+    def _evaluate(self, stack: Stack, value: Any, conditions: dict[str, bool]) -> Any:
+        if isinstance(value, list):
+            return [self._evaluate(stack, item, conditions) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            [(key, argument)] = value.items()
+            if key == "Ref":
+                return self._ref(stack, argument)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+                return self._get_att(stack, logical_id, attribute)
+            if key == "Fn::Sub":
+                text, variables = (argument, {}) if isinstance(argument, str) else argument
+                variables = self._evaluate(stack, variables, conditions)
+
+                def substitute(match: re.Match[str]) -> str:
+                    name = match.group(1)
+                    if name in variables:
+                        return str(variables[name])
+                    if "." in name and name.split(".")[0] in stack.resources:
+                        logical_id, attribute = name.split(".", 1)
+                        return str(self._get_att(stack, logical_id, attribute))
+                    return str(self._ref(stack, name))
+
+                return re.sub(r"\$\{([^!}][^}]*)\}", substitute, text)
+            if key == "Fn::If":
+                name, if_true, if_false = argument
+                return self._evaluate(stack, if_true if conditions[name] else if_false, conditions)
+            if key == "Fn::Equals":
+                left, right = self._evaluate(stack, argument, conditions)
+                return left == right
+            if key == "Fn::Not":
+                return not self._evaluate(stack, argument[0], conditions)
+            if key == "Fn::Select":
+                index, items = self._evaluate(stack, argument, conditions)
+                return items[int(index)]
+            if key == "Fn::Split":
+                separator, text = self._evaluate(stack, argument, conditions)
+                return text.split(separator)
+            if key == "Fn::Join":
+                separator, items = self._evaluate(stack, argument, conditions)
+                return separator.join(str(item) for item in items)
+            if key == "Condition":
+                return conditions[argument]
+        return {key: self._evaluate(stack, item, conditions) for key, item in value.items()}
+
+    # Resources -------------------------------------------------------------------------------------------------
+
+    def _physical_name(self, stack: Stack, logical_id: str) -> str:
+        return f"{stack.name}-{logical_id}"[:64]
+
+    def _create(
+        self, stack: Stack, logical_id: str, kind: str, properties: dict[str, Any], globals_: dict[str, Any]
+    ) -> dict[str, Any]:
+        base = stack.template_path.parent
+        name = self._physical_name(stack, logical_id)
+        if kind == "AWS::Serverless::LayerVersion":
+            stack.layer_dirs.append(base / properties["ContentUri"])
+            return {"Ref": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{name}:1"}
+        if kind == "AWS::SNS::Topic":
+            arn = self.clients["sns"].create_topic(Name=name)["TopicArn"]
+            return {"Ref": arn, "TopicName": name, "TopicArn": arn}
+        if kind in ("AWS::SNS::Subscription", "AWS::Logs::LogGroup"):
+            return {"Ref": name, "Arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}"}
+        if kind == "AWS::IAM::Role":
+            arn = self._role(name)
+            return {"Ref": name, "Arn": arn, "RoleId": name}
+        if kind == "AWS::Serverless::Application":
+            child = self.deploy(
+                name, base / properties["Location"], properties.get("Parameters", {}), stack.layer_dirs
+            )
+            return {"Ref": child.stack_id, "Outputs": child.outputs, "Stack": child}
+        if kind == "AWS::Serverless::Function":
+            return self._create_function(stack, name, properties, globals_)
+        if kind == "AWS::Serverless::StateMachine":
+            definition = (base / properties["DefinitionUri"]).read_text()
+            for key, replacement in properties.get("DefinitionSubstitutions", {}).items():
+                definition = definition.replace(f"${{{key}}}", str(replacement))
+            arn = self.clients["stepfunctions"].create_state_machine(
+                name=name, definition=definition, roleArn=self.role_arn
+            )["stateMachineArn"]
+            return {"Ref": arn, "Name": name, "Arn": arn}
+        if kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
+            return self._create_custom_resource(stack, logical_id, kind, properties)
+        raise DeploymentFailed(f"{stack.name}: resource type {kind} ({logical_id}) is not emulated locally")
+
+    def _create_function(
+        self, stack: Stack, name: str, properties: dict[str, Any], globals_: dict[str, Any]
+    ) -> dict[str, Any]:
+        code_dir = stack.template_path.parent / properties["CodeUri"]
+        environment = globals_.get("Environment", {}).get("Variables", {}) | properties.get(
+            "Environment", {}
+        ).get("Variables", {})
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("placeholder.py", "# runs in process from its real code folder\n")
+        arn = self.clients["lambda"].create_function(
+            FunctionName=name,
+            Runtime=properties.get("Runtime", globals_.get("Runtime", "python3.13")),
+            Role=self.role_arn,
+            Handler=properties["Handler"],
+            Code={"ZipFile": archive.getvalue()},
+            Timeout=int(properties.get("Timeout", globals_.get("Timeout", 60))),
+            Environment={"Variables": {key: str(value) for key, value in environment.items()}},
+        )["FunctionArn"]
+        self.registry.functions[name] = LocalFunction(
+            name,
+            code_dir,
+            properties["Handler"],
+            # What the Lambda runtime sets, then the template's variables.
+            {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_LAMBDA_FUNCTION_NAME": name}
+            | {key: str(value) for key, value in environment.items()},
+            list(stack.layer_dirs),
+        )
+        for event in properties.get("Events", {}).values():
+            if event["Type"] == "EventBridgeRule":
+                self._subscribe_s3_uploads(arn, event["Properties"]["Pattern"])
+        return {"Ref": name, "Arn": arn}
+
+    def _subscribe_s3_uploads(self, function_arn: str, pattern: dict[str, Any]) -> None:
+        """Deliver the rule's S3 'Object Created' events as a bucket notification with the same key filter.
+
+        moto does not route S3 events through EventBridge rules to Lambda; the trigger accepts both shapes.
+        """
+        bucket = pattern["detail"]["bucket"]["name"][0]
+        [key_filter] = pattern["detail"]["object"]["key"]
+        prefix, _, suffix = key_filter["wildcard"].partition("*")
+        s3 = self.clients["s3"]
+        configuration = s3.get_bucket_notification_configuration(Bucket=bucket)
+        configuration.pop("ResponseMetadata", None)
+        configuration.setdefault("LambdaFunctionConfigurations", []).append(
+            {
+                "LambdaFunctionArn": function_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {
+                    "Key": {
+                        "FilterRules": [
+                            {"Name": "prefix", "Value": prefix},
+                            {"Name": "suffix", "Value": suffix},
+                        ]
+                    }
+                },
+            }
+        )
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=configuration)
+
+    def _create_custom_resource(
+        self, stack: Stack, logical_id: str, kind: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        responses: list[dict[str, Any]] = []
+
+        class ResponseHandler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                responses.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), ResponseHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        event = {
+            "RequestType": "Create",
+            "ResponseURL": f"http://127.0.0.1:{server.server_port}/",
+            "StackId": stack.stack_id,
+            "RequestId": f"{logical_id}-create",
+            "ResourceType": kind,
+            "LogicalResourceId": logical_id,
+            "ResourceProperties": properties,
+        }
+        try:
+            self.clients["lambda"].invoke(FunctionName=properties["ServiceToken"], Payload=json.dumps(event))
+        finally:
+            server.shutdown()
+            server.server_close()
+        if not responses:
+            raise DeploymentFailed(f"{logical_id}: the custom resource sent no response")
+        [response] = responses
+        if response["Status"] != "SUCCESS":
+            raise DeploymentFailed(f"{logical_id} ({kind}) CREATE_FAILED: {response['Reason']}")
+        return {"Ref": response["PhysicalResourceId"], **response.get("Data", {})}
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,203 @@
+"""The whole local pipeline on the examples: real templates, ASL files, Lambdas, trainer and predictor."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
+from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
+from h2o_sagemaker_local.stack import REGION
+
+pytestmark = pytest.mark.h2o
+
+MAX_JOBS, MAX_PARALLEL = 4, 2
+
+
+@pytest.fixture(scope="module")
+def options():
+    return parse_arguments(["run", "--max-jobs", str(MAX_JOBS), "--max-parallel", str(MAX_PARALLEL)])
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, options) -> Iterator[LocalPipeline]:
+    ml_parameters, hyperparameters, _ = local_inputs(options)
+    with LocalPipeline(tmp_path_factory.mktemp("pipeline"), seed=7) as local:
+        local.deploy(ml_parameters, hyperparameters)
+        yield local
+    assert processes_using(local.workdir) == [], "a training job or model server outlived the pipeline"
+
+
+@pytest.fixture(scope="module")
+def first_run(pipeline: LocalPipeline, options) -> RunResult:
+    return run_examples(pipeline, options, "manifests/first/manifest.json")
+
+
+def run_examples(pipeline: LocalPipeline, options, manifest_key: str) -> RunResult:
+    _, _, manifest = local_inputs(options)
+    return pipeline.run(manifest, {"training": options.train, "validation": options.validation}, manifest_key)
+
+
+def processes_using(workdir: Path) -> list[int]:
+    """Processes whose environment points into the work folder (training jobs, their JVMs, model servers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(workdir).encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
+def tuning_job(pipeline: LocalPipeline, result: RunResult):
+    return pipeline.sagemaker.tuning_jobs[result.output["model"]["hyperParameterTuningJobName"]]
+
+
+def endpoint_auc(pipeline: LocalPipeline, result: RunResult, options) -> float:
+    endpoint = pipeline.sagemaker.endpoints[result.output["endpoint"]["endpointName"]]
+    model_dir = endpoint.workdir / result.output["endpoint"]["endpointConfigName"] / "model"
+    metadata = json.loads((model_dir / "model-metadata.json").read_text())
+    predictions, auc = score_validation(endpoint.proxy.url, options.validation, metadata)
+    assert len(predictions) == 179
+    return auc
+
+
+def test_a_manifest_upload_tunes_creates_the_best_model_and_deploys_it(
+    pipeline: LocalPipeline, first_run: RunResult
+) -> None:
+    assert first_run.status == "SUCCEEDED", first_run.cause
+    tuning = tuning_job(pipeline, first_run)
+    assert [job.status for job in tuning.training_jobs] == ["Completed"] * MAX_JOBS
+    best = max(tuning.training_jobs, key=lambda job: job.metrics["validation:auc"])
+    model = first_run.output["model"]
+    assert model["trainingJobName"] == best.name
+    assert model["objective"] == {"MetricName": "validation:auc", "Value": best.metrics["validation:auc"]}
+    assert model["modelDataUrl"] == f"s3://{DATA_BUCKET}/model-artifacts/{best.name}/output/model.tar.gz"
+    assert first_run.output["endpoint"]["updated"] is False
+    # The parent's history and both child executions' (tuning, deployment) are kept.
+    assert len(first_run.history) == 3
+
+
+def test_no_more_than_max_parallel_training_jobs_ran_at_once(pipeline: LocalPipeline, first_run) -> None:
+    jobs = tuning_job(pipeline, first_run).training_jobs
+    for job in jobs:  # the most jobs running at once is reached at some job's start
+        running = [other for other in jobs if other.start_time <= job.start_time < other.end_time]
+        assert len(running) <= MAX_PARALLEL
+    assert any(
+        other is not job and other.start_time <= job.start_time < other.end_time
+        for job in jobs
+        for other in jobs
+    ), "the jobs ran one at a time"
+
+
+def test_the_endpoint_scores_the_validation_set_to_the_best_jobs_validation_auc(
+    pipeline: LocalPipeline, first_run: RunResult, options
+) -> None:
+    assert endpoint_auc(pipeline, first_run, options) == pytest.approx(
+        first_run.output["model"]["objective"]["Value"], abs=1e-9
+    )
+    # And through the SageMaker runtime API, as a client on AWS calls it.
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    response = runtime.invoke_endpoint(
+        EndpointName=first_run.output["endpoint"]["endpointName"],
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"Pclass": 1, "Sex": "female", "Age": 30, "Fare": 80.0, "Embarked": "C"}),
+    )
+    [prediction] = json.loads(response["Body"].read())["predictions"]
+    assert prediction["label"] == "1"
+
+
+def test_the_endpoint_is_registered_for_auto_scaling(first_run: RunResult) -> None:
+    endpoint = first_run.output["endpoint"]["endpointName"]
+    autoscaling = boto3.client("application-autoscaling", region_name=REGION)
+    [target] = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert target["ResourceId"] == f"endpoint/{endpoint}/variant/AllTraffic"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    [policy] = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    metric = policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+    assert metric["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+
+
+def test_a_second_run_updates_the_endpoint_without_failing_a_request(
+    pipeline: LocalPipeline, first_run: RunResult, options
+) -> None:
+    endpoint = pipeline.sagemaker.endpoints[first_run.output["endpoint"]["endpointName"]]
+    header_and_row = "\n".join(options.validation.read_text().splitlines()[:2]).encode()
+    outcomes: list[int | str] = []
+    stop = threading.Event()
+
+    def keep_requesting() -> None:
+        while not stop.is_set():
+            request = urllib.request.Request(
+                f"{endpoint.proxy.url}/invocations", data=header_and_row, headers={"Content-Type": "text/csv"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    outcomes.append(response.status)
+            except (urllib.error.URLError, OSError) as error:
+                outcomes.append(repr(error))
+            time.sleep(0.01)
+
+    client = threading.Thread(target=keep_requesting)
+    client.start()
+    try:
+        second_run = run_examples(pipeline, options, "manifests/second/manifest.json")
+    finally:
+        stop.set()
+        client.join()
+
+    assert second_run.status == "SUCCEEDED", second_run.cause
+    assert second_run.output["endpoint"]["updated"] is True
+    assert second_run.output["endpoint"]["endpointName"] == first_run.output["endpoint"]["endpointName"]
+    assert (
+        second_run.output["endpoint"]["endpointConfigName"]
+        != first_run.output["endpoint"]["endpointConfigName"]
+    )
+    assert outcomes and set(outcomes) == {200}, [item for item in outcomes if item != 200][:3]
+    assert endpoint_auc(pipeline, second_run, options) == pytest.approx(
+        second_run.output["model"]["objective"]["Value"], abs=1e-9
+    )
+
+
+def test_a_manifest_without_the_training_channel_is_rejected_before_any_tuning_job(
+    pipeline: LocalPipeline, first_run: RunResult, options
+) -> None:
+    _, _, manifest = local_inputs(options)
+    manifest["channels"] = [item for item in manifest["channels"] if item["channelName"] != "training"]
+    tuning_jobs_before = set(pipeline.sagemaker.tuning_jobs)
+
+    with pytest.raises(PipelineError, match="training"):
+        pipeline.run(manifest, {"validation": options.validation}, "manifests/no-training/manifest.json")
+
+    assert set(pipeline.sagemaker.tuning_jobs) == tuning_jobs_before
+
+
+def test_ctrl_c_stops_the_run_and_leaves_no_process(tmp_path: Path) -> None:
+    command = [
+        str(Path(sys.executable).with_name("h2o-sagemaker-local")),
+        "run", "--max-jobs", "2", "--max-parallel", "2", "--workdir", str(tmp_path),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "training-jobs").glob("*/training.log")) or not processes_using(tmp_path):
+        assert time.monotonic() < deadline and process.poll() is None, "no training job started"
+        time.sleep(0.2)
+
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 130, output
+    assert "Stopping" in output and "Traceback" not in output
+    assert processes_using(tmp_path) == []
