@@ -130,6 +130,8 @@ class Reporter:
             console.print(
                 f"[bold]Deploying endpoint[/] {data['name']} with {data['config']} at {data['url']}"
             )
+        elif kind == "state-entered":
+            self.progress.console.print(f"  [dim]{data['execution']}[/] → {data['state']}")
         elif kind == "endpoint-status":
             console.print(
                 f"  endpoint {data['name']}: {data['status']}"
@@ -254,10 +256,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def run(options: argparse.Namespace) -> int:
+    ml_parameters, hyperparameters, manifest = local_inputs(options)  # bad files: no work folder made
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="h2o-sagemaker-local-"))
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(f"work folder: {workdir}")
-    ml_parameters, hyperparameters, manifest = local_inputs(options)
     reporter = Reporter()
     pipeline = LocalPipeline(workdir, listener=reporter, seed=options.seed)
     with pipeline:
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(options)
     except (PipelineError, DeploymentFailed) as error:
-        console.print(f"[bold red]error:[/] {error}")
+        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
         return 1
 
 

@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,7 +132,6 @@ class LocalPipeline:
         data: dict[str, Path],
         manifest_key: str,
         timeout_seconds: float = 1800,
-        on_poll: Callable[[], None] | None = None,
     ) -> RunResult:
         """Upload the channel data, then the manifest; follow the execution it starts until it ends."""
         assert self.stack is not None, "deploy first"
@@ -153,17 +151,17 @@ class LocalPipeline:
             raise PipelineError(self._rejection_reason() or "the manifest upload started no execution")
         self.listener("execution-started", {"arn": execution_arn})
         deadline = time.monotonic() + timeout_seconds
+        reported: set[tuple[str, int]] = set()
         while True:
             description = self.sfn.describe_execution(executionArn=execution_arn)
+            history = self._histories(execution_arn)
+            self._report_states(history, reported)
             if description["status"] in TERMINAL_EXECUTION_STATUSES:
                 break
             if time.monotonic() > deadline:
                 self.sfn.stop_execution(executionArn=execution_arn, error="LocalTimeout")
                 raise PipelineError(f"execution did not finish within {timeout_seconds:.0f} s")
-            if on_poll:
-                on_poll()
             time.sleep(0.5)
-        history = self._histories(execution_arn)
         output = json.loads(description["output"]) if description.get("output") else None
         return RunResult(
             execution_arn,
@@ -173,6 +171,22 @@ class LocalPipeline:
             description.get("cause"),
             history,
         )
+
+    def _report_states(
+        self, histories: dict[str, list[dict[str, Any]]], reported: set[tuple[str, int]]
+    ) -> None:
+        """Tell the listener each state entered, in every execution of the run, once."""
+        for arn, events in histories.items():
+            for event in events:
+                if event["type"].endswith("StateEntered") and (arn, event["id"]) not in reported:
+                    reported.add((arn, event["id"]))
+                    self.listener(
+                        "state-entered",
+                        {
+                            "execution": arn.rsplit(":", 1)[-1],
+                            "state": event["stateEnteredEventDetails"]["name"],
+                        },
+                    )
 
     def _histories(self, execution_arn: str) -> dict[str, list[dict[str, Any]]]:
         """The execution's history and, found in its events, those of the executions it started."""
