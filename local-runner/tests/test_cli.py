@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from h2o_sagemaker_local.cli import area_under_roc, local_inputs, main, parse_arguments, tuned_names
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, EXAMPLES, PipelineError, ml_parameters_for_local_run
 
@@ -15,7 +14,9 @@ def test_defaults_are_the_examples_filled_for_the_local_bucket() -> None:
     ml_parameters, hyperparameters, manifest = local_inputs(parse_arguments(["run"]))
 
     assert "<" not in json.dumps(ml_parameters) + json.dumps(manifest)
-    assert {channel["s3DataSource"]["S3Uri"].split("/")[2] for channel in manifest["channels"]} == {DATA_BUCKET}
+    assert {channel["s3DataSource"]["S3Uri"].split("/")[2] for channel in manifest["channels"]} == {
+        DATA_BUCKET
+    }
     assert hyperparameters == json.loads((EXAMPLES / "hyperparameters.json").read_text())
     assert (ml_parameters["maxNumberOfTrainingJobs"], ml_parameters["maxParallelTrainingJobs"]) == (10, 2)
     assert tuned_names(hyperparameters) >= {"ntrees", "learn_rate"}
