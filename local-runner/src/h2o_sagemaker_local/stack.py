@@ -17,9 +17,9 @@ import re
 import sys
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from graphlib import TopologicalSorter
+from graphlib import CycleError, TopologicalSorter
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,6 +34,10 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 class DeploymentFailed(Exception):
     """A resource could not be created; the message says which and why, as CloudFormation would."""
+
+
+class _TemplateError(Exception):
+    """A reference or function the template cannot be evaluated with; ``deploy`` names where it occurred."""
 
 
 @dataclass
@@ -184,31 +188,39 @@ class Deployer:
                 raise DeploymentFailed(f"{name}: parameter {key} has no value")
         conditions: dict[str, bool] = {}
         for key, expression in template.get("Conditions", {}).items():
-            conditions[key] = bool(self._evaluate(stack, expression, conditions))
+            with _located(name, f"condition {key}"):
+                conditions[key] = bool(self._evaluate(stack, expression, conditions))
         resources = template["Resources"]
-        order = TopologicalSorter(
-            {
-                logical_id: {
-                    dependency
-                    for dependency in _references(resource) | set(_as_list(resource.get("DependsOn")))
-                    if dependency in resources
-                }
-                for logical_id, resource in resources.items()
-            }
-        ).static_order()
+        try:
+            order = list(
+                TopologicalSorter(
+                    {
+                        logical_id: {
+                            dependency
+                            for dependency in _references(resource) | set(_as_list(resource.get("DependsOn")))
+                            if dependency in resources
+                        }
+                        for logical_id, resource in resources.items()
+                    }
+                ).static_order()
+            )
+        except CycleError as error:
+            raise DeploymentFailed(f"{name}: circular dependency between resources {error.args[1]}") from None
         for logical_id in order:
             resource = resources[logical_id]
-            if "Condition" in resource and not conditions[resource["Condition"]]:
-                continue
-            properties = self._evaluate(stack, resource.get("Properties", {}), conditions)
-            globals_ = self._evaluate(stack, template.get("Globals", {}).get("Function", {}), conditions)
-            stack.resources[logical_id] = self._create(
-                stack, logical_id, resource["Type"], properties, globals_
-            )
+            with _located(name, f"resource {logical_id}"):
+                if "Condition" in resource and not _condition(conditions, resource["Condition"]):
+                    continue
+                properties = self._evaluate(stack, resource.get("Properties", {}), conditions)
+                globals_ = self._evaluate(stack, template.get("Globals", {}).get("Function", {}), conditions)
+                stack.resources[logical_id] = self._create(
+                    stack, logical_id, resource["Type"], properties, globals_
+                )
         for key, output in template.get("Outputs", {}).items():
-            if "Condition" in output and not conditions[output["Condition"]]:
-                continue
-            stack.outputs[key] = self._evaluate(stack, output["Value"], conditions)
+            with _located(name, f"output {key}"):
+                if "Condition" in output and not _condition(conditions, output["Condition"]):
+                    continue
+                stack.outputs[key] = self._evaluate(stack, output["Value"], conditions)
         return stack
 
     # Intrinsic functions ---------------------------------------------------------------------------------------
@@ -230,14 +242,22 @@ class Deployer:
         if pseudo is not None:
             return pseudo
         if name not in stack.resources:
-            raise DeploymentFailed(f"{stack.name}: {name} is referenced before it exists")
+            raise _TemplateError(
+                f"Ref {name}: no parameter, pseudo parameter or created resource of that name"
+            )
         return stack.resources[name]["Ref"]
 
     def _get_att(self, stack: Stack, logical_id: str, attribute: str) -> Any:
+        if logical_id not in stack.resources:
+            raise _TemplateError(f"Fn::GetAtt {logical_id}.{attribute}: no created resource {logical_id}")
         resource = stack.resources[logical_id]
-        if attribute.startswith("Outputs."):
-            return resource["Outputs"][attribute.removeprefix("Outputs.")]
-        return resource[attribute]
+        values = resource.get("Outputs", {}) if attribute.startswith("Outputs.") else resource
+        key = attribute.removeprefix("Outputs.")
+        if key not in values:
+            raise _TemplateError(
+                f"Fn::GetAtt {logical_id}.{attribute}: {logical_id} has no attribute {attribute}"
+            )
+        return values[key]
 
     def _evaluate(self, stack: Stack, value: Any, conditions: dict[str, bool]) -> Any:
         if isinstance(value, list):
@@ -257,17 +277,21 @@ class Deployer:
 
                 def substitute(match: re.Match[str]) -> str:
                     name = match.group(1)
+                    if name.startswith("!"):  # ${!Literal} is the escape for a literal ${Literal}
+                        return "${" + name[1:] + "}"
                     if name in variables:
                         return str(variables[name])
-                    if "." in name and name.split(".")[0] in stack.resources:
+                    if "." in name:  # ${Resource.Attribute}
                         logical_id, attribute = name.split(".", 1)
                         return str(self._get_att(stack, logical_id, attribute))
                     return str(self._ref(stack, name))
 
-                return re.sub(r"\$\{([^!}][^}]*)\}", substitute, text)
+                return re.sub(r"\$\{([^}]*)\}", substitute, text)
             if key == "Fn::If":
                 name, if_true, if_false = argument
-                return self._evaluate(stack, if_true if conditions[name] else if_false, conditions)
+                return self._evaluate(
+                    stack, if_true if _condition(conditions, name) else if_false, conditions
+                )
             if key == "Fn::Equals":
                 left, right = self._evaluate(stack, argument, conditions)
                 return left == right
@@ -283,7 +307,9 @@ class Deployer:
                 separator, items = self._evaluate(stack, argument, conditions)
                 return separator.join(str(item) for item in items)
             if key == "Condition":
-                return conditions[argument]
+                return _condition(conditions, argument)
+            if key.startswith("Fn::"):
+                raise _TemplateError(f"{key} is not supported by the local deployer")
         return {key: self._evaluate(stack, item, conditions) for key, item in value.items()}
 
     # Resources -------------------------------------------------------------------------------------------------
@@ -412,16 +438,38 @@ class Deployer:
             "ResourceProperties": properties,
         }
         try:
-            self.clients["lambda"].invoke(FunctionName=properties["ServiceToken"], Payload=json.dumps(event))
+            result = self.clients["lambda"].invoke(
+                FunctionName=properties["ServiceToken"], Payload=json.dumps(event)
+            )
         finally:
             server.shutdown()
             server.server_close()
         if not responses:
-            raise DeploymentFailed(f"{logical_id}: the custom resource sent no response")
+            # On AWS the stack would wait an hour for the reply; say now why none came.
+            reason = "the custom resource sent no response"
+            if "FunctionError" in result:
+                error = json.loads(result["Payload"].read())
+                reason += f"; its function failed: {error.get('errorType')}: {error.get('errorMessage')}"
+            raise DeploymentFailed(f"{logical_id} ({kind}) CREATE_FAILED: {reason}")
         [response] = responses
         if response["Status"] != "SUCCESS":
             raise DeploymentFailed(f"{logical_id} ({kind}) CREATE_FAILED: {response['Reason']}")
         return {"Ref": response["PhysicalResourceId"], **response.get("Data", {})}
+
+
+def _condition(conditions: dict[str, bool], name: str) -> bool:
+    if name not in conditions:
+        raise _TemplateError(f"condition {name} is not defined in Conditions")
+    return conditions[name]
+
+
+@contextlib.contextmanager
+def _located(stack_name: str, where: str) -> Iterator[None]:
+    """Turn an evaluation error into a DeploymentFailed that names the stack and the resource or output."""
+    try:
+        yield
+    except _TemplateError as error:
+        raise DeploymentFailed(f"{stack_name}: {where}: {error}") from None
 
 
 def _as_list(value: Any) -> list[str]:

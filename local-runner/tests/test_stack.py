@@ -1,0 +1,720 @@
+"""The stack deployer: the real templates deployed into moto, and intrinsics, errors and functions on small ones."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import generate_ml_parameters
+import pytest
+from h2o_sagemaker_local import moto_patches
+from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, Deployer, DeploymentFailed, FunctionRegistry, Stack
+from moto import mock_aws
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO_ROOT / "examples"
+SHARED_LAYER = REPO_ROOT / "layers" / "workflow-common"
+BUCKET = "stack-test-data"
+LAYER_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:workflow-common:1"
+PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
+
+
+@contextlib.contextmanager
+def emulated_aws(log_dir: Path) -> Iterator[FunctionRegistry]:
+    """moto with its ASL interpreter and the project's patches, functions resolved by a registry."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }.items():
+            patch.setenv(name, value)
+        # The registry puts code and layer folders on sys.path: keep them to these tests.
+        patch.setattr(sys, "path", list(sys.path))
+        functions = FunctionRegistry(log_dir=log_dir)
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            moto_patches.install(functions.resolve, sync_poll_seconds=0.05)
+            try:
+                yield functions
+            finally:
+                moto_patches.uninstall()
+                functions.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[FunctionRegistry]:
+    with emulated_aws(tmp_path / "logs") as functions:
+        yield functions
+
+
+@pytest.fixture
+def deployer(registry: FunctionRegistry) -> Deployer:
+    return Deployer(registry)
+
+
+def client(service: str) -> Any:
+    return boto3.client(service, region_name=REGION)
+
+
+def write_template(folder: Path, text: str) -> Path:
+    path = folder / "template.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def unique_module(prefix: str) -> str:
+    """Handler modules stay in sys.modules: each test's module gets a name of its own."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+# --- ml-parameter-provider ---------------------------------------------------------------------------
+
+
+def example_documents() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """ml-parameters, hyperparameters and manifest from examples/, filled as the pipeline fills them."""
+    options = generate_ml_parameters.parse_arguments(
+        ["--account", ACCOUNT_ID, "--region", REGION, "--bucket", BUCKET]
+    )
+    ml_parameters = generate_ml_parameters.generate_ml_parameters(
+        json.loads((EXAMPLES / "template-ml-parameters.json").read_text()), options
+    )
+    hyperparameters = json.loads((EXAMPLES / "hyperparameters.json").read_text())
+    manifest = generate_ml_parameters.fill_placeholders(
+        json.loads((EXAMPLES / "manifest.json").read_text()),
+        {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": BUCKET},
+    )
+    return ml_parameters, hyperparameters, manifest
+
+
+def target_state_machine() -> str:
+    role = client("iam").create_role(RoleName="target-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+    return client("stepfunctions").create_state_machine(
+        name="target", definition=json.dumps(definition), roleArn=role
+    )["stateMachineArn"]
+
+
+def deploy_provider(deployer: Deployer, target_arn: str, **parameters: str) -> Stack:
+    return deployer.deploy(
+        "provider",
+        REPO_ROOT / "ml-parameter-provider" / "template.yaml",
+        {
+            "SharedLayerArn": LAYER_ARN,
+            "TargetStateMachineArn": target_arn,
+            "DataBucketName": BUCKET,
+            "ParameterStorePath": "/stack-test",
+            "ManifestKeyPrefix": "incoming/",
+            "ManifestKeySuffix": "/manifest.json",
+            **parameters,
+        },
+        layer_dirs=[SHARED_LAYER],
+    )
+
+
+def test_parameter_provider_imports_both_files_into_ssm_and_subscribes_manifest_uploads(
+    deployer: Deployer,
+) -> None:
+    ml_parameters, hyperparameters, manifest = example_documents()
+    s3, sqs = client("s3"), client("sqs")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
+    s3.put_object(Bucket=BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
+    # A notification someone else put on the existing bucket: the stack must leave it in place.
+    queue_url = sqs.create_queue(QueueName="other-consumer")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    existing = {
+        "QueueArn": queue_arn,
+        "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "exports/"}]}},
+    }
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"QueueConfigurations": [existing]}
+    )
+    target_arn = target_state_machine()
+
+    stack = deploy_provider(deployer, target_arn)
+
+    ssm = client("ssm")
+    for name, document in (("ml-parameters", ml_parameters), ("hyperparameters", hyperparameters)):
+        stored = ssm.get_parameter(Name=f"/stack-test/{name}")["Parameter"]["Value"]
+        assert json.loads(stored) == document
+    # The custom resource's Data feeds Fn::GetAtt; its physical id is its Ref.
+    assert stack.outputs["ImportedParameterNames"] == "/stack-test/ml-parameters,/stack-test/hyperparameters"
+    assert stack.resources["ImportedParameters"]["Ref"] == "ssm-parameters:/stack-test"
+    # No topic given: the condition creates one and the outputs and the trigger's environment use it.
+    topic_arn = stack.outputs["NotificationTopicArn"]
+    assert topic_arn in [topic["TopicArn"] for topic in client("sns").list_topics()["Topics"]]
+    trigger = deployer.registry.functions["provider-ManifestTriggerFunction"]
+    assert trigger.environment["NOTIFICATION_TOPIC_ARN"] == topic_arn
+    assert trigger.environment["TARGET_STATE_MACHINE_ARN"] == target_arn
+    assert trigger.environment["PARAMETER_STORE_PATH"] == "/stack-test"
+
+    notifications = s3.get_bucket_notification_configuration(Bucket=BUCKET)
+    assert notifications["QueueConfigurations"][0]["QueueArn"] == queue_arn
+    [subscription] = notifications["LambdaFunctionConfigurations"]
+    assert subscription["LambdaFunctionArn"] == stack.outputs["ManifestTriggerFunctionArn"]
+    assert subscription["Events"] == ["s3:ObjectCreated:*"]
+    rules = {rule["Name"].lower(): rule["Value"] for rule in subscription["Filter"]["Key"]["FilterRules"]}
+    assert rules == {"prefix": "incoming/", "suffix": "/manifest.json"}
+
+    # The subscription runs the real trigger: a manifest outside the prefix starts nothing, one inside does.
+    sfn = client("stepfunctions")
+    s3.put_object(Bucket=BUCKET, Key="elsewhere/run/manifest.json", Body=json.dumps(manifest))
+    assert sfn.list_executions(stateMachineArn=target_arn)["executions"] == []
+    s3.put_object(Bucket=BUCKET, Key="incoming/run-1/manifest.json", Body=json.dumps(manifest))
+    [execution] = sfn.list_executions(stateMachineArn=target_arn)["executions"]
+    run_input = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert run_input["tuning"]["hyperParameterTuningJobName"] == execution["name"]
+
+
+def test_custom_resource_answering_failed_fails_the_deploy_with_its_reason(deployer: Deployer) -> None:
+    client("s3").create_bucket(Bucket=BUCKET)  # the parameter files were never uploaded
+    started = time.monotonic()
+    with pytest.raises(DeploymentFailed) as failure:
+        deploy_provider(deployer, target_state_machine())
+    message = str(failure.value)
+    assert "ImportedParameters (Custom::MlParameterImport) CREATE_FAILED" in message
+    assert f"s3://{BUCKET}/ml-parameters.json does not exist: upload it before deploying" in message
+    assert time.monotonic() - started < 10
+    # Resources after the failed one were not created.
+    assert "provider-ManifestTriggerFunction" not in deployer.registry.functions
+
+
+def test_custom_resource_whose_function_crashes_fails_with_the_function_error(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    module = unique_module("crashing_resource")
+    (tmp_path / f"{module}.py").write_text(
+        "def handler(event, context):\n    raise RuntimeError('no reply from ' + event['LogicalResourceId'])\n"
+    )
+    template = write_template(
+        tmp_path,
+        f"""
+        Resources:
+          Provider:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: .
+              Handler: {module}.handler
+          Thing:
+            Type: Custom::Thing
+            Properties:
+              ServiceToken: !GetAtt Provider.Arn
+        """,
+    )
+    with pytest.raises(DeploymentFailed) as failure:
+        deployer.deploy("crash", template, {})
+    assert str(failure.value) == (
+        "Thing (Custom::Thing) CREATE_FAILED: the custom resource sent no response; "
+        "its function failed: RuntimeError: no reply from Thing"
+    )
+
+
+# --- state machines ----------------------------------------------------------------------------------
+
+
+def lambda_arn_of(registry: FunctionRegistry, function_name: str) -> str:
+    assert function_name in registry.functions, f"{function_name} is not registered to run in process"
+    return client("lambda").get_function(FunctionName=function_name)["Configuration"]["FunctionArn"]
+
+
+def deployed_definition(stack: Stack, machine: str) -> str:
+    return client("stepfunctions").describe_state_machine(stateMachineArn=stack.resources[machine]["Ref"])[
+        "definition"
+    ]
+
+
+def substituted(asl_file: Path, substitutions: dict[str, str]) -> str:
+    text = asl_file.read_text()
+    for key, value in substitutions.items():
+        text = text.replace(f"${{{key}}}", value)
+    return text
+
+
+@pytest.mark.parametrize("topic_given", [False, True], ids=["own-topic", "given-topic"])
+def test_deployer_state_machine_is_its_asl_file_with_every_placeholder_substituted(
+    deployer: Deployer, topic_given: bool
+) -> None:
+    given = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:shared-topic" if topic_given else ""
+    stack = deployer.deploy(
+        "deployer",
+        REPO_ROOT / "sagemaker-model-deployer" / "template.yaml",
+        {"SharedLayerArn": LAYER_ARN, "Environment": "staging", "NotificationTopicArn": given},
+    )
+    definition = deployed_definition(stack, "EndpointDeploymentStateMachine")
+    assert PLACEHOLDER.findall(definition) == []
+    inspector_arn = lambda_arn_of(deployer.registry, "deployer-EndpointInspectorFunction")
+    topic_arn = given or stack.resources["NotificationTopic"]["Ref"]
+    assert ("NotificationTopic" in stack.resources) is not topic_given
+    assert definition == substituted(
+        REPO_ROOT / "sagemaker-model-deployer" / "statemachine" / "endpoint-deployment.asl.json",
+        {
+            "EndpointInspectorFunctionArn": inspector_arn,
+            "NotificationTopicArn": topic_arn,
+            "Environment": "staging",
+        },
+    )
+    states = json.loads(definition)["States"]
+    assert states["InspectEndpoint"]["Resource"] == inspector_arn
+    assert stack.outputs["StateMachineName"] == "deployer-EndpointDeploymentStateMachine"
+    assert stack.outputs["NotificationTopicArn"] == topic_arn
+
+
+def test_tuner_state_machine_is_its_asl_file_with_every_placeholder_substituted(deployer: Deployer) -> None:
+    stack = deployer.deploy(
+        "tuner",
+        REPO_ROOT / "sagemaker-model-tuner" / "template.yaml",
+        {"SharedLayerArn": LAYER_ARN, "DataBucketName": BUCKET, "Environment": "staging"},
+    )
+    definition = deployed_definition(stack, "ModelTuningStateMachine")
+    assert PLACEHOLDER.findall(definition) == []
+    selector_arn = lambda_arn_of(deployer.registry, "tuner-BestModelSelectorFunction")
+    role_arn = client("iam").get_role(RoleName="tuner-SageMakerExecutionRole")["Role"]["Arn"]
+    assert definition == substituted(
+        REPO_ROOT / "sagemaker-model-tuner" / "statemachine" / "model-tuning.asl.json",
+        {
+            "BestModelSelectorFunctionArn": selector_arn,
+            "SageMakerExecutionRoleArn": role_arn,
+            "NotificationTopicArn": stack.resources["NotificationTopic"]["Ref"],
+            "Environment": "staging",
+        },
+    )
+    assert selector_arn in definition and role_arn in definition
+    assert stack.outputs["SageMakerExecutionRoleArn"] == role_arn
+    # The function carries the template's Globals and the layer it was deployed with.
+    selector = deployer.registry.functions["tuner-BestModelSelectorFunction"]
+    assert selector.environment["POWERTOOLS_SERVICE_NAME"] == "sagemaker-model-tuner"
+    assert selector.code_dir == REPO_ROOT / "sagemaker-model-tuner" / "functions" / "best_model_selector"
+
+
+def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(deployer: Deployer) -> None:
+    ml_parameters, hyperparameters, _ = example_documents()
+    s3 = client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
+    s3.put_object(Bucket=BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
+
+    stack = deployer.deploy(
+        "parent",
+        REPO_ROOT / "template.yaml",
+        {"DataBucketName": BUCKET, "ParameterStorePath": "/parent-test"},
+    )
+
+    children = {
+        logical_id: resource["Stack"]
+        for logical_id, resource in stack.resources.items()
+        if "Stack" in resource
+    }
+    definition = deployed_definition(stack, "TuningWithDeploymentStateMachine")
+    assert definition == substituted(
+        REPO_ROOT / "statemachine" / "model-tuning-with-endpoint-deployment.asl.json",
+        {
+            "ModelTuningStateMachineArn": children["ModelTuner"].outputs["StateMachineArn"],
+            "EndpointDeploymentStateMachineArn": children["ModelDeployer"].outputs["StateMachineArn"],
+            "NotificationTopicArn": stack.resources["NotificationTopic"]["Ref"],
+        },
+    )
+    # One topic for the whole system: the children were given the parent's, so created none.
+    assert [topic["TopicArn"] for topic in client("sns").list_topics()["Topics"]] == [
+        stack.resources["NotificationTopic"]["Ref"]
+    ]
+    # Every function of every child runs with the parent's layer.
+    assert {name: function.layer_dirs for name, function in deployer.registry.functions.items()} == {
+        name: [SHARED_LAYER] for name in deployer.registry.functions
+    }
+    assert len(deployer.registry.functions) == 4
+    assert json.loads(
+        client("ssm").get_parameter(Name="/parent-test/ml-parameters")["Parameter"]["Value"]
+    ) == (ml_parameters)
+
+
+# --- intrinsic functions -----------------------------------------------------------------------------
+
+INTRINSICS_TEMPLATE = """
+Parameters:
+  Stage:
+    Type: String
+    Default: dev
+  Names:
+    Type: String
+    Default: alpha,beta,gamma
+  ExternalTopicArn:
+    Type: String
+    Default: ""
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+  NotProd: !Not [!Condition IsProd]
+  OwnTopic: !Equals [!Ref ExternalTopicArn, ""]
+Resources:
+  Machine:
+    # Declared first, but needs the topic created below: the deployer orders by references.
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      DefinitionUri: machine.asl.json
+      DefinitionSubstitutions:
+        TopicArn: !If [OwnTopic, !Ref Topic, !Ref ExternalTopicArn]
+        Stage: !Ref Stage
+  Topic:
+    Type: AWS::SNS::Topic
+    Condition: OwnTopic
+  ProdOnlyTopic:
+    Type: AWS::SNS::Topic
+    Condition: IsProd
+  Logs:
+    Type: AWS::Logs::LogGroup
+    DependsOn: Machine
+Outputs:
+  Stage:
+    Value: !Ref Stage
+  Pseudo:
+    Value: !Join ["|", [!Ref AWS::Region, !Ref AWS::AccountId, !Ref AWS::Partition, !Ref AWS::StackName]]
+  StackId:
+    Value: !Ref AWS::StackId
+  SubString:
+    Condition: OwnTopic
+    Value: !Sub "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:${Topic.TopicName}-${Stage}"
+  SubList:
+    Value: !Sub
+      - "${Prefix}/${Second}/${Stage}/${!Literal}"
+      - Prefix: !Join ["-", [!Ref Stage, x]]
+        Second: !Select [1, !Split [",", !Ref Names]]
+  GetAttList:
+    Condition: OwnTopic
+    Value: !GetAtt [Topic, TopicName]
+  GetAttDotted:
+    Value: !GetAtt Machine.Name
+  IfProd:
+    Value: !If [IsProd, production, !If [NotProd, not-production, unreachable]]
+  Topic:
+    Value: !If [OwnTopic, !Ref Topic, !Ref ExternalTopicArn]
+  ProdOnly:
+    Condition: IsProd
+    Value: !Ref ProdOnlyTopic
+"""
+
+
+def deploy_intrinsics(deployer: Deployer, tmp_path: Path, parameters: dict[str, str]) -> Stack:
+    (tmp_path / "machine.asl.json").write_text(
+        json.dumps(
+            {
+                "Comment": "${Stage}",
+                "StartAt": "Notify",
+                "States": {
+                    "Notify": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::sns:publish",
+                        "Parameters": {"TopicArn": "${TopicArn}", "Message": "hello"},
+                        "End": True,
+                    }
+                },
+            }
+        )
+    )
+    return deployer.deploy("inline", write_template(tmp_path, INTRINSICS_TEMPLATE), parameters)
+
+
+def test_intrinsic_functions_parameters_and_conditions(deployer: Deployer, tmp_path: Path) -> None:
+    stack = deploy_intrinsics(deployer, tmp_path, {})
+    topic_name = "inline-Topic"
+    topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{topic_name}"
+    assert stack.outputs == {
+        "Stage": "dev",
+        "Pseudo": f"{REGION}|{ACCOUNT_ID}|aws|inline",
+        "StackId": stack.stack_id,
+        "SubString": f"{topic_arn}-dev",
+        "SubList": "dev-x/beta/dev/${Literal}",
+        "GetAttList": topic_name,
+        "GetAttDotted": "inline-Machine",
+        "IfProd": "not-production",
+        "Topic": topic_arn,
+    }
+    assert "ProdOnlyTopic" not in stack.resources
+    assert [topic["TopicArn"] for topic in client("sns").list_topics()["Topics"]] == [topic_arn]
+    definition = json.loads(deployed_definition(stack, "Machine"))
+    assert definition["Comment"] == "dev"
+    assert definition["States"]["Notify"]["Parameters"]["TopicArn"] == topic_arn
+    assert set(stack.resources) == {"Machine", "Topic", "Logs"}
+
+
+def test_given_parameters_flip_the_conditions(deployer: Deployer, tmp_path: Path) -> None:
+    external = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:external"
+    stack = deploy_intrinsics(deployer, tmp_path, {"Stage": "prod", "ExternalTopicArn": external})
+    assert stack.outputs["IfProd"] == "production"
+    assert stack.outputs["Topic"] == external
+    assert stack.outputs["ProdOnly"] == stack.resources["ProdOnlyTopic"]["Ref"]
+    assert "Topic" not in stack.resources
+    definition = json.loads(deployed_definition(stack, "Machine"))
+    assert definition["States"]["Notify"]["Parameters"]["TopicArn"] == external
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="class")
+def shared_deployer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
+    """For cases that do not depend on what an earlier one created: one emulated AWS keeps them fast."""
+    with emulated_aws(tmp_path_factory.mktemp("logs")) as functions:
+        yield Deployer(functions)
+
+
+class TestBadTemplates:
+    """Each fails with a DeploymentFailed naming the stack, the resource or output, and the problem."""
+
+    @pytest.mark.parametrize(
+        ("resources", "message"),
+        [
+            (
+                "Table:\n  Type: AWS::DynamoDB::Table\n",
+                "bad: resource type AWS::DynamoDB::Table (Table) is not emulated locally",
+            ),
+            (
+                "Topic:\n  Type: AWS::SNS::Topic\n"
+                "Machine:\n  Type: AWS::Serverless::StateMachine\n  Properties:\n"
+                "    DefinitionUri: x.asl.json\n    DefinitionSubstitutions:\n      A: !Ref Missing\n",
+                "bad: resource Machine: Ref Missing: no parameter, pseudo parameter or created resource of that name",
+            ),
+            (
+                "Logs:\n  Type: AWS::Logs::LogGroup\n  Properties:\n    Name: !Sub '${Missing}-logs'\n",
+                "bad: resource Logs: Ref Missing: no parameter, pseudo parameter or created resource of that name",
+            ),
+            (
+                "Logs:\n  Type: AWS::Logs::LogGroup\n  Properties:\n    Name: !GetAtt Missing.Arn\n",
+                "bad: resource Logs: Fn::GetAtt Missing.Arn: no created resource Missing",
+            ),
+            (
+                "Topic:\n  Type: AWS::SNS::Topic\n"
+                "Logs:\n  Type: AWS::Logs::LogGroup\n  Properties:\n    Name: !GetAtt Topic.Nope\n",
+                "bad: resource Logs: Fn::GetAtt Topic.Nope: Topic has no attribute Nope",
+            ),
+            (
+                "Logs:\n  Type: AWS::Logs::LogGroup\n  Properties:\n    Name: !If [Undefined, a, b]\n",
+                "bad: resource Logs: condition Undefined is not defined in Conditions",
+            ),
+            (
+                "Logs:\n  Type: AWS::Logs::LogGroup\n  Condition: Undefined\n",
+                "bad: resource Logs: condition Undefined is not defined in Conditions",
+            ),
+            (
+                "Logs:\n  Type: AWS::Logs::LogGroup\n  Properties:\n    Name: !FindInMap [Map, Key, Value]\n",
+                "bad: resource Logs: Fn::FindInMap is not supported by the local deployer",
+            ),
+            (
+                "A:\n  Type: AWS::Logs::LogGroup\n  DependsOn: B\n"
+                "B:\n  Type: AWS::Logs::LogGroup\n  Properties:\n    Name: !Ref A\n",
+                "bad: circular dependency between resources",
+            ),
+        ],
+        ids=[
+            "unknown-type",
+            "ref-to-nothing",
+            "sub-to-nothing",
+            "getatt-unknown-resource",
+            "getatt-unknown-attribute",
+            "if-unknown-condition",
+            "resource-unknown-condition",
+            "unsupported-function",
+            "cycle",
+        ],
+    )
+    def test_bad_templates_fail_with_a_message_naming_the_resource_and_the_problem(
+        self, shared_deployer: Deployer, tmp_path: Path, resources: str, message: str
+    ) -> None:
+        template = write_template(tmp_path, "Resources:\n" + textwrap.indent(resources, "  "))
+        with pytest.raises(DeploymentFailed) as failure:
+            shared_deployer.deploy("bad", template, {})
+        assert str(failure.value).startswith(message)
+
+    def test_a_parameter_without_value_or_default_fails(
+        self, shared_deployer: Deployer, tmp_path: Path
+    ) -> None:
+        template = write_template(tmp_path, "Parameters:\n  Needed:\n    Type: String\nResources: {}\n")
+        with pytest.raises(DeploymentFailed, match=r"^bad: parameter Needed has no value$"):
+            shared_deployer.deploy("bad", template, {})
+
+    def test_an_undefined_condition_in_an_output_or_condition_is_named(
+        self, shared_deployer: Deployer, tmp_path: Path
+    ) -> None:
+        template = write_template(tmp_path, "Resources: {}\nOutputs:\n  Out:\n    Value: !If [Nope, a, b]\n")
+        with pytest.raises(DeploymentFailed, match=r"^bad: output Out: condition Nope is not defined"):
+            shared_deployer.deploy("bad", template, {})
+        template = write_template(tmp_path, "Conditions:\n  A: !Not [!Condition Nope]\nResources: {}\n")
+        with pytest.raises(DeploymentFailed, match=r"^bad: condition A: condition Nope is not defined"):
+            shared_deployer.deploy("bad", template, {})
+
+
+# --- functions ---------------------------------------------------------------------------------------
+
+
+def test_function_runs_with_the_template_environment_and_its_layer_and_logs_to_its_file(
+    deployer: Deployer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module, helper = unique_module("env_reporter"), unique_module("layer_helper")
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "layer" / f"{helper}.py").write_text("GREETING = 'from the layer'\n")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / f"{module}.py").write_text(
+        textwrap.dedent(
+            f"""
+            import os
+            import {helper}
+
+            def handler(event, context):
+                print("handling", event["n"], {helper}.GREETING)
+                names = ("SHARED", "OVERRIDDEN", "STAGE", "AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION")
+                return {{name: os.environ.get(name) for name in names}}
+            """
+        )
+    )
+    template = write_template(
+        tmp_path,
+        f"""
+        Parameters:
+          Stage:
+            Type: String
+        Globals:
+          Function:
+            Environment:
+              Variables:
+                SHARED: from-globals
+                OVERRIDDEN: from-globals
+        Resources:
+          Layer:
+            Type: AWS::Serverless::LayerVersion
+            Properties:
+              ContentUri: layer/
+          Reporter:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: code/
+              Handler: {module}.handler
+              Layers: [!Ref Layer]
+              Environment:
+                Variables:
+                  OVERRIDDEN: !Sub "from-function-${{Stage}}"
+                  STAGE: !Ref Stage
+        """,
+    )
+    stack = deployer.deploy("fn", template, {"Stage": "test"})
+    monkeypatch.setenv("SHARED", "caller-value")
+    monkeypatch.delenv("STAGE", raising=False)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+
+    for n in (1, 2):
+        response = client("lambda").invoke(
+            FunctionName=stack.resources["Reporter"]["Arn"], Payload=json.dumps({"n": n})
+        )
+        assert "FunctionError" not in response
+        assert json.loads(response["Payload"].read()) == {
+            "SHARED": "from-globals",
+            "OVERRIDDEN": "from-function-test",
+            "STAGE": "test",
+            "AWS_LAMBDA_FUNCTION_NAME": "fn-Reporter",
+            "AWS_REGION": REGION,
+        }
+    # The caller's environment is back as it was.
+    assert os.environ["SHARED"] == "caller-value"
+    assert "STAGE" not in os.environ
+    assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+    # The function's prints went to its own log file, not to the caller's console.
+    log = tmp_path / "logs" / "fn-Reporter.log"
+    assert log.read_text() == "handling 1 from the layer\nhandling 2 from the layer\n"
+    assert "handling" not in capsys.readouterr().out
+    configuration = client("lambda").get_function_configuration(FunctionName="fn-Reporter")
+    assert configuration["Environment"]["Variables"] == {
+        "SHARED": "from-globals",
+        "OVERRIDDEN": "from-function-test",
+        "STAGE": "test",
+    }
+
+
+def test_without_log_dir_prints_go_to_the_callers_stdout(
+    tmp_path: Path, registry: FunctionRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.log_dir = None
+    module = unique_module("printer")
+    (tmp_path / f"{module}.py").write_text("def handler(event, context):\n    print('printed', event)\n")
+    template = write_template(
+        tmp_path,
+        f"""
+        Resources:
+          Printer:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: .
+              Handler: {module}.handler
+        """,
+    )
+    Deployer(registry).deploy("plain", template, {})
+    client("lambda").invoke(FunctionName="plain-Printer", Payload=json.dumps("hi"))
+    assert "printed hi" in capsys.readouterr().out
+    assert not (tmp_path / "logs").exists()
+
+
+def test_nested_application_gets_its_parameters_and_the_parents_layers(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    module = unique_module("nested_child")
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "child").mkdir()
+    (tmp_path / "child" / f"{module}.py").write_text("def handler(event, context):\n    return event\n")
+    write_template(
+        tmp_path / "child",
+        f"""
+        Parameters:
+          Greeting:
+            Type: String
+        Resources:
+          Echo:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: .
+              Handler: {module}.handler
+              Environment:
+                Variables:
+                  GREETING: !Ref Greeting
+        Outputs:
+          EchoArn:
+            Value: !GetAtt Echo.Arn
+        """,
+    )
+    parent = write_template(
+        tmp_path,
+        """
+        Resources:
+          Layer:
+            Type: AWS::Serverless::LayerVersion
+            Properties:
+              ContentUri: layer/
+          Child:
+            Type: AWS::Serverless::Application
+            Properties:
+              Location: child/template.yaml
+              Parameters:
+                Greeting: !Sub "hello from ${AWS::StackName}"
+        Outputs:
+          EchoArn:
+            Value: !GetAtt Child.Outputs.EchoArn
+        """,
+    )
+    stack = deployer.deploy("parent", parent, {})
+    echo = deployer.registry.functions["parent-Child-Echo"]
+    assert (
+        stack.outputs["EchoArn"]
+        == client("lambda").get_function(FunctionName="parent-Child-Echo")["Configuration"]["FunctionArn"]
+    )
+    assert echo.environment["GREETING"] == "hello from parent"
+    assert echo.layer_dirs == [tmp_path / "layer"]
+    assert stack.resources["Child"]["Ref"] == stack.resources["Child"]["Stack"].stack_id
