@@ -247,6 +247,8 @@ class LocalSageMaker:
                         token, values = suggestion
                         launched += 1
                         job = self._new_training_job(tuning, launched, values)
+                        if tuning.stop_requested.is_set():  # the stop came after the check above
+                            job.stop()
                         running[pool.submit(self._run_training_job, job)] = (job, token)
                     if not running:
                         break

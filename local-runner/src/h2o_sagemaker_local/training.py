@@ -202,6 +202,8 @@ def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: fl
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops jobs itself
             )
+            if job.stop_requested.is_set():  # stop() came while there was no process yet to signal
+                job.process.terminate()
             try:
                 returncode = job.process.wait(timeout=timeout_seconds)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,629 @@
+"""Local SageMaker tuning jobs, driven with a stub `train` executable instead of H2O.
+
+The stub follows the container contract (hyperparameters.json in, metric lines on stdout, model/ or
+output/failure out) and acts on its hyperparameters: `x` and `n` set the metrics, a value starting with
+``fail:`` fails the job with the rest as its reason, `metric=omit` leaves out the objective metric, `sleep`
+delays it and `grandchild` makes it start a process of its own, as `train` starts its H2O JVM.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.model import Shape
+from botocore.validate import validate_parameters
+from h2o_sagemaker_local import sagemaker_emulator, training
+from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
+from moto import mock_aws
+from moto.sagemaker.exceptions import ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TUNER_ASL = REPO_ROOT / "sagemaker-model-tuner" / "statemachine" / "model-tuning.asl.json"
+REGION = "us-east-1"
+BUCKET = "data-bucket"
+ROLE_ARN = "arn:aws:iam::123456789012:role/sagemaker-execution"
+SAGEMAKER_API = botocore.session.get_session().get_service_model("sagemaker")
+
+STUB_TRAIN = """\
+#!{python}
+import json, os, subprocess, sys, time
+from pathlib import Path
+
+base = Path(os.environ["SAGEMAKER_BASE_DIR"])
+hp = json.loads((base / "input" / "config" / "hyperparameters.json").read_text())
+if hp.get("grandchild") == "true":
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+(base / "started").write_text(str(os.getpid()))
+time.sleep(float(hp.get("sleep", "0")))
+reasons = [value[len("fail:"):] for value in hp.values() if value.startswith("fail:")]
+if not any((base / "input" / "data" / "training").iterdir()):
+    reasons.append("no training data")
+if reasons:
+    (base / "output").mkdir(exist_ok=True)
+    (base / "output" / "failure").write_text(reasons[0] + "\\n")
+    sys.exit(1)
+x = float(hp.get("x", "0")) + float(hp.get("n", "0"))
+print("training:auc=0.99;")
+if hp.get("metric") != "omit":
+    print(f"validation:auc={{0.5 + x / 100!r}};")
+    print(f"validation:logloss={{x / 10!r}};")
+(base / "model").mkdir(exist_ok=True)
+(base / "model" / "model.json").write_text(json.dumps(hp))
+"""
+
+
+def expected_auc(hyperparameters: dict[str, str]) -> float:
+    """The stub's validation:auc for these hyperparameters."""
+    return 0.5 + (float(hyperparameters.get("x", "0")) + float(hyperparameters.get("n", "0"))) / 100
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """The tuner's MetricDefinitions, read from its state machine: the one place they live."""
+    states = json.loads(TUNER_ASL.read_text())["States"]
+    return states["UseTrainingImage"]["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
+
+
+def categorical(**values: list[str]) -> dict[str, list[dict[str, Any]]]:
+    return {"CategoricalParameterRanges": [{"Name": name, "Values": items} for name, items in values.items()]}
+
+
+RANDOM_RANGES = {
+    "IntegerParameterRanges": [{"Name": "n", "MinValue": "1", "MaxValue": "5", "ScalingType": "Linear"}],
+    "ContinuousParameterRanges": [{"Name": "x", "MinValue": "0", "MaxValue": "40", "ScalingType": "Auto"}],
+    "CategoricalParameterRanges": [],
+}
+
+
+def tuning_request(
+    name: str,
+    ranges: dict[str, Any],
+    *,
+    strategy: str = "Grid",
+    max_jobs: int | None = None,
+    max_parallel: int = 2,
+    objective: tuple[str, str] = ("Maximize", "validation:auc"),
+    static: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """CreateHyperParameterTuningJob as the tuner state machine sends it (execution input + trainingJobExtras)."""
+    limits = {"MaxParallelTrainingJobs": max_parallel}
+    if max_jobs is not None:
+        limits["MaxNumberOfTrainingJobs"] = max_jobs
+    request = {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": strategy,
+            "HyperParameterTuningJobObjective": {"Type": objective[0], "MetricName": objective[1]},
+            "ResourceLimits": limits,
+            "ParameterRanges": ranges,
+            "TrainingJobEarlyStoppingType": "Off",
+        },
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": {"seed": "1"} | (static or {}),
+            "InputDataConfig": [
+                {
+                    "ChannelName": channel,
+                    "ContentType": "text/csv",
+                    "CompressionType": "None",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": f"s3://{BUCKET}/data/{channel}/",
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+                for channel in ("training", "validation")
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 300},
+            "EnableManagedSpotTraining": False,
+            "EnableNetworkIsolation": False,
+            "AlgorithmSpecification": {
+                "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-trainer:latest",
+                "TrainingInputMode": "File",
+                "MetricDefinitions": metric_definitions(),
+            },
+            "RoleArn": ROLE_ARN,
+        },
+        "Tags": [{"Key": "Environment", "Value": "test"}],
+    }
+    # A request the real API would refuse would make these tests prove nothing about the emulation.
+    validate_parameters(request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape)
+    return request
+
+
+# --- fixtures and helpers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sagemaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalSageMaker]:
+    """A LocalSageMaker whose jobs run the stub, against moto S3 holding the training and validation data."""
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(variable, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    stub = tmp_path / "bin" / "train"
+    stub.parent.mkdir()
+    stub.write_text(STUB_TRAIN.format(python=sys.executable))
+    stub.chmod(0o755)
+    monkeypatch.setattr(training, "TRAIN_EXECUTABLE", stub)
+    workdir = tmp_path / "work"
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="data/training/train.csv", Body=b"a,b\n1,2\n")
+        s3.put_object(Bucket=BUCKET, Key="data/validation/validation.csv", Body=b"a,b\n3,4\n")
+        local = LocalSageMaker(workdir, seed=1)
+        try:
+            yield local
+        finally:
+            local.shutdown()
+            no_process_left(workdir)
+            leftovers = processes_using(workdir)
+            for pid in leftovers:  # only the stubs this test started: their environment names its workdir
+                os.kill(pid, signal.SIGKILL)
+    assert leftovers == [], "a training process outlived shutdown()"
+
+
+def processes_using(workdir: Path) -> list[int]:
+    """Processes whose environment points into the work folder: the stubs and whatever they started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(workdir).encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
+def no_process_left(workdir: Path, timeout: float = 5) -> bool:
+    """True once nothing runs with the work folder in its environment: a killed process takes a moment to go."""
+    deadline = time.monotonic() + timeout
+    while processes_using(workdir):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
+        time.sleep(0.02)
+    return result
+
+
+def run_to_end(sagemaker: LocalSageMaker, request: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
+    """Create the tuning job, poll it to a final status and return DescribeHyperParameterTuningJob."""
+    sagemaker.create_hyper_parameter_tuning_job(request)
+    return run_to_end_of(sagemaker, request["HyperParameterTuningJobName"], timeout)
+
+
+def run_to_end_of(sagemaker: LocalSageMaker, name: str, timeout: float = 15) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        description = sagemaker.describe_hyper_parameter_tuning_job({"HyperParameterTuningJobName": name})
+        return description if description["HyperParameterTuningJobStatus"] != "InProgress" else None
+
+    return wait_until(finished, timeout, f"tuning job {name} ending")
+
+
+def summaries(sagemaker: LocalSageMaker, name: str, **filters: str) -> list[dict[str, Any]]:
+    request = {"HyperParameterTuningJobName": name} | filters
+    return sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(request)["TrainingJobSummaries"]
+
+
+def started(sagemaker: LocalSageMaker, name: str, count: int) -> bool:
+    """`count` stubs of the tuning job are running (each wrote its started marker)."""
+    jobs = sagemaker.tuning_jobs[name].training_jobs
+    return sum((job.base_dir / "started").exists() for job in jobs) >= count
+
+
+def most_at_once(jobs: list[dict[str, Any]]) -> int:
+    """The most training jobs that ran at the same time, from their start and end times."""
+    events = sorted(
+        [(job["TrainingStartTime"], 1) for job in jobs] + [(job["TrainingEndTime"], -1) for job in jobs],
+        key=lambda event: (event[0], event[1]),  # an end before a start at the same instant
+    )
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def assert_matches_api_shape(value: Any, shape: Shape, path: str = "") -> None:
+    """``value`` could be botocore's parse of a real SageMaker response of this shape."""
+    if shape.type_name == "structure":
+        assert isinstance(value, dict), path
+        missing = set(shape.required_members) - set(value)
+        assert not missing, f"{path}: missing required {sorted(missing)}"
+        for key, item in value.items():
+            assert key in shape.members, f"{path}: {key} is not a member of {shape.name}"
+            assert_matches_api_shape(item, shape.members[key], f"{path}.{key}")
+    elif shape.type_name == "list":
+        assert isinstance(value, list), path
+        for index, item in enumerate(value):
+            assert_matches_api_shape(item, shape.member, f"{path}[{index}]")
+    elif shape.type_name == "map":
+        assert isinstance(value, dict), path
+        for key, item in value.items():
+            assert_matches_api_shape(key, shape.key, f"{path} key")
+            assert_matches_api_shape(item, shape.value, f"{path}[{key}]")
+    else:
+        expected = {
+            "string": str,
+            "timestamp": datetime,
+            "boolean": bool,
+            "integer": int,
+            "long": int,
+            "double": (int, float),
+            "float": (int, float),
+        }[shape.type_name]
+        assert isinstance(value, expected), f"{path}: {value!r} is not a {shape.type_name}"
+        if getattr(shape, "enum", None):
+            assert value in shape.enum, f"{path}: {value!r} not in {shape.enum}"
+
+
+# --- outcomes of the training jobs ------------------------------------------------------------------------
+
+
+def test_a_failed_training_job_does_not_fail_the_tuning_job(sagemaker: LocalSageMaker) -> None:
+    request = tuning_request("one-fails", categorical(x=["10", "fail:H2O ran out of memory", "30", "20"]))
+    description = run_to_end(sagemaker, request)
+
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    assert "FailureReason" not in description
+    best = description["BestTrainingJob"]
+    assert best["TunedHyperParameters"] == {"x": "30"}
+    assert best["TrainingJobStatus"] == "Completed"
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == expected_auc({"x": "30"})
+    assert description["TrainingJobStatusCounters"] == {
+        "Completed": 3,
+        "InProgress": 0,
+        "RetryableError": 0,
+        "NonRetryableError": 1,
+        "Stopped": 0,
+    }
+    assert description["ObjectiveStatusCounters"] == {"Succeeded": 3, "Pending": 0, "Failed": 1}
+    failed = summaries(sagemaker, "one-fails", StatusEquals="Failed")
+    assert len(failed) == 1
+    assert failed[0]["TunedHyperParameters"] == {"x": "fail:H2O ran out of memory"}
+    assert failed[0]["FailureReason"] == "H2O ran out of memory"
+    assert failed[0]["ObjectiveStatus"] == "Failed"
+    assert "FinalHyperParameterTuningJobObjectiveMetric" not in failed[0]
+    assert len(summaries(sagemaker, "one-fails", StatusEquals="Completed")) == 3
+
+
+def test_the_best_job_has_its_model_where_sagemaker_puts_it(sagemaker: LocalSageMaker) -> None:
+    description = run_to_end(sagemaker, tuning_request("artifact", categorical(x=["10", "20"])))
+    best = sagemaker.describe_training_job(
+        {"TrainingJobName": description["BestTrainingJob"]["TrainingJobName"]}
+    )
+
+    artifact = best["ModelArtifacts"]["S3ModelArtifacts"]
+    assert artifact == f"s3://{BUCKET}/models/{best['TrainingJobName']}/output/model.tar.gz"
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=artifact.split("/", 3)[3])
+    with tarfile.open(fileobj=io.BytesIO(body["Body"].read())) as archive:
+        model = json.loads(archive.extractfile("model.json").read())  # type: ignore[union-attr]
+    # The job saw the static and tuned hyperparameters and the objective, as SageMaker passes them.
+    assert model == {"seed": "1", "x": "20", "_tuning_objective_metric": "validation:auc"}
+    assert best["HyperParameters"] == model
+    assert {"MetricName": "training:auc", "Value": 0.99} in [
+        {key: metric[key] for key in ("MetricName", "Value")} for metric in best["FinalMetricDataList"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "static", "reasons"),
+    [
+        (["fail:out of memory", "fail:bad column"], {}, ["bad column", "out of memory"]),
+        (["10", "20"], {"metric": "omit"}, ["objective metric not reported"]),
+    ],
+    ids=["all-jobs-fail", "no-job-reports-the-objective"],
+)
+def test_without_a_scored_job_the_tuning_job_fails_with_the_jobs_reasons(
+    sagemaker: LocalSageMaker, values: list[str], static: dict[str, str], reasons: list[str]
+) -> None:
+    description = run_to_end(sagemaker, tuning_request("all-fail", categorical(x=values), static=static))
+
+    assert description["HyperParameterTuningJobStatus"] == "Failed"
+    assert description["FailureReason"] == "All training jobs failed: " + " | ".join(reasons)
+    assert "BestTrainingJob" not in description
+    assert "HyperParameterTuningEndTime" in description
+    assert description["ObjectiveStatusCounters"] == {"Succeeded": 0, "Pending": 0, "Failed": 2}
+
+
+def test_a_job_without_the_objective_metric_is_completed_but_not_scored(sagemaker: LocalSageMaker) -> None:
+    ranges = categorical(x=["10", "30"], metric=["report", "omit"])
+    description = run_to_end(sagemaker, tuning_request("no-metric", ranges))
+
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    # x=30 without the metric scores nothing, however good its model: the best is x=30 that reported.
+    assert description["BestTrainingJob"]["TunedHyperParameters"] == {"x": "30", "metric": "report"}
+    assert description["TrainingJobStatusCounters"]["Completed"] == 4
+    assert description["ObjectiveStatusCounters"] == {"Succeeded": 2, "Pending": 0, "Failed": 2}
+    for job in summaries(sagemaker, "no-metric"):
+        reported = job["TunedHyperParameters"]["metric"] == "report"
+        assert job["TrainingJobStatus"] == "Completed"
+        assert job["ObjectiveStatus"] == ("Succeeded" if reported else "Failed")
+        assert ("FinalHyperParameterTuningJobObjectiveMetric" in job) is reported
+
+
+@pytest.mark.parametrize(
+    ("objective", "best_x", "best_value"),
+    [(("Maximize", "validation:auc"), "30", 0.8), (("Minimize", "validation:logloss"), "10", 1.0)],
+)
+def test_the_objective_type_picks_the_best_job(
+    sagemaker: LocalSageMaker, objective: tuple[str, str], best_x: str, best_value: float
+) -> None:
+    request = tuning_request("direction", categorical(x=["20", "10", "30"]), objective=objective)
+    best = run_to_end(sagemaker, request)["BestTrainingJob"]
+
+    assert best["TunedHyperParameters"] == {"x": best_x}
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"] == {
+        "Type": objective[0],
+        "MetricName": objective[1],
+        "Value": best_value,
+    }
+
+
+# --- strategies and resource limits -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["Random", "Bayesian"])
+def test_sampled_strategies_launch_max_jobs_at_most_max_parallel_at_once(
+    sagemaker: LocalSageMaker, strategy: str
+) -> None:
+    request = tuning_request(
+        "limits", RANDOM_RANGES, strategy=strategy, max_jobs=5, max_parallel=2, static={"sleep": "0.3"}
+    )
+    description = run_to_end(sagemaker, request)
+
+    jobs = summaries(sagemaker, "limits")
+    assert len(jobs) == 5
+    assert description["TrainingJobStatusCounters"]["Completed"] == 5
+    assert most_at_once(jobs) == 2
+    for job in jobs:
+        tuned = job["TunedHyperParameters"]
+        assert set(tuned) == {"x", "n"}
+        assert 0 <= float(tuned["x"]) <= 40 and 1 <= int(tuned["n"]) <= 5
+        assert job["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == expected_auc(tuned)
+    best_value = max(job["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for job in jobs)
+    assert (
+        description["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == best_value
+    )
+
+
+def test_grid_runs_every_combination_once_without_a_job_limit(sagemaker: LocalSageMaker) -> None:
+    request = tuning_request("grid", categorical(x=["10", "20"], n=["1", "2", "3"]), max_parallel=3)
+    assert "MaxNumberOfTrainingJobs" not in request["HyperParameterTuningJobConfig"]["ResourceLimits"]
+    description = run_to_end(sagemaker, request)
+
+    tried = sorted(
+        (job["TunedHyperParameters"]["x"], job["TunedHyperParameters"]["n"])
+        for job in summaries(sagemaker, "grid")
+    )
+    assert tried == [(x, n) for x in ("10", "20") for n in ("1", "2", "3")]
+    assert description["BestTrainingJob"]["TunedHyperParameters"] == {"x": "20", "n": "3"}
+    assert most_at_once(summaries(sagemaker, "grid")) <= 3
+
+
+# --- requests the emulation refuses -----------------------------------------------------------------------
+
+
+def algorithm_resource(request: dict[str, Any]) -> None:
+    request["TrainingJobDefinition"]["AlgorithmSpecification"] = {
+        "AlgorithmName": "arn:aws:sagemaker:us-east-1:123456789012:algorithm/h2o-gbm",
+        "TrainingInputMode": "File",
+    }
+
+
+def several_definitions(request: dict[str, Any]) -> None:
+    objective = request["HyperParameterTuningJobConfig"].pop("HyperParameterTuningJobObjective")
+    definition = request.pop("TrainingJobDefinition") | {
+        "DefinitionName": "only",
+        "TuningObjective": objective,
+    }
+    request["TrainingJobDefinitions"] = [definition]
+
+
+def hyperband(request: dict[str, Any]) -> None:
+    request["HyperParameterTuningJobConfig"]["Strategy"] = "Hyperband"
+
+
+def grid_with_ranges(request: dict[str, Any]) -> None:
+    request["HyperParameterTuningJobConfig"]["ParameterRanges"] = RANDOM_RANGES
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (hyperband, "strategy Hyperband is not emulated locally (supported: Bayesian, Random, Grid)"),
+        (grid_with_ranges, "the Grid strategy takes only CategoricalParameterRanges"),
+        (algorithm_resource, "use trainingImage/inferenceImage rather than an algorithm resource"),
+        (several_definitions, "local SageMaker needs a single TrainingJobDefinition"),
+    ],
+    ids=["hyperband", "grid-with-numeric-ranges", "algorithm-name", "training-job-definitions"],
+)
+def test_unsupported_requests_are_refused_at_create_time(
+    sagemaker: LocalSageMaker, change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    request = tuning_request("refused", categorical(x=["10"]), max_jobs=2)
+    change(request)
+    validate_parameters(request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape)
+
+    with pytest.raises(ValidationError) as refused:
+        sagemaker.create_hyper_parameter_tuning_job(request)
+    assert message in refused.value.message
+    assert sagemaker.tuning_jobs == {} and sagemaker.training_jobs == {}
+    with pytest.raises(ValidationError, match="can't find a tuning job with name refused"):
+        sagemaker.describe_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "refused"})
+
+
+def test_a_tuning_job_name_is_taken_once(sagemaker: LocalSageMaker) -> None:
+    first = tuning_request("taken", categorical(x=["10"]))
+    sagemaker.create_hyper_parameter_tuning_job(first)
+
+    with pytest.raises(ValidationError, match="Hyperparameter tuning job taken already exists"):
+        sagemaker.create_hyper_parameter_tuning_job(tuning_request("taken", categorical(x=["20", "30"])))
+    description = run_to_end_of(sagemaker, "taken")
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    assert [job["TunedHyperParameters"] for job in summaries(sagemaker, "taken")] == [{"x": "10"}]
+
+
+# --- stopping ---------------------------------------------------------------------------------------------
+
+
+def start_sleeping_jobs(sagemaker: LocalSageMaker, name: str) -> None:
+    """Two stubs (and a child process each) that would run for a minute, of a tuning job allowing four."""
+    request = tuning_request(
+        name, RANDOM_RANGES, strategy="Random", max_jobs=4, static={"sleep": "60", "grandchild": "true"}
+    )
+    sagemaker.create_hyper_parameter_tuning_job(request)
+    wait_until(lambda: started(sagemaker, name, 2), 10, "two training jobs running")
+    # Each stub and the process it started: what stopping must take down.
+    assert len(processes_using(sagemaker.workdir)) == 4
+
+
+def test_stopping_a_tuning_job_stops_its_jobs_and_their_processes(sagemaker: LocalSageMaker) -> None:
+    start_sleeping_jobs(sagemaker, "stopped")
+
+    sagemaker.stop_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "stopped"})
+    description = run_to_end_of(sagemaker, "stopped", timeout=10)
+
+    assert description["HyperParameterTuningJobStatus"] == "Stopped"
+    jobs = summaries(sagemaker, "stopped")
+    assert len(jobs) == 2, "no job starts after the stop"
+    assert {job["TrainingJobStatus"] for job in jobs} == {"Stopped"}
+    assert description["TrainingJobStatusCounters"]["Stopped"] == 2
+    for job in jobs:
+        assert (
+            sagemaker.describe_training_job({"TrainingJobName": job["TrainingJobName"]})["SecondaryStatus"]
+            == "Stopped"
+        )
+    assert no_process_left(sagemaker.workdir), processes_using(sagemaker.workdir)
+
+
+def test_a_stop_before_the_training_process_starts_still_stops_the_job(sagemaker: LocalSageMaker) -> None:
+    """StopHyperParameterTuningJob while a job downloads its data: the job must not then train for its runtime."""
+
+    def stop_on_first_start(kind: str, data: dict[str, Any]) -> None:
+        if kind == "training-started":
+            sagemaker.stop_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "early-stop"})
+
+    sagemaker.listener = stop_on_first_start
+    request = tuning_request(
+        "early-stop", RANDOM_RANGES, strategy="Random", max_jobs=2, max_parallel=1, static={"sleep": "60"}
+    )
+    sagemaker.create_hyper_parameter_tuning_job(request)
+    description = run_to_end_of(sagemaker, "early-stop", timeout=10)
+
+    assert description["HyperParameterTuningJobStatus"] == "Stopped"
+    assert [job["TrainingJobStatus"] for job in summaries(sagemaker, "early-stop")] == ["Stopped"]
+    assert no_process_left(sagemaker.workdir), processes_using(sagemaker.workdir)
+
+
+def test_a_stop_while_the_next_job_is_chosen_stops_that_job_too(
+    sagemaker: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StopHyperParameterTuningJob between the tuning loop's stop check and the new job's registration."""
+    make_search = sagemaker_emulator.make_search
+
+    def search_stopped_at_second_suggestion(*args: Any) -> Any:
+        search = make_search(*args)
+        suggest, calls = search.suggest, []
+
+        def suggest_after_a_stop() -> Any:
+            calls.append(1)
+            if len(calls) == 2:
+                sagemaker.stop_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "racing-stop"})
+            return suggest()
+
+        search.suggest = suggest_after_a_stop
+        return search
+
+    monkeypatch.setattr(sagemaker_emulator, "make_search", search_stopped_at_second_suggestion)
+    request = tuning_request(
+        "racing-stop", RANDOM_RANGES, strategy="Random", max_jobs=3, max_parallel=2, static={"sleep": "60"}
+    )
+    description = run_to_end(sagemaker, request, timeout=10)
+
+    assert description["HyperParameterTuningJobStatus"] == "Stopped"
+    assert [job["TrainingJobStatus"] for job in summaries(sagemaker, "racing-stop")] == ["Stopped", "Stopped"]
+    assert no_process_left(sagemaker.workdir), processes_using(sagemaker.workdir)
+
+
+def test_shutdown_leaves_no_process(sagemaker: LocalSageMaker) -> None:
+    start_sleeping_jobs(sagemaker, "shutdown")
+
+    began = time.monotonic()
+    sagemaker.shutdown()
+
+    assert time.monotonic() - began < 10
+    assert no_process_left(sagemaker.workdir), processes_using(sagemaker.workdir)
+    description = sagemaker.describe_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "shutdown"})
+    assert description["HyperParameterTuningJobStatus"] == "Stopped"
+    assert {job["TrainingJobStatus"] for job in summaries(sagemaker, "shutdown")} == {"Stopped"}
+
+
+# --- response shapes --------------------------------------------------------------------------------------
+
+
+def test_responses_have_the_shapes_of_the_sagemaker_api(sagemaker: LocalSageMaker) -> None:
+    description = run_to_end(
+        sagemaker, tuning_request("shapes", categorical(x=["10", "fail:bad data", "20"]))
+    )
+    best = description["BestTrainingJob"]
+    listed = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(
+        {"HyperParameterTuningJobName": "shapes"}
+    )
+    training_job = sagemaker.describe_training_job({"TrainingJobName": best["TrainingJobName"]})
+
+    def output_shape(operation: str) -> Shape:
+        return SAGEMAKER_API.operation_model(operation).output_shape
+
+    assert_matches_api_shape(description, output_shape("DescribeHyperParameterTuningJob"))
+    assert_matches_api_shape(listed, output_shape("ListTrainingJobsForHyperParameterTuningJob"))
+    assert_matches_api_shape(training_job, output_shape("DescribeTrainingJob"))
+    # What the BestModelSelector Lambda and the state machines read, spelled as AWS spells it.
+    assert set(best) == {
+        "TrainingJobName",
+        "TrainingJobArn",
+        "TuningJobName",
+        "CreationTime",
+        "TrainingStartTime",
+        "TrainingEndTime",
+        "TrainingJobStatus",
+        "TunedHyperParameters",
+        "FinalHyperParameterTuningJobObjectiveMetric",
+        "ObjectiveStatus",
+    }
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"] == {
+        "Type": "Maximize",
+        "MetricName": "validation:auc",
+        "Value": expected_auc({"x": "20"}),
+    }
+    assert best["TuningJobName"] == "shapes" and best["ObjectiveStatus"] == "Succeeded"
+    assert best["TrainingJobName"].startswith("shapes-")
+    assert (
+        best["TrainingJobArn"]
+        == f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{best['TrainingJobName']}"
+    )
+    assert training_job["TuningJobArn"] == description["HyperParameterTuningJobArn"]
+    assert training_job["TrainingJobStatus"] == "Completed"
