@@ -400,16 +400,16 @@ class LocalSageMaker:
     def shutdown(self, keep_endpoints: bool = False) -> None:
         """Stop every job and, unless kept, every endpoint: no process outlives the run."""
         self._health_stop.set()
-        for tuning in self.tuning_jobs.values():
+        for tuning in list(self.tuning_jobs.values()):
             tuning.stop_requested.set()
-        for job in self.training_jobs.values():
+        for job in list(self.training_jobs.values()):
             job.stop()
         for thread in self.threads:
             thread.join(timeout=30)
-        for job in self.training_jobs.values():
+        for job in list(self.training_jobs.values()):
             job.kill()
         if not keep_endpoints:
-            for endpoint in self.endpoints.values():
+            for endpoint in list(self.endpoints.values()):
                 endpoint.shutdown()
 
     def install(self) -> None:
