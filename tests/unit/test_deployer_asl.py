@@ -254,11 +254,20 @@ def test_the_template_names_nothing_and_grants_wildcards_only_where_unavoidable(
     wildcard_actions = set()
     for resource in template["Resources"].values():
         for policy in resource["Properties"].get("Policies", []):
-            for statement in policy.get("Statement", []):
+            statements = policy.get("Statement") or policy.get("PolicyDocument", {}).get("Statement", [])
+            for statement in statements:
                 if statement["Resource"] == "*":
                     actions = statement["Action"]
                     wildcard_actions |= {actions} if isinstance(actions, str) else set(actions)
-    assert {action.split(":")[0] for action in wildcard_actions} == {"application-autoscaling", "logs"}
+    assert {action.split(":")[0] for action in wildcard_actions} == {
+        "application-autoscaling",
+        "logs",
+        "xray",
+    }
+    assert {action for action in wildcard_actions if action.startswith("xray:")} == {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
     assert {action for action in wildcard_actions if action.startswith("application-autoscaling:")} == {
         "application-autoscaling:DescribeScalableTargets"
     }

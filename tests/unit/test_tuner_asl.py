@@ -318,11 +318,20 @@ def test_wildcard_resources_are_granted_only_for_actions_without_resource_scopin
         if statement["Resource"] == "*"
         for action in as_list(statement["Action"])
     }
-    assert {action.split(":")[0] for action in wildcard_actions} == {"ecr", "cloudwatch", "ec2", "logs"}
-    assert {action for action in wildcard_actions if action.startswith(("ecr:", "cloudwatch:"))} == {
+    assert {action.split(":")[0] for action in wildcard_actions} == {
+        "ecr",
+        "cloudwatch",
+        "ec2",
+        "logs",
+        "xray",
+    }
+    assert {action for action in wildcard_actions if action.startswith(("ecr:", "cloudwatch:", "xray:"))} == {
         "ecr:GetAuthorizationToken",
         "cloudwatch:PutMetricData",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
     }
+    assert all(action.startswith("ec2:Describe") for action in wildcard_actions if action.startswith("ec2:"))
     (metrics,) = (s for s in policy_statements() if s["Action"] == "cloudwatch:PutMetricData")
     assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
     assert "s3:::*" not in (APP / "template.yaml").read_text()
