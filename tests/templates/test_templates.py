@@ -19,7 +19,12 @@ TEMPLATES = [
     REPO_ROOT / "template.yaml",
     *(
         REPO_ROOT / app / "template.yaml"
-        for app in ("ml-parameter-provider", "sagemaker-model-tuner", "sagemaker-model-deployer")
+        for app in (
+            "ml-parameter-provider",
+            "sagemaker-model-tuner",
+            "sagemaker-model-deployer",
+            "data-bucket",
+        )
     ),
 ]
 ASL_FILES = sorted(
