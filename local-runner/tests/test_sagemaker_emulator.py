@@ -3,7 +3,9 @@
 The stub follows the container contract (hyperparameters.json in, metric lines on stdout, model/ or
 output/failure out) and acts on its hyperparameters: `x` and `n` set the metrics, a value starting with
 ``fail:`` fails the job with the rest as its reason, `metric=omit` leaves out the objective metric, `sleep`
-delays it and `grandchild` makes it start a process of its own, as `train` starts its H2O JVM.
+delays it and `grandchild` makes it start a process of its own, as `train` starts its H2O JVM (`detached`: in
+a session of its own, as h2o-py does). With a checkpoints/ folder it counts its attempts there and prints
+the count it found, as a restarted job resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -44,8 +46,14 @@ from pathlib import Path
 
 base = Path(os.environ["SAGEMAKER_BASE_DIR"])
 hp = json.loads((base / "input" / "config" / "hyperparameters.json").read_text())
-if hp.get("grandchild") == "true":
-    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+if hp.get("grandchild") in ("true", "detached"):
+    detached = hp["grandchild"] == "detached"
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=detached)
+if (base / "checkpoints").is_dir():
+    attempts = base / "checkpoints" / "attempts"
+    found = int(attempts.read_text()) if attempts.exists() else 0
+    print(f"attempts found in the checkpoint folder: {{found}}", flush=True)
+    attempts.write_text(str(found + 1))
 (base / "started").write_text(str(os.getpid()))
 time.sleep(float(hp.get("sleep", "0")))
 reasons = [value[len("fail:"):] for value in hp.values() if value.startswith("fail:")]
@@ -142,6 +150,17 @@ def tuning_request(
         "Tags": [{"Key": "Environment", "Value": "test"}],
     }
     # A request the real API would refuse would make these tests prove nothing about the emulation.
+    validate_parameters(request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape)
+    return request
+
+
+def spot(request: dict[str, Any]) -> dict[str, Any]:
+    definition = request["TrainingJobDefinition"]
+    definition["EnableManagedSpotTraining"] = True
+    definition["StoppingCondition"]["MaxWaitTimeInSeconds"] = 600
+    definition["CheckpointConfig"] = {
+        "S3Uri": f"s3://{BUCKET}/checkpoints/{request['HyperParameterTuningJobName']}"
+    }
     validate_parameters(request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape)
     return request
 
@@ -580,6 +599,83 @@ def test_shutdown_leaves_no_process(sagemaker: LocalSageMaker) -> None:
     description = sagemaker.describe_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "shutdown"})
     assert description["HyperParameterTuningJobStatus"] == "Stopped"
     assert {job["TrainingJobStatus"] for job in summaries(sagemaker, "shutdown")} == {"Stopped"}
+
+
+# --- fault injection --------------------------------------------------------------------------------------
+
+
+def running_job(sagemaker: LocalSageMaker, tuning_name: str, hyperparameter: str, value: str) -> str:
+    def found() -> str | None:
+        return next(
+            (
+                job.name
+                for job in sagemaker.tuning_jobs[tuning_name].training_jobs
+                if job.tuned_hyperparameters.get(hyperparameter) == value
+                and (job.base_dir / "started").exists()
+            ),
+            None,
+        )
+
+    return wait_until(found, 10, f"the job with {hyperparameter}={value} running")
+
+
+def test_a_crashed_job_fails_with_the_signal_and_its_detached_processes_go_too(
+    sagemaker: LocalSageMaker,
+) -> None:
+    request = tuning_request("crash", categorical(sleep=["60", "1"]), static={"grandchild": "detached"})
+    sagemaker.create_hyper_parameter_tuning_job(request)
+    victim = running_job(sagemaker, "crash", "sleep", "60")
+    base_dir = sagemaker.training_jobs[victim].base_dir
+    wait_until(lambda: len(processes_using(base_dir)) == 2, 10, "the stub and its detached child")
+
+    sagemaker.crash_training_job(victim)
+    description = run_to_end_of(sagemaker, "crash")
+
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    assert description["TrainingJobStatusCounters"]["NonRetryableError"] == 1
+    assert description["BestTrainingJob"]["TunedHyperParameters"] == {"sleep": "1"}
+    crashed = sagemaker.describe_training_job({"TrainingJobName": victim})
+    assert crashed["TrainingJobStatus"] == "Failed"
+    assert crashed["FailureReason"] == f"train was killed by SIGKILL; see {base_dir / 'training.log'}"
+    assert no_process_left(base_dir), processes_using(base_dir)
+
+
+def test_an_interrupted_spot_job_runs_again_with_its_checkpoint_folder(sagemaker: LocalSageMaker) -> None:
+    sagemaker.create_hyper_parameter_tuning_job(spot(tuning_request("spot", categorical(sleep=["2"]))))
+    name = running_job(sagemaker, "spot", "sleep", "2")
+
+    sagemaker.interrupt_training_job(name)
+    during = sagemaker.describe_training_job({"TrainingJobName": name})
+    description = run_to_end_of(sagemaker, "spot")
+
+    assert during["TrainingJobStatus"] == "InProgress"
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    job = sagemaker.describe_training_job({"TrainingJobName": name})
+    assert job["TrainingJobStatus"] == "Completed"
+    assert [item["Status"] for item in job["SecondaryStatusTransitions"]] == [
+        "Downloading", "Training", "Interrupted", "Restarting", "Training", "Uploading", "Completed"
+    ]  # fmt: skip
+    log = sagemaker.training_jobs[name].log_path.read_text()
+    # One log across both runs; the second found what the first left in the checkpoint folder.
+    assert "attempts found in the checkpoint folder: 0" in log
+    assert "attempts found in the checkpoint folder: 1" in log
+    assert sagemaker.training_jobs[name].interruptions == 1
+
+
+def test_faults_are_injected_only_where_they_can_happen(sagemaker: LocalSageMaker) -> None:
+    sagemaker.create_hyper_parameter_tuning_job(tuning_request("on-demand", categorical(sleep=["60"])))
+    name = running_job(sagemaker, "on-demand", "sleep", "60")
+
+    with pytest.raises(ValidationError, match="does not use managed spot training"):
+        sagemaker.interrupt_training_job(name)
+    with pytest.raises(ValidationError, match="no running training process"):
+        sagemaker.crash_training_job("no-such-job")
+    with pytest.raises(ValidationError, match='Could not find endpoint "no-such-endpoint"'):
+        sagemaker.crash_model_server("no-such-endpoint")
+    sagemaker.stop_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "on-demand"})
+    run_to_end_of(sagemaker, "on-demand")
+    with pytest.raises(ValidationError, match="no running training process"):
+        sagemaker.crash_training_job(name)
 
 
 # --- response shapes --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ requests finished. Clients of the endpoint URL see no failed request across an u
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -36,6 +37,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
 
 
 class ModelServerFailed(Exception):
@@ -203,6 +210,9 @@ class LocalEndpoint:
     proxy: EndpointProxy = field(default_factory=EndpointProxy)
     server: ModelServer | None = None
     deployed_config: dict[str, Any] | None = None
+    starting: ModelServer | None = None  # the model server of a deployment in progress
+    # A new model server serves only once this is set; LocalSageMaker.hold_deployments clears it.
+    ready_gate: threading.Event = field(default_factory=_open_gate)
 
     def describe(self) -> dict[str, Any]:
         config = self.deployed_config or self.config
@@ -233,9 +243,16 @@ class LocalEndpoint:
         base_dir = self.workdir / config["EndpointConfigName"]
         try:
             _download_model(model["PrimaryContainer"]["ModelDataUrl"], base_dir / "model")
-            server = ModelServer(base_dir)
+            server = self.starting = ModelServer(base_dir)
             server.start()
             server.wait_ready()
+            self.ready_gate.wait()
+            if not server.is_alive():  # died while the deployment was held
+                assert server.process is not None
+                raise ModelServerFailed(
+                    f"model server exited with code {server.process.returncode} before it was ready; "
+                    f"see {server.log_path}"
+                )
         except (ModelServerFailed, OSError, tarfile.TarError, KeyError) as error:
             self._set_status(
                 "Failed",
@@ -244,6 +261,8 @@ class LocalEndpoint:
                 else str(error),
             )
             return
+        finally:
+            self.starting = None
         previous = self.proxy.switch_to(server)
         self.server, self.config, self.deployed_config = server, config, config
         self._set_status("InService")
@@ -257,6 +276,16 @@ class LocalEndpoint:
             self._set_status(
                 "Failed", f"model server process exited with code {code}; see {self.server.log_path}"
             )
+
+    def crash(self) -> list[int]:
+        """SIGKILL the process groups of its model servers (serving and starting); returns their process ids."""
+        killed = []
+        for server in (self.server, self.starting):
+            if server and server.process and server.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.process.pid, signal.SIGKILL)
+                    killed.append(server.process.pid)
+        return killed
 
     def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[int, bytes, str]:
         headers = {"Content-Type": content_type} | ({"Accept": accept} if accept else {})

@@ -3,6 +3,8 @@
 ``LocalSageMaker.install()`` routes moto's SageMaker (and SageMaker Runtime) API actions that the workflow uses
 to this emulator; models and endpoint configurations stay in moto's backend, which stores them faithfully. So
 the Lambdas, the state machines (through moto's ASL interpreter) and the runner all talk to one SageMaker.
+Its fault-injection methods (crashed or spot-interrupted training jobs, held deployments, dead model servers)
+let tests inject real faults into the running processes.
 """
 
 from __future__ import annotations
@@ -152,6 +154,8 @@ class LocalSageMaker:
         self.endpoints: dict[str, LocalEndpoint] = {}
         self.threads: list[threading.Thread] = []
         self._health_stop = threading.Event()
+        self._deployments_released = threading.Event()
+        self._deployments_released.set()
         threading.Thread(target=self._watch_endpoints, daemon=True).start()
 
     def arn(self, kind: str, name: str) -> str:
@@ -337,7 +341,13 @@ class LocalSageMaker:
         if name in self.endpoints:
             raise ValidationError(f'Cannot create already existing endpoint "{self.arn("endpoint", name)}".')
         config, model = self._deployment(request["EndpointConfigName"])
-        endpoint = LocalEndpoint(name, self.arn("endpoint", name), config, self.workdir / "endpoints" / name)
+        endpoint = LocalEndpoint(
+            name,
+            self.arn("endpoint", name),
+            config,
+            self.workdir / "endpoints" / name,
+            ready_gate=self._deployments_released,
+        )
         self.endpoints[name] = endpoint
         self.listener(
             "endpoint-deploying",
@@ -395,11 +405,52 @@ class LocalSageMaker:
                         {"name": endpoint.name, "status": endpoint.status, "reason": endpoint.failure_reason},
                     )
 
+    # Fault injection ------------------------------------------------------------------------------------------
+    # Faults a real system meets, injected into the running processes so tests can watch the workflow cope.
+
+    def _running_training_job(self, name: str) -> TrainingJob:
+        job = self.training_jobs.get(name)
+        if job is None or job.status != "InProgress" or not (job.process and job.process.poll() is None):
+            raise ValidationError(f"Training job {name} has no running training process")
+        return job
+
+    def crash_training_job(self, name: str) -> None:
+        """The job's container dies (as under the OOM killer): SIGKILL to everything it runs, `train` and its
+        H2O JVM. The job fails with the signal as its reason; its tuning job carries on with the others."""
+        self._running_training_job(name).kill()
+
+    def interrupt_training_job(self, name: str) -> None:
+        """A managed spot interruption: SIGTERM to the job's `train` (it keeps its last checkpoint), then the
+        job runs again with the same checkpoint folder, as SageMaker restarts an interrupted spot job.
+        DescribeTrainingJob stays InProgress; SecondaryStatusTransitions show Interrupted and Restarting."""
+        job = self._running_training_job(name)
+        if not job.request.get("EnableManagedSpotTraining"):
+            raise ValidationError(
+                f"Training job {name} does not use managed spot training: only spot jobs are interrupted"
+            )
+        job.interrupt()
+
+    def hold_deployments(self) -> None:
+        """Endpoint deployments started from now on, and those in progress, wait before their new model
+        server takes traffic: the endpoint stays Creating or Updating (an old server keeps serving) until
+        ``release_deployments``. Stands in for a slow deployment; SageMaker's take minutes."""
+        self._deployments_released.clear()
+
+    def release_deployments(self) -> None:
+        self._deployments_released.set()
+
+    def crash_model_server(self, endpoint_name: str) -> list[int]:
+        """The endpoint's predictor dies: SIGKILL to the process groups of its model servers (the serving one
+        and one being deployed). The health watcher then reports an InService endpoint Failed, and a
+        deployment in progress fails. Returns the killed process ids."""
+        return self._endpoint(endpoint_name).crash()
+
     # Lifecycle -----------------------------------------------------------------------------------------------
 
     def shutdown(self, keep_endpoints: bool = False) -> None:
         """Stop every job and, unless kept, every endpoint: no process outlives the run."""
         self._health_stop.set()
+        self.release_deployments()
         for tuning in list(self.tuning_jobs.values()):
             tuning.stop_requested.set()
         for job in list(self.training_jobs.values()):

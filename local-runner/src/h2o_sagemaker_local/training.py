@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,9 @@ class TrainingJob:
     model_artifact: str | None = None
     process: subprocess.Popen[bytes] | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    interruption_requested: threading.Event = field(default_factory=threading.Event)
+    interruptions: int = 0  # managed spot interruptions the job was restarted after
+    secondary_status_transitions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def log_path(self) -> Path:
@@ -64,6 +68,7 @@ class TrainingJob:
             "TrainingJobArn": self.arn,
             "TrainingJobStatus": self.status,
             "SecondaryStatus": self.secondary_status,
+            "SecondaryStatusTransitions": self.secondary_status_transitions,
             "HyperParameters": self.request["HyperParameters"],
             "AlgorithmSpecification": self.request["AlgorithmSpecification"],
             "RoleArn": self.request.get("RoleArn", "arn:aws:iam::123456789012:role/local"),
@@ -98,11 +103,49 @@ class TrainingJob:
         if self.process and self.process.poll() is None:
             self.process.terminate()
 
+    def enter(self, secondary_status: str, message: str = "") -> None:
+        """Move to a SecondaryStatus, recorded in SecondaryStatusTransitions as DescribeTrainingJob shows them."""
+        now = datetime.now(UTC)
+        if self.secondary_status_transitions:
+            self.secondary_status_transitions[-1]["EndTime"] = now
+        self.secondary_status_transitions.append({"Status": secondary_status, "StartTime": now})
+        if message:
+            self.secondary_status_transitions[-1]["StatusMessage"] = message
+        self.secondary_status = secondary_status
+
+    def interrupt(self) -> None:
+        """A managed spot interruption: SIGTERM to the entrypoint (the trainer keeps its last checkpoint), after
+        which ``run_training_job`` starts the job again with the same checkpoint folder."""
+        self.interruption_requested.set()
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+
     def kill(self) -> None:
-        """SIGKILL to the job's whole process group: nothing it started (its H2O JVM) outlives it."""
+        """SIGKILL to everything the job's container runs, as when a container ends: the process group of its
+        `train`, and the processes that left that group but carry the job's SAGEMAKER_BASE_DIR (h2o-py starts
+        the H2O JVM in a session of its own, so a killed `train` would leave its JVM running)."""
         if self.process:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in processes_with_base_dir(self.base_dir):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def processes_with_base_dir(base_dir: Path) -> list[int]:
+    """Processes whose environment has SAGEMAKER_BASE_DIR=``base_dir`` (Linux's /proc; elsewhere none found)."""
+    marker = f"\0SAGEMAKER_BASE_DIR={base_dir}\0".encode()
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if marker in b"\0" + (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile, or not ours
+                continue
+    return found
 
 
 class TrainingFailed(Exception):
@@ -181,53 +224,85 @@ def training_environment(base_dir: Path) -> dict[str, str]:
     return environment
 
 
+def _exit_reason(job: TrainingJob, returncode: int) -> str:
+    failure_file = job.base_dir / "output" / "failure"
+    if failure_file.exists() and failure_file.read_text().strip():
+        return failure_file.read_text().strip()
+    if returncode < 0:
+        return f"train was killed by {signal.Signals(-returncode).name}; see {job.log_path}"
+    return f"train exited with code {returncode}; see {job.log_path}"
+
+
+def _run_train_process(job: TrainingJob, deadline: float, timeout_seconds: float, restart: bool) -> int:
+    """One run of the container's entrypoint until ``deadline`` (monotonic); a restart appends to the log."""
+    # A restarted spot job gets a new container: only the checkpoint folder carries over.
+    (job.base_dir / "output" / "failure").unlink(missing_ok=True)
+    with job.log_path.open("ab" if restart else "wb") as log:
+        job.process = subprocess.Popen(
+            [str(TRAIN_EXECUTABLE)],
+            env=training_environment(job.base_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops jobs itself
+        )
+        # stop() or interrupt() may have come while there was no process yet to signal
+        if job.stop_requested.is_set() or job.interruption_requested.is_set():
+            job.process.terminate()
+        try:
+            return job.process.wait(timeout=max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            raise TrainingFailed(f"MaxRuntimeInSeconds ({timeout_seconds:.0f}) exceeded") from None
+        finally:
+            job.kill()
+
+
 def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: float) -> None:
-    """Run the job to its end, updating ``job`` as SageMaker would; never raises."""
+    """Run the job to its end, updating ``job`` as SageMaker would; never raises.
+
+    A managed spot job interrupted by ``job.interrupt()`` stays InProgress and runs again with the same
+    checkpoint folder (SecondaryStatus Interrupted, then Restarting), as SageMaker restarts it."""
     s3 = boto3.client("s3")
     job.start_time = datetime.now(UTC)
+    deadline = time.monotonic() + timeout_seconds
     try:
-        job.secondary_status = "Downloading"
+        job.enter("Downloading")
         _download_channels(s3, job)
         _write_config(job)
         # The SageMaker checkpoint folder: kept per job name, so a restarted job finds its checkpoints.
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         (job.base_dir / "checkpoints").unlink(missing_ok=True)
         (job.base_dir / "checkpoints").symlink_to(checkpoint_dir, target_is_directory=True)
-        job.secondary_status = "Training"
-        with job.log_path.open("wb") as log:
-            job.process = subprocess.Popen(
-                [str(TRAIN_EXECUTABLE)],
-                env=training_environment(job.base_dir),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops jobs itself
-            )
-            if job.stop_requested.is_set():  # stop() came while there was no process yet to signal
-                job.process.terminate()
-            try:
-                returncode = job.process.wait(timeout=timeout_seconds)
-            except subprocess.TimeoutExpired:
-                raise TrainingFailed(f"MaxRuntimeInSeconds ({timeout_seconds:.0f}) exceeded") from None
-            finally:
-                job.kill()
-        output = job.log_path.read_text(errors="replace")
-        if job.stop_requested.is_set():
-            job.status, job.secondary_status = "Stopped", "Stopped"
-            return
+        restart = False
+        while True:
+            job.enter("Training")
+            returncode = _run_train_process(job, deadline, timeout_seconds, restart)
+            if job.stop_requested.is_set():
+                job.status = "Stopped"
+                job.enter("Stopped")
+                return
+            if returncode == 0 or not job.interruption_requested.is_set():
+                break
+            job.interruption_requested.clear()
+            job.interruptions += 1
+            job.enter("Interrupted", "the spot instance was interrupted")
+            job.enter("Restarting", f"restart {job.interruptions} after a spot interruption")
+            restart = True
         if returncode != 0:
-            failure_file = job.base_dir / "output" / "failure"
-            reason = failure_file.read_text().strip() if failure_file.exists() else ""
-            raise TrainingFailed(reason or f"train exited with code {returncode}; see {job.log_path}")
+            raise TrainingFailed(_exit_reason(job, returncode))
         job.metrics = parse_metrics(
-            output, job.request["AlgorithmSpecification"].get("MetricDefinitions", [])
+            job.log_path.read_text(errors="replace"),
+            job.request["AlgorithmSpecification"].get("MetricDefinitions", []),
         )
-        job.secondary_status = "Uploading"
+        job.enter("Uploading")
         job.model_artifact = _upload_model(s3, job)
-        job.status, job.secondary_status = "Completed", "Completed"
+        job.status = "Completed"
+        job.enter("Completed")
     except TrainingFailed as error:
-        job.status, job.secondary_status, job.failure_reason = "Failed", "Failed", str(error)
+        job.status, job.failure_reason = "Failed", str(error)
+        job.enter("Failed", str(error))
     except Exception as error:  # an emulator fault must fail the job, not hang the tuning job
-        job.status, job.secondary_status = "Failed", "Failed"
+        job.status = "Failed"
         job.failure_reason = f"local emulation error: {type(error).__name__}: {error}"
+        job.enter("Failed", job.failure_reason)
     finally:
         job.end_time = datetime.now(UTC)
