@@ -460,6 +460,148 @@ def test_given_parameters_flip_the_conditions(deployer: Deployer, tmp_path: Path
     assert definition["States"]["Notify"]["Parameters"]["TopicArn"] == external
 
 
+def test_an_update_re_evaluates_parameters_and_conditions(deployer: Deployer, tmp_path: Path) -> None:
+    stack = deploy_intrinsics(deployer, tmp_path, {})
+    own_topic = stack.resources["Topic"]["Ref"]
+    external = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:external"
+
+    deployer.update(stack, {"Stage": "prod", "ExternalTopicArn": external})
+
+    assert stack.outputs["IfProd"] == "production"
+    assert stack.outputs["Topic"] == external
+    assert stack.outputs["ProdOnly"] == stack.resources["ProdOnlyTopic"]["Ref"]
+    assert "SubString" not in stack.outputs
+    assert set(stack.resources) == {"Machine", "ProdOnlyTopic", "Logs"}
+    topics = [topic["TopicArn"] for topic in client("sns").list_topics()["Topics"]]
+    assert own_topic not in topics and stack.resources["ProdOnlyTopic"]["Ref"] in topics
+    definition = json.loads(deployed_definition(stack, "Machine"))
+    assert definition["Comment"] == "prod"
+    assert definition["States"]["Notify"]["Parameters"]["TopicArn"] == external
+
+
+RECORDING_RESOURCE = """\
+import json, urllib.request
+from pathlib import Path
+
+REQUESTS = Path(__file__).with_suffix(".requests.jsonl")
+
+
+def handler(event, context):
+    with REQUESTS.open("a") as requests:
+        requests.write(json.dumps(event) + "\\n")
+    path = event["ResourceProperties"]["Path"]
+    body = {
+        "Status": "SUCCESS",
+        "PhysicalResourceId": "thing:" + path,
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+        "Data": {"Path": path},
+    }
+    urllib.request.urlopen(
+        urllib.request.Request(event["ResponseURL"], data=json.dumps(body).encode(), method="PUT")
+    ).read()
+"""
+
+
+def test_a_custom_resource_gets_update_requests_only_when_its_properties_change(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    module = unique_module("recording_resource")
+    (tmp_path / f"{module}.py").write_text(RECORDING_RESOURCE)
+    template = write_template(
+        tmp_path,
+        f"""
+        Parameters:
+          Path: {{Type: String, Default: /a}}
+          Revision: {{Type: String, Default: "1"}}
+          Note: {{Type: String, Default: x}}
+        Resources:
+          Provider:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: .
+              Handler: {module}.handler
+              Environment:
+                Variables:
+                  NOTE: !Ref Note
+          Thing:
+            Type: Custom::Thing
+            Properties:
+              ServiceToken: !GetAtt Provider.Arn
+              Path: !Ref Path
+              Revision: !Ref Revision
+        Outputs:
+          ThingPath:
+            Value: !GetAtt Thing.Path
+        """,
+    )
+    requests_file = tmp_path / f"{module}.requests.jsonl"
+
+    def requests() -> list[tuple[str, str | None, dict[str, Any] | None, dict[str, Any]]]:
+        events = [json.loads(line) for line in requests_file.read_text().splitlines()]
+        return [
+            (
+                event["RequestType"],
+                event.get("PhysicalResourceId"),
+                event.get("OldResourceProperties"),
+                {key: value for key, value in event["ResourceProperties"].items() if key != "ServiceToken"},
+            )
+            for event in events
+        ]
+
+    stack = deployer.deploy("updated", template, {})
+    assert requests() == [("Create", None, None, {"Path": "/a", "Revision": "1"})]
+
+    deployer.update(stack, {})  # nothing changed
+    deployer.update(stack, {"Note": "y"})  # only the function's environment changed
+    assert len(requests()) == 1
+    assert deployer.registry.functions["updated-Provider"].environment["NOTE"] == "y"
+
+    deployer.update(stack, {"Revision": "2"})
+    [_, (request_type, physical_id, old, new)] = requests()
+    assert (request_type, physical_id) == ("Update", "thing:/a")
+    assert (old["Revision"], new) == ("1", {"Path": "/a", "Revision": "2"})
+
+    # A new physical id is a replacement: the old resource is deleted once the update is done.
+    deployer.update(stack, {"Path": "/b"})
+    assert [request[:2] for request in requests()[2:]] == [("Update", "thing:/a"), ("Delete", "thing:/a")]
+    assert requests()[3][3] == {"Path": "/a", "Revision": "2"}  # the deleted resource's own properties
+    assert stack.resources["Thing"]["Ref"] == "thing:/b"
+    assert stack.outputs["ThingPath"] == "/b"
+
+    with pytest.raises(DeploymentFailed, match="updated: the template has no parameter Unknown"):
+        deployer.update(stack, {"Unknown": "1"})
+
+
+def test_the_provider_re_imports_on_a_new_revision_and_moves_the_parameters_with_their_path(
+    deployer: Deployer,
+) -> None:
+    ml_parameters, hyperparameters, _ = example_documents()
+    s3, ssm = client("s3"), client("ssm")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
+    s3.put_object(Bucket=BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
+    stack = deploy_provider(deployer, target_state_machine())
+    changed = ml_parameters | {"maxNumberOfTrainingJobs": 3}
+    s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(changed))
+
+    def stored(path: str) -> dict[str, Any]:
+        return json.loads(ssm.get_parameter(Name=f"{path}/ml-parameters")["Parameter"]["Value"])
+
+    deployer.update(stack, {})  # CloudFormation sees no change: the import is not run
+    assert stored("/stack-test") == ml_parameters
+    deployer.update(stack, {"ParametersRevision": "2"})
+    assert stored("/stack-test") == changed
+
+    deployer.update(stack, {"ParameterStorePath": "/moved"})
+    assert stored("/moved") == changed
+    assert ssm.get_parameters_by_path(Path="/stack-test")["Parameters"] == []
+    assert stack.outputs["ImportedParameterNames"] == "/moved/ml-parameters,/moved/hyperparameters"
+    trigger = deployer.registry.functions["provider-ManifestTriggerFunction"]
+    assert trigger.environment["PARAMETER_STORE_PATH"] == "/moved"
+
+
 # --- errors ------------------------------------------------------------------------------------------
 
 

@@ -112,8 +112,8 @@ class LocalPipeline:
         self.s3.put_object(Bucket=DATA_BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
         self.s3.put_object(Bucket=DATA_BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
         self.listener("deploying", {"template": str(REPO_ROOT / "template.yaml")})
-        deployer = Deployer(self.registry)
-        self.stack = deployer.deploy(
+        self.deployer = Deployer(self.registry)
+        self.stack = self.deployer.deploy(
             STACK_NAME,
             REPO_ROOT / "template.yaml",
             {"DataBucketName": DATA_BUCKET, "ParameterStorePath": "/h2o-local"},
@@ -121,6 +121,24 @@ class LocalPipeline:
         self._subscribe_to_notifications(self.stack.outputs["NotificationTopicArn"])
         self.listener("deployed", {"outputs": self.stack.outputs})
         return self.stack
+
+    def update_stack(
+        self,
+        parameters: dict[str, str],
+        ml_parameters: dict[str, Any] | None = None,
+        hyperparameters: dict[str, Any] | None = None,
+    ) -> Stack:
+        """Put the given parameter files in the bucket, then update the stack with the given parameter values,
+        as `aws s3 cp` then `sam deploy --parameter-overrides` would. The files are imported again only when a
+        property of the import changes (change ``ParametersRevision``), as on AWS."""
+        assert self.stack is not None, "deploy first"
+        if ml_parameters is not None:
+            self.s3.put_object(Bucket=DATA_BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
+        if hyperparameters is not None:
+            self.s3.put_object(
+                Bucket=DATA_BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters)
+            )
+        return self.deployer.update(self.stack, parameters)
 
     def upload(self, local_path: Path, s3_uri: str) -> None:
         bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
@@ -134,6 +152,10 @@ class LocalPipeline:
         timeout_seconds: float = 1800,
     ) -> RunResult:
         """Upload the channel data, then the manifest; follow the execution it starts until it ends."""
+        return self.follow(self.start(manifest, data, manifest_key), timeout_seconds)
+
+    def start(self, manifest: dict[str, Any], data: dict[str, Path], manifest_key: str) -> str:
+        """Upload the channel data, then the manifest; return the ARN of the execution the upload started."""
         assert self.stack is not None, "deploy first"
         for channel in manifest.get("channels", []):
             name = channel.get("channelName")
@@ -150,11 +172,15 @@ class LocalPipeline:
         if execution_arn is None:
             raise PipelineError(self._rejection_reason() or "the manifest upload started no execution")
         self.listener("execution-started", {"arn": execution_arn})
+        return execution_arn
+
+    def follow(self, execution_arn: str, timeout_seconds: float = 1800) -> RunResult:
+        """Report the execution's states as they are entered until it ends; stop it after the timeout."""
         deadline = time.monotonic() + timeout_seconds
         reported: set[tuple[str, int]] = set()
         while True:
             description = self.sfn.describe_execution(executionArn=execution_arn)
-            history = self._histories(execution_arn)
+            history = self.histories(execution_arn)
             self._report_states(history, reported)
             if description["status"] in TERMINAL_EXECUTION_STATUSES:
                 break
@@ -188,7 +214,7 @@ class LocalPipeline:
                         },
                     )
 
-    def _histories(self, execution_arn: str) -> dict[str, list[dict[str, Any]]]:
+    def histories(self, execution_arn: str) -> dict[str, list[dict[str, Any]]]:
         """The execution's history and, found in its events, those of the executions it started."""
         histories: dict[str, list[dict[str, Any]]] = {}
         pending = [execution_arn]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import itertools
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from cfnlint.decode import decode
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 Handler = Callable[[dict[str, Any], Any], Any]
+_request_numbers = itertools.count(1)
 
 
 class DeploymentFailed(Exception):
@@ -130,6 +132,9 @@ class Stack:
     layer_dirs: list[Path] = field(default_factory=list)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> {"Ref": ..., attrs}
     outputs: dict[str, Any] = field(default_factory=dict)
+    # logical id -> (type, properties, function globals) as last applied: an update compares with them
+    applied: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+    conditions: dict[str, bool] = field(default_factory=dict)
 
     @property
     def stack_id(self) -> str:
@@ -175,9 +180,7 @@ class Deployer:
     def deploy(
         self, name: str, template_path: Path, parameters: dict[str, str], layer_dirs: list[Path] | None = None
     ) -> Stack:
-        template, matches = decode(str(template_path))
-        if matches:
-            raise DeploymentFailed(f"{template_path}: {matches[0]}")
+        template = _read_template(template_path)
         stack = Stack(name, template_path, {}, self.registry, list(layer_dirs or []))
         for key, spec in template.get("Parameters", {}).items():
             if key in parameters:
@@ -186,10 +189,67 @@ class Deployer:
                 stack.parameters[key] = str(spec["Default"])
             else:
                 raise DeploymentFailed(f"{name}: parameter {key} has no value")
+        for logical_id, kind, properties, globals_ in self._resources(stack, template):
+            stack.resources[logical_id] = self._create(stack, logical_id, kind, properties, globals_)
+            stack.applied[logical_id] = (kind, properties, globals_)
+        self._outputs(stack, template)
+        return stack
+
+    def update(self, stack: Stack, parameters: dict[str, str]) -> Stack:
+        """UpdateStack with the stack's template: the given parameter values replace the previous ones, the
+        others keep theirs (UsePreviousValue), and what depends on them is re-evaluated.
+
+        As in CloudFormation, only a resource whose properties changed is updated: a custom resource gets an
+        ``Update`` request with ``OldResourceProperties`` (a new physical id has the old one deleted once the
+        update is done), a nested application is updated with its new parameters, a function gets its new
+        settings, a state machine its new definition; other types keep nothing locally that their properties
+        change. A resource the template no longer creates is deleted: a custom resource gets ``Delete``, a
+        topic is deleted; of other types only the stack's record of it goes."""
+        template = _read_template(stack.template_path)
+        unknown = sorted(set(parameters) - set(template.get("Parameters", {})))
+        if unknown:
+            raise DeploymentFailed(f"{stack.name}: the template has no parameter {', '.join(unknown)}")
+        stack.parameters |= {key: str(value) for key, value in parameters.items()}
+        replaced = []  # (logical id, type, old physical id, old properties) of replaced custom resources
+        kept = set()
+        for logical_id, kind, properties, globals_ in self._resources(stack, template):
+            kept.add(logical_id)
+            previous = stack.applied.get(logical_id)
+            if previous == (kind, properties, globals_):
+                continue
+            if previous is None:
+                stack.resources[logical_id] = self._create(stack, logical_id, kind, properties, globals_)
+            else:
+                old_physical_id = stack.resources[logical_id]["Ref"]
+                record = self._update(stack, logical_id, kind, properties, globals_, previous[1])
+                if _is_custom(kind) and record["Ref"] != old_physical_id:
+                    replaced.append((logical_id, kind, old_physical_id, previous[1]))
+                stack.resources[logical_id] = record
+            stack.applied[logical_id] = (kind, properties, globals_)
+        # Cleanup, after every resource is updated: replaced and removed resources are deleted.
+        for logical_id, kind, physical_id, properties in replaced:
+            self._custom_resource_request(stack, logical_id, kind, "Delete", properties, physical_id)
+        for logical_id in [key for key in stack.applied if key not in kept]:
+            kind, properties, _ = stack.applied.pop(logical_id)
+            record = stack.resources.pop(logical_id)
+            if _is_custom(kind):
+                self._custom_resource_request(stack, logical_id, kind, "Delete", properties, record["Ref"])
+            elif kind == "AWS::SNS::Topic":
+                self.clients["sns"].delete_topic(TopicArn=record["Ref"])
+        stack.outputs = {}
+        self._outputs(stack, template)
+        return stack
+
+    def _resources(
+        self, stack: Stack, template: dict[str, Any]
+    ) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+        """(logical id, type, properties, function globals) of each resource the template creates, in dependency
+        order, evaluated when its turn comes (after what it references was created or updated)."""
         conditions: dict[str, bool] = {}
         for key, expression in template.get("Conditions", {}).items():
-            with _located(name, f"condition {key}"):
+            with _located(stack.name, f"condition {key}"):
                 conditions[key] = bool(self._evaluate(stack, expression, conditions))
+        stack.conditions = conditions
         resources = template["Resources"]
         try:
             order = list(
@@ -205,23 +265,28 @@ class Deployer:
                 ).static_order()
             )
         except CycleError as error:
-            raise DeploymentFailed(f"{name}: circular dependency between resources {error.args[1]}") from None
+            raise DeploymentFailed(
+                f"{stack.name}: circular dependency between resources {error.args[1]}"
+            ) from None
         for logical_id in order:
             resource = resources[logical_id]
-            with _located(name, f"resource {logical_id}"):
+            with _located(stack.name, f"resource {logical_id}"):
                 if "Condition" in resource and not _condition(conditions, resource["Condition"]):
                     continue
                 properties = self._evaluate(stack, resource.get("Properties", {}), conditions)
-                globals_ = self._evaluate(stack, template.get("Globals", {}).get("Function", {}), conditions)
-                stack.resources[logical_id] = self._create(
-                    stack, logical_id, resource["Type"], properties, globals_
+                globals_ = (
+                    self._evaluate(stack, template.get("Globals", {}).get("Function", {}), conditions)
+                    if resource["Type"] == "AWS::Serverless::Function"
+                    else {}  # Globals.Function applies to functions only
                 )
+            yield logical_id, resource["Type"], properties, globals_
+
+    def _outputs(self, stack: Stack, template: dict[str, Any]) -> None:
         for key, output in template.get("Outputs", {}).items():
-            with _located(name, f"output {key}"):
-                if "Condition" in output and not _condition(conditions, output["Condition"]):
+            with _located(stack.name, f"output {key}"):
+                if "Condition" in output and not _condition(stack.conditions, output["Condition"]):
                     continue
-                stack.outputs[key] = self._evaluate(stack, output["Value"], conditions)
-        return stack
+                stack.outputs[key] = self._evaluate(stack, output["Value"], stack.conditions)
 
     # Intrinsic functions ---------------------------------------------------------------------------------------
 
@@ -341,19 +406,55 @@ class Deployer:
         if kind == "AWS::Serverless::Function":
             return self._create_function(stack, name, properties, globals_)
         if kind == "AWS::Serverless::StateMachine":
-            definition = (base / properties["DefinitionUri"]).read_text()
-            for key, replacement in properties.get("DefinitionSubstitutions", {}).items():
-                definition = definition.replace(f"${{{key}}}", str(replacement))
             arn = self.clients["stepfunctions"].create_state_machine(
-                name=name, definition=definition, roleArn=self.role_arn
+                name=name, definition=self._definition(stack, properties), roleArn=self.role_arn
             )["stateMachineArn"]
             return {"Ref": arn, "Name": name, "Arn": arn}
-        if kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
-            return self._create_custom_resource(stack, logical_id, kind, properties)
+        if _is_custom(kind):
+            response = self._custom_resource_request(stack, logical_id, kind, "Create", properties)
+            return {"Ref": response["PhysicalResourceId"], **response.get("Data", {})}
         raise DeploymentFailed(f"{stack.name}: resource type {kind} ({logical_id}) is not emulated locally")
 
+    def _update(
+        self,
+        stack: Stack,
+        logical_id: str,
+        kind: str,
+        properties: dict[str, Any],
+        globals_: dict[str, Any],
+        old_properties: dict[str, Any],
+    ) -> dict[str, Any]:
+        record = stack.resources[logical_id]
+        if kind == "AWS::Serverless::Application":
+            child = self.update(record["Stack"], properties.get("Parameters", {}))
+            return record | {"Outputs": child.outputs}
+        if kind == "AWS::Serverless::Function":
+            return self._create_function(stack, record["Ref"], properties, globals_, update=True)
+        if kind == "AWS::Serverless::StateMachine":
+            self.clients["stepfunctions"].update_state_machine(
+                stateMachineArn=record["Arn"], definition=self._definition(stack, properties)
+            )
+            return record
+        if _is_custom(kind):
+            response = self._custom_resource_request(
+                stack, logical_id, kind, "Update", properties, record["Ref"], old_properties
+            )
+            return {"Ref": response["PhysicalResourceId"], **response.get("Data", {})}
+        return record  # topics, subscriptions, log groups, roles, layers: nothing local depends on properties
+
+    def _definition(self, stack: Stack, properties: dict[str, Any]) -> str:
+        definition = (stack.template_path.parent / properties["DefinitionUri"]).read_text()
+        for key, replacement in properties.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace(f"${{{key}}}", str(replacement))
+        return definition
+
     def _create_function(
-        self, stack: Stack, name: str, properties: dict[str, Any], globals_: dict[str, Any]
+        self,
+        stack: Stack,
+        name: str,
+        properties: dict[str, Any],
+        globals_: dict[str, Any],
+        update: bool = False,
     ) -> dict[str, Any]:
         code_dir = stack.template_path.parent / properties["CodeUri"]
         environment = globals_.get("Environment", {}).get("Variables", {}) | properties.get(
@@ -362,15 +463,20 @@ class Deployer:
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as bundle:
             bundle.writestr("placeholder.py", "# runs in process from its real code folder\n")
-        arn = self.clients["lambda"].create_function(
-            FunctionName=name,
-            Runtime=properties.get("Runtime", globals_.get("Runtime", "python3.13")),
-            Role=self.role_arn,
-            Handler=properties["Handler"],
-            Code={"ZipFile": archive.getvalue()},
-            Timeout=int(properties.get("Timeout", globals_.get("Timeout", 60))),
-            Environment={"Variables": {key: str(value) for key, value in environment.items()}},
-        )["FunctionArn"]
+        settings = {
+            "FunctionName": name,
+            "Runtime": properties.get("Runtime", globals_.get("Runtime", "python3.13")),
+            "Role": self.role_arn,
+            "Handler": properties["Handler"],
+            "Timeout": int(properties.get("Timeout", globals_.get("Timeout", 60))),
+            "Environment": {"Variables": {key: str(value) for key, value in environment.items()}},
+        }
+        if update:
+            arn = self.clients["lambda"].update_function_configuration(**settings)["FunctionArn"]
+        else:
+            arn = self.clients["lambda"].create_function(**settings, Code={"ZipFile": archive.getvalue()})[
+                "FunctionArn"
+            ]
         self.registry.functions[name] = LocalFunction(
             name,
             code_dir,
@@ -396,7 +502,12 @@ class Deployer:
         s3 = self.clients["s3"]
         configuration = s3.get_bucket_notification_configuration(Bucket=bucket)
         configuration.pop("ResponseMetadata", None)
-        configuration.setdefault("LambdaFunctionConfigurations", []).append(
+        configuration["LambdaFunctionConfigurations"] = [  # an update replaces the function's subscription
+            item
+            for item in configuration.get("LambdaFunctionConfigurations", [])
+            if item["LambdaFunctionArn"] != function_arn
+        ]
+        configuration["LambdaFunctionConfigurations"].append(
             {
                 "LambdaFunctionArn": function_arn,
                 "Events": ["s3:ObjectCreated:*"],
@@ -412,9 +523,17 @@ class Deployer:
         )
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=configuration)
 
-    def _create_custom_resource(
-        self, stack: Stack, logical_id: str, kind: str, properties: dict[str, Any]
+    def _custom_resource_request(
+        self,
+        stack: Stack,
+        logical_id: str,
+        kind: str,
+        request_type: str,
+        properties: dict[str, Any],
+        physical_id: str | None = None,
+        old_properties: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Send a Create, Update or Delete request to the custom resource's function; return its response."""
         responses: list[dict[str, Any]] = []
 
         class ResponseHandler(BaseHTTPRequestHandler):
@@ -429,14 +548,18 @@ class Deployer:
         server = HTTPServer(("127.0.0.1", 0), ResponseHandler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         event = {
-            "RequestType": "Create",
+            "RequestType": request_type,
             "ResponseURL": f"http://127.0.0.1:{server.server_port}/",
             "StackId": stack.stack_id,
-            "RequestId": f"{logical_id}-create",
+            "RequestId": f"{logical_id}-{request_type.lower()}-{next(_request_numbers)}",
             "ResourceType": kind,
             "LogicalResourceId": logical_id,
             "ResourceProperties": properties,
         }
+        if physical_id is not None:
+            event["PhysicalResourceId"] = physical_id
+        if old_properties is not None:
+            event["OldResourceProperties"] = old_properties
         try:
             result = self.clients["lambda"].invoke(
                 FunctionName=properties["ServiceToken"], Payload=json.dumps(event)
@@ -450,11 +573,24 @@ class Deployer:
             if "FunctionError" in result:
                 error = json.loads(result["Payload"].read())
                 reason += f"; its function failed: {error.get('errorType')}: {error.get('errorMessage')}"
-            raise DeploymentFailed(f"{logical_id} ({kind}) CREATE_FAILED: {reason}")
+            raise DeploymentFailed(f"{logical_id} ({kind}) {request_type.upper()}_FAILED: {reason}")
         [response] = responses
         if response["Status"] != "SUCCESS":
-            raise DeploymentFailed(f"{logical_id} ({kind}) CREATE_FAILED: {response['Reason']}")
-        return {"Ref": response["PhysicalResourceId"], **response.get("Data", {})}
+            raise DeploymentFailed(
+                f"{logical_id} ({kind}) {request_type.upper()}_FAILED: {response['Reason']}"
+            )
+        return response
+
+
+def _read_template(template_path: Path) -> dict[str, Any]:
+    template, matches = decode(str(template_path))
+    if matches:
+        raise DeploymentFailed(f"{template_path}: {matches[0]}")
+    return template
+
+
+def _is_custom(kind: str) -> bool:
+    return kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource"
 
 
 def _condition(conditions: dict[str, bool], name: str) -> bool:
