@@ -2,7 +2,8 @@
 #   make run    train, tune and deploy locally, then score the validation set through the endpoint
 #   make test   every test and check CI runs
 # Both install what they need first: Java 17 (if absent), the project venv (.venv), the SAM CLI in its own
-# venv (.tools/sam: it pins its own boto3) and the npm ASL validator (node_modules).
+# venv (.tools/sam: it pins its own boto3), the checkov scanner in its own venv (.tools/checkov: it pins many
+# libraries) and the npm ASL validator (node_modules).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -10,6 +11,8 @@ PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .tools/sam
 SAM_CLI_VERSION := 1.170.0
+CHECKOV_VENV := .tools/checkov
+CHECKOV_VERSION := 3.3.30
 PACKAGES := h2o-gbm-trainer h2o-gbm-predictor local-runner
 PROJECT_PACKAGES := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 
@@ -32,11 +35,17 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
 	touch $@
 
+# The stamp names the version, so changing CHECKOV_VERSION reinstalls.
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) node_modules/.installed
 
 lint: setup
 	$(VENV)/bin/ruff check .
