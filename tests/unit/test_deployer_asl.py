@@ -127,7 +127,13 @@ def test_failures_are_published_then_surface_the_real_error() -> None:
     }
     assert notify["ResultPath"] is None, "the error must survive the publish"
     assert notify["Next"] == notify["Catch"][0]["Next"] == "Failed"
-    assert STATES["Failed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+    # A Fail state may not raise a States.* name (a failed job's States.TaskFailed): the workflow's own error,
+    # and the original error and cause in the Cause.
+    assert STATES["Failed"] == {
+        "Type": "Fail",
+        "Error": "EndpointDeploymentFailed",
+        "CausePath": "States.Format('{}: {}', $.error.Error, $.error.Cause)",
+    }
 
 
 def test_errors_raised_by_the_workflow_itself_have_a_name_and_a_cause() -> None:
