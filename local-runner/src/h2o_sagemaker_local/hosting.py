@@ -45,6 +45,23 @@ def _open_gate() -> threading.Event:
     return gate
 
 
+def loopback_request(
+    port: int, method: str, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, bytes, str]:
+    """One HTTP request to 127.0.0.1:port: status, body and content type."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return (
+            response.status,
+            response.read(),
+            response.getheader("Content-Type", "application/octet-stream"),
+        )
+    finally:
+        connection.close()
+
+
 class ModelServerFailed(Exception):
     """The model server did not become ready; the message is the endpoint's FailureReason."""
 
@@ -99,17 +116,7 @@ class ModelServer:
         raise ModelServerFailed(f"model server not ready after {timeout:.0f} s; see {self.log_path}")
 
     def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return (
-                response.status,
-                response.read(),
-                response.getheader("Content-Type", "application/octet-stream"),
-            )
-        finally:
-            connection.close()
+        return loopback_request(self.port, method, path, body, headers)
 
     def is_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -289,17 +296,7 @@ class LocalEndpoint:
 
     def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[int, bytes, str]:
         headers = {"Content-Type": content_type} | ({"Accept": accept} if accept else {})
-        connection = http.client.HTTPConnection("127.0.0.1", self.proxy.server_address[1], timeout=60)
-        try:
-            connection.request("POST", "/invocations", body=body, headers=headers)
-            response = connection.getresponse()
-            return (
-                response.status,
-                response.read(),
-                response.getheader("Content-Type", "application/octet-stream"),
-            )
-        finally:
-            connection.close()
+        return loopback_request(self.proxy.server_address[1], "POST", "/invocations", body, headers)
 
     def shutdown(self) -> None:
         self.proxy.shutdown()
