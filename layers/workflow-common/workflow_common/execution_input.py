@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, ParameterFileError
+from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, check_compatible
 
 TUNING_JOB_NAME_MAX_LENGTH = 32
 RESOURCE_NAME_MAX_LENGTH = 63
@@ -45,12 +45,7 @@ def _vpc_config(security_group_ids: list[str], subnets: list[str]) -> dict[str, 
 
 
 def _tuning_job_config(params: MlParameters, hyperparameters: Hyperparameters) -> dict[str, Any]:
-    ranges = hyperparameters.parameter_ranges
-    if params.tuning_strategy == "Grid" and (ranges.integer or ranges.continuous):
-        raise ParameterFileError(
-            "hyperparameters: the Grid strategy takes only CategoricalParameterRanges; "
-            "list the values to try instead of Integer/Continuous ranges"
-        )
+    check_compatible(params, hyperparameters)
     limits: dict[str, int] = {"MaxParallelTrainingJobs": params.max_parallel_training_jobs}
     if params.tuning_strategy != "Grid":
         limits["MaxNumberOfTrainingJobs"] = params.max_number_of_training_jobs or 0
@@ -68,7 +63,11 @@ def _tuning_job_config(params: MlParameters, hyperparameters: Hyperparameters) -
         else params.training_job_early_stopping_type,
     }
     if params.tuning_strategy == "Hyperband" and hyperparameters.hyperband_strategy_config:
-        config["StrategyConfig"] = {"HyperbandStrategyConfig": hyperparameters.hyperband_strategy_config}
+        config["StrategyConfig"] = {
+            "HyperbandStrategyConfig": hyperparameters.hyperband_strategy_config.model_dump(
+                by_alias=True, exclude_none=True
+            )
+        }
     return config
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -31,7 +32,31 @@ MAXIMIZED_METRICS = ("auc", "aucpr", "gini", "r2")
 
 SageMakerName = Annotated[str, StringConstraints(pattern=SAGEMAKER_NAME_PATTERN, min_length=1)]
 S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")]
-PositiveInt = Annotated[int, Field(ge=1)]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic's lax mode reads true as 1; in these files a boolean where a number belongs is a mistake.
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not a boolean")
+    return value
+
+
+NotBoolean = BeforeValidator(_not_a_boolean)
+PositiveInt = Annotated[int, Field(ge=1), NotBoolean]
+InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9-]+$")]
+
+# SageMaker's limits on a tuning job's hyperparameters (CreateHyperParameterTuningJob API reference):
+# names, bounds and categorical values up to 256 characters, at most 30 values per categorical range and 30
+# ranges in all; static hyperparameters up to 100, names up to 256 and values up to 2500 characters.
+HYPERPARAMETER_NAME_MAX_LENGTH = 256
+CATEGORICAL_VALUES_MAX = 30
+PARAMETER_RANGES_MAX = 30
+STATIC_HYPERPARAMETERS_MAX = 100
+STATIC_VALUE_MAX_LENGTH = 2500
+HYPERBAND_MAX_RESOURCE = 20000
+HyperparameterName = Annotated[
+    str, StringConstraints(min_length=1, max_length=HYPERPARAMETER_NAME_MAX_LENGTH)
+]
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -59,7 +84,7 @@ class _Strict(BaseModel):
 
 class Hosting(_Strict):
     initial_instance_count: PositiveInt = Field(1, alias="initialInstanceCount")
-    instance_type: str = Field("ml.c5.large", alias="instanceType")
+    instance_type: InstanceType = Field("ml.c5.large", alias="instanceType")
     security_group_ids: list[str] = Field(default_factory=list, alias="securityGroupIds")
     subnets: list[str] = Field(default_factory=list)
 
@@ -106,7 +131,7 @@ class MlParameters(_Strict):
     training_job_definition_name: str | None = Field(None, alias="trainingJobDefinitionName")
     enable_managed_spot_training: bool = Field(False, alias="enableManagedSpotTraining")
     spot_training_checkpoint_s3_uri: S3Uri | None = Field(None, alias="spotTrainingCheckpointS3Uri")
-    training_instance_type: str = Field("ml.c5.2xlarge", alias="trainingInstanceType")
+    training_instance_type: InstanceType = Field("ml.c5.2xlarge", alias="trainingInstanceType")
     training_instance_count: PositiveInt = Field(1, alias="trainingInstanceCount")
     training_instance_volume_size_in_gb: PositiveInt = Field(30, alias="trainingInstanceVolumeSizeInGB")
     training_job_early_stopping_type: Literal["Off", "Auto"] = Field(
@@ -179,9 +204,9 @@ class MlParameters(_Strict):
 
 
 class IntegerRange(_Strict):
-    name: str = Field(alias="Name", min_length=1)
-    min_value: int = Field(alias="MinValue")
-    max_value: int = Field(alias="MaxValue")
+    name: HyperparameterName = Field(alias="Name")
+    min_value: Annotated[int, NotBoolean] = Field(alias="MinValue")
+    max_value: Annotated[int, NotBoolean] = Field(alias="MaxValue")
     scaling_type: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = Field(
         "Auto", alias="ScalingType"
     )
@@ -189,13 +214,19 @@ class IntegerRange(_Strict):
     @model_validator(mode="after")
     def _check_bounds(self) -> IntegerRange:
         _check_range(self.name, self.min_value, self.max_value, self.scaling_type)
+        if self.scaling_type == "ReverseLogarithmic":
+            # It needs the whole range within 0 <= x < 1, where the only integer is 0.
+            raise ValueError(
+                f"{self.name}: ReverseLogarithmic scaling is for ContinuousParameterRanges within 0 <= x < 1"
+            )
         return self
 
 
 class ContinuousRange(_Strict):
-    name: str = Field(alias="Name", min_length=1)
-    min_value: float = Field(alias="MinValue")
-    max_value: float = Field(alias="MaxValue")
+    name: HyperparameterName = Field(alias="Name")
+    # NaN compares false with everything, so it would pass the bound checks and reach SageMaker.
+    min_value: Annotated[float, NotBoolean] = Field(alias="MinValue", allow_inf_nan=False)
+    max_value: Annotated[float, NotBoolean] = Field(alias="MaxValue", allow_inf_nan=False)
     scaling_type: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = Field(
         "Auto", alias="ScalingType"
     )
@@ -203,8 +234,8 @@ class ContinuousRange(_Strict):
     @model_validator(mode="after")
     def _check_bounds(self) -> ContinuousRange:
         _check_range(self.name, self.min_value, self.max_value, self.scaling_type)
-        if self.scaling_type == "ReverseLogarithmic" and self.max_value >= 1:
-            raise ValueError(f"{self.name}: ReverseLogarithmic scaling needs MaxValue < 1")
+        if self.scaling_type == "ReverseLogarithmic" and not (self.min_value >= 0 and self.max_value < 1):
+            raise ValueError(f"{self.name}: ReverseLogarithmic scaling needs 0 <= MinValue and MaxValue < 1")
         return self
 
 
@@ -216,14 +247,25 @@ def _check_range(name: str, low: float, high: float, scaling: str) -> None:
 
 
 class CategoricalRange(_Strict):
-    name: str = Field(alias="Name", min_length=1)
-    values: list[str] = Field(alias="Values", min_length=1)
+    name: HyperparameterName = Field(alias="Name")
+    values: list[Annotated[str, StringConstraints(max_length=HYPERPARAMETER_NAME_MAX_LENGTH)]] = Field(
+        alias="Values", min_length=1, max_length=CATEGORICAL_VALUES_MAX
+    )
 
 
 class ParameterRanges(_Strict):
     integer: list[IntegerRange] = Field(default_factory=list, alias="IntegerParameterRanges")
     continuous: list[ContinuousRange] = Field(default_factory=list, alias="ContinuousParameterRanges")
     categorical: list[CategoricalRange] = Field(default_factory=list, alias="CategoricalParameterRanges")
+
+    @model_validator(mode="after")
+    def _check_count(self) -> ParameterRanges:
+        count = len(self.integer) + len(self.continuous) + len(self.categorical)
+        if count > PARAMETER_RANGES_MAX:
+            raise ValueError(
+                f"{count} ranges; a SageMaker tuning job searches at most {PARAMETER_RANGES_MAX}"
+            )
+        return self
 
     def names(self) -> list[str]:
         return [item.name for group in (self.integer, self.continuous, self.categorical) for item in group]
@@ -244,20 +286,43 @@ class ParameterRanges(_Strict):
         }
 
 
+class HyperbandStrategyConfig(_Strict):
+    min_resource: PositiveInt | None = Field(None, alias="MinResource")
+    max_resource: Annotated[int, Field(ge=1, le=HYPERBAND_MAX_RESOURCE)] | None = Field(
+        None, alias="MaxResource"
+    )
+
+    @model_validator(mode="after")
+    def _check_order(self) -> HyperbandStrategyConfig:
+        if self.min_resource and self.max_resource and self.min_resource > self.max_resource:
+            raise ValueError(
+                f"MinResource ({self.min_resource}) is greater than MaxResource ({self.max_resource})"
+            )
+        return self
+
+
 class Hyperparameters(_Strict):
     """hyperparameters.json: ranges to tune and static values passed to every training job (as strings)."""
 
     parameter_ranges: ParameterRanges = Field(default_factory=ParameterRanges, alias="parameterRanges")
-    static_hyper_parameters: dict[str, str] = Field(default_factory=dict, alias="staticHyperParameters")
-    hyperband_strategy_config: dict[str, int] | None = Field(None, alias="hyperbandStrategyConfig")
+    static_hyper_parameters: dict[
+        str, Annotated[str, StringConstraints(max_length=STATIC_VALUE_MAX_LENGTH)]
+    ] = Field(default_factory=dict, alias="staticHyperParameters", max_length=STATIC_HYPERPARAMETERS_MAX)
+    hyperband_strategy_config: HyperbandStrategyConfig | None = Field(None, alias="hyperbandStrategyConfig")
 
     @field_validator("static_hyper_parameters", mode="before")
     @classmethod
     def _stringify(cls, value: Any) -> Any:
         # SageMaker passes every hyperparameter as a string; accept JSON numbers/booleans for convenience.
         if isinstance(value, dict):
+            for key in value:
+                if not key or len(key) > HYPERPARAMETER_NAME_MAX_LENGTH:
+                    raise ValueError(
+                        f"{key[:40]!r}{'...' if len(key) > 40 else ''}: hyperparameter names have 1 to "
+                        f"{HYPERPARAMETER_NAME_MAX_LENGTH} characters, this one {len(key)}"
+                    )
             return {
-                key: item if isinstance(item, str) else _as_hyperparameter_string(item)
+                key: item if isinstance(item, str) else _as_hyperparameter_string(key, item)
                 for key, item in value.items()
             }
         return value
@@ -270,9 +335,9 @@ class Hyperparameters(_Strict):
             try:
                 parsed = ast.literal_eval(training)
             except (ValueError, SyntaxError) as error:
-                raise ValueError(f"staticHyperParameters.training is not a dict literal: {error}") from None
+                raise ValueError(f"training is not a dict literal: {error}") from None
             if not isinstance(parsed, dict):
-                raise ValueError("staticHyperParameters.training must be a dict such as \"{'target': 'y'}\"")
+                raise ValueError("training must be a dict such as \"{'target': 'y'}\"")
         return value
 
     @model_validator(mode="after")
@@ -287,14 +352,26 @@ class Hyperparameters(_Strict):
         return self
 
 
-def _as_hyperparameter_string(value: Any) -> str:
+def _as_hyperparameter_string(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     raise ValueError(
-        f"hyperparameter values must be strings, numbers or booleans, not {type(value).__name__}"
+        f"{key}: hyperparameter values must be strings, numbers or booleans, not {type(value).__name__}"
     )
+
+
+def check_compatible(
+    params: MlParameters, hyperparameters: Hyperparameters, hyperparameters_file: str = "hyperparameters"
+) -> None:
+    """Rules spanning both files: checked at deploy time by the importer and again when a run is built."""
+    ranges = hyperparameters.parameter_ranges
+    if params.tuning_strategy == "Grid" and (ranges.integer or ranges.continuous):
+        raise ParameterFileError(
+            f"{hyperparameters_file}: parameterRanges: the Grid strategy takes only CategoricalParameterRanges "
+            "(tuningStrategy is Grid in ml-parameters); list the values to try instead of Integer/Continuous ranges"
+        )
 
 
 class S3DataSource(_Strict):
@@ -336,14 +413,37 @@ class Manifest(_Strict):
 
 
 def decode_json(document: str | bytes, file_name: str) -> Any:
+    """Parse a user file strictly: a repeated key or a NaN/Infinity would otherwise pass unnoticed."""
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in found:
+                raise ParameterFileError(f"{file_name}: key {key!r} appears twice in one object")
+            found[key] = value
+        return found
+
+    def no_constant(name: str) -> Any:
+        raise ParameterFileError(f"{file_name}: {name} is not a JSON number; give a finite value")
+
     try:
-        return json.loads(document)
+        return json.loads(document, object_pairs_hook=unique_keys, parse_constant=no_constant)
     except json.JSONDecodeError as error:
         raise ParameterFileError(f"{file_name} is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ParameterFileError(
+            f"{file_name} is not valid JSON: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+
+
+JSON_TYPE_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
 def parse_document(model: type[ModelT], document: Any, file_name: str) -> ModelT:
     """Validate a decoded JSON document; turn pydantic's report into one readable ParameterFileError."""
+    if not isinstance(document, dict):
+        kind = "null" if document is None else JSON_TYPE_NAMES.get(type(document), type(document).__name__)
+        raise ParameterFileError(f"{file_name}: must be a JSON object, got {kind}")
     try:
         return model.model_validate(document)
     except ValidationError as error:

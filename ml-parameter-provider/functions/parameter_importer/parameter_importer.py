@@ -18,6 +18,7 @@ from workflow_common.ml_parameters import (
     Hyperparameters,
     MlParameters,
     ParameterFileError,
+    check_compatible,
     decode_json,
     parse_document,
 )
@@ -43,12 +44,14 @@ def read_source(s3: Any, bucket: str, key: str) -> Any:
 
 def import_documents(s3: Any, ssm: Any, properties: dict[str, Any], owner: str) -> Outcome:
     path = normalise_path(properties["ParameterStorePath"])
-    documents = {}
+    documents, parsed = {}, {}
     for document, (key_property, model) in SOURCES.items():
         key = properties[key_property]
         raw = read_source(s3, properties["BucketName"], key)
-        parse_document(model, raw, key)  # fail the deployment now rather than the first run
+        # Fail the deployment now rather than the first run.
+        parsed[document] = parse_document(model, raw, key)
         documents[document] = raw
+    check_compatible(parsed["ml-parameters"], parsed["hyperparameters"], properties["HyperparametersKey"])
     names = write_documents(ssm, path, documents, owner)
     logger.info("Imported parameter files", extra={"parameters": names})
     return Outcome(
