@@ -15,10 +15,16 @@ OWNER_TAG_KEY = "ml-parameter-provider:stack-id"
 DOCUMENT_NAMES = ("ml-parameters", "hyperparameters")
 # Documents above the 4 KB standard-tier limit move to the advanced tier on their own.
 PARAMETER_TIER = "Intelligent-Tiering"
+# The advanced tier's limit: a larger value fails put_parameter, so sizes are checked before any write.
+MAX_VALUE_BYTES = 8192
 
 
 class ParameterOwnershipError(RuntimeError):
     """A parameter at the target path exists and was not created by this stack."""
+
+
+class DocumentTooLargeError(ValueError):
+    """A document does not fit in one SSM parameter."""
 
 
 def normalise_path(path: str) -> str:
@@ -41,8 +47,19 @@ def _owner(ssm: Any, name: str) -> str | None:
 
 
 def write_documents(ssm: Any, path: str, documents: Mapping[str, Any], owner: str) -> list[str]:
-    """Create or overwrite the documents; refuse to touch parameters that another owner created."""
+    """Create or overwrite the documents; refuse to touch parameters that another owner created.
+
+    Everything that can be checked is checked before the first write, so a refusal leaves the previous
+    documents in place together (never a new ml-parameters next to an old hyperparameters)."""
     names = {document: parameter_name(path, document) for document in documents}
+    values = {document: json.dumps(documents[document], separators=(",", ":")) for document in documents}
+    for document, value in values.items():
+        size = len(value.encode())
+        if size > MAX_VALUE_BYTES:
+            raise DocumentTooLargeError(
+                f"{document} is {size} bytes as stored (compact JSON); an SSM parameter holds at most "
+                f"{MAX_VALUE_BYTES}: shorten it (fewer or shorter ranges and static hyperparameters)"
+            )
     foreign = [name for name in names.values() if _owner(ssm, name) not in (None, owner)]
     if foreign:
         raise ParameterOwnershipError(
@@ -52,7 +69,7 @@ def write_documents(ssm: Any, path: str, documents: Mapping[str, Any], owner: st
     for document, name in names.items():
         ssm.put_parameter(
             Name=name,
-            Value=json.dumps(documents[document], separators=(",", ":")),
+            Value=values[document],
             Type="String",
             Tier=PARAMETER_TIER,
             Overwrite=True,
