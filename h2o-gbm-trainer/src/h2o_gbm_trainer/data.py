@@ -70,11 +70,16 @@ def channel_files(env: Environment, channel: str) -> list[Path]:
 def _header(path: Path, channel: str) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8") as csv_file:
-            return [name.strip() for name in next(csv.reader(csv_file), [])]
+            header = [name.strip() for name in next(csv.reader(csv_file), [])]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise TrainingInputError(
             f"channel {channel!r}: cannot read the CSV header of {path.name}: {error}"
         ) from None
+    if not any(header):
+        raise TrainingInputError(
+            f"channel {channel!r}: {path.name} is empty: its first line must be the CSV header"
+        )
+    return header
 
 
 def _import(files: list[Path], channel: str, column_types: dict[str, str] | None) -> h2o.H2OFrame:
@@ -121,6 +126,39 @@ def _set_column_types(frame: h2o.H2OFrame, hyperparameters: Hyperparameters, cha
     elif hyperparameters.classification is False and not frame[target].isnumeric()[0]:
         raise TrainingInputError(
             f"channel {channel!r}: classification is false but the target {target!r} is not numeric"
+        )
+
+
+def _check_training_values(frame: h2o.H2OFrame, hyperparameters: Hyperparameters) -> None:
+    """Columns H2O would fail on obscurely (an empty target) or drop silently (an empty feature)."""
+    missing_counts = dict(zip(frame.names, frame.nacnt(), strict=True))
+    target = hyperparameters.target
+    if missing_counts[target] == frame.nrows:
+        raise TrainingInputError(
+            f"channel {TRAINING_CHANNEL!r}: the target {target!r} has no values (all {frame.nrows} rows are missing)"
+        )
+    empty = [
+        name
+        for name, count in missing_counts.items()
+        if count == frame.nrows and name != target and name not in hyperparameters.ignored_columns
+    ]
+    if empty:
+        raise TrainingInputError(
+            f"channel {TRAINING_CHANNEL!r}: column {empty[0]!r} has no values (all {frame.nrows} rows are "
+            "missing); fix the data or list it in ignored_columns"
+        )
+    column = frame[target]
+    if column.isfactor()[0]:
+        classes = column.levels()[0]
+        if len(classes) < 2:
+            raise TrainingInputError(
+                f"channel {TRAINING_CHANNEL!r}: the target {target!r} has one class ({classes[0]!r}); "
+                "classification needs at least two"
+            )
+    elif column.min() == column.max():
+        raise TrainingInputError(
+            f"channel {TRAINING_CHANNEL!r}: the target {target!r} has one value ({column.min()}); "
+            "regression needs it to vary"
         )
 
 
@@ -178,6 +216,7 @@ def load_training_data(channels: Channels, hyperparameters: Hyperparameters) -> 
         validation = _import(channels.validation, VALIDATION_CHANNEL, column_types=parsed_types)
         _set_column_types(validation, hyperparameters, VALIDATION_CHANNEL)
     _set_column_types(training, hyperparameters, TRAINING_CHANNEL)
+    _check_training_values(training, hyperparameters)
 
     target = hyperparameters.target
     return TrainingData(
