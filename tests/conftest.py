@@ -1,10 +1,16 @@
-"""Fixtures shared by the unit tests: fake AWS credentials (moto, never a real account) and a Lambda context."""
+"""Fixtures shared by the unit and reliability tests: fake AWS credentials (moto, never a real account), a Lambda
+context, and a loopback stand-in for CloudFormation's response URL."""
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,19 +18,29 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 
 
+# Fake credentials and one region, so nothing can reach a real account.
+FAKE_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def fake_aws_environment() -> dict[str, str]:
+    """For fixtures wider than one test, which run before ``aws_credentials``."""
+    return FAKE_AWS_ENVIRONMENT
+
+
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Point every boto3 client at fake credentials and one region, so nothing can reach a real account."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_DEV": "false",
-    }.items():
+    for name, value in FAKE_AWS_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
@@ -42,6 +58,49 @@ class FakeLambdaContext:
         return self.remaining_millis
 
 
+@pytest.fixture(scope="session")
+def new_lambda_context() -> Callable[[], FakeLambdaContext]:
+    """For fixtures wider than one test, which cannot use ``lambda_context``."""
+    return FakeLambdaContext
+
+
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+class CloudFormationResponses:
+    """A loopback stand-in for CloudFormation's pre-signed response URL; ``bodies`` are the answers received."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        responses = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers["Content-Length"])
+                responses.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/response"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="session")
+def cloudformation_endpoint() -> Iterator[CloudFormationResponses]:
+    """One loopback server for the session (stopping one takes up to its 0.5 s poll interval)."""
+    endpoint = CloudFormationResponses()
+    yield endpoint
+    endpoint.server.shutdown()
+
+
+@pytest.fixture
+def responses(cloudformation_endpoint: CloudFormationResponses) -> CloudFormationResponses:
+    """The endpoint with no answers yet."""
+    cloudformation_endpoint.bodies.clear()
+    return cloudformation_endpoint

@@ -1,9 +1,10 @@
-"""The manifest trigger against moto: starts one run per upload, rejects bad files clearly, starts nothing then."""
+"""The manifest trigger against moto: starts one run per upload, rejects bad files clearly, starts nothing then.
+
+The bad manifests and duplicate deliveries are listed in tests/reliability/test_bad_inputs.py."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,45 +149,10 @@ def test_eventbridge_delivery_starts_the_same_run(aws, lambda_context) -> None:
     assert len(executions(aws)) == 1
 
 
-def test_duplicate_delivery_starts_one_run(aws, lambda_context) -> None:
-    event = upload(aws, json.dumps(MANIFEST))
-    first = manifest_trigger.lambda_handler(event, lambda_context)["runs"][0]
-    second = manifest_trigger.lambda_handler(event, lambda_context)["runs"][0]
-    assert first["executionArn"] == second["executionArn"]
-    assert len(executions(aws)) == 1
-
-
 def test_a_new_upload_of_the_same_key_starts_a_new_run(aws, lambda_context) -> None:
     manifest_trigger.lambda_handler(upload(aws, json.dumps(MANIFEST)), lambda_context)
     manifest_trigger.lambda_handler(s3_notification(KEY, sequencer="0055AED6DCD90281F0"), lambda_context)
     assert len(executions(aws)) == 2
-
-
-@pytest.mark.parametrize(
-    ("body", "reason"),
-    [
-        (b"{not json", r"is not valid JSON"),
-        (json.dumps({"channels": []}), r"channels: List should have at least 1 item"),
-        (json.dumps({"channels": MANIFEST["channels"][1:]}), r"the 'training' channel is required"),
-        (
-            json.dumps({"channels": [MANIFEST["channels"][0] | {"channelName": "testing"}]}),
-            r"channelName: Input should be 'training' or 'validation'",
-        ),
-        (
-            json.dumps(MANIFEST).replace(f"s3://{BUCKET}/", "s3://someone-elses-bucket/"),
-            r"outside the data bucket",
-        ),
-    ],
-)
-def test_bad_manifest_is_rejected_with_a_notification_and_starts_nothing(
-    aws, lambda_context, body, reason
-) -> None:
-    [run] = manifest_trigger.lambda_handler(upload(aws, body), lambda_context)["runs"]
-    assert run["status"] == "REJECTED"
-    assert executions(aws) == []
-    [message] = notifications(aws)
-    assert message["manifest"] == f"s3://{BUCKET}/{KEY}"
-    assert re.search(reason, message["error"])
 
 
 def test_missing_parameters_are_explained(aws, lambda_context) -> None:
@@ -195,6 +161,7 @@ def test_missing_parameters_are_explained(aws, lambda_context) -> None:
     assert run["status"] == "REJECTED"
     assert run["reason"].startswith("no hyperparameters under SSM path /ml-project")
     assert executions(aws) == []
+    assert [message["error"] for message in notifications(aws)] == [run["reason"]]
 
 
 def test_invalid_stored_parameters_are_named(aws, lambda_context) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import parameter_importer
 import pytest
 from moto import mock_aws
+
+if TYPE_CHECKING:
+    from conftest import CloudFormationResponses
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "my-ml-bucket"
@@ -29,35 +31,6 @@ ML_PARAMETERS = json.loads(
     .replace("<subnet-3>", "subnet-3")
 )
 HYPERPARAMETERS = json.loads((REPO_ROOT / "examples/hyperparameters.json").read_text())
-
-
-class CloudFormationResponses:
-    """A loopback stand-in for CloudFormation's pre-signed response URL."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        responses = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                length = int(self.headers["Content-Length"])
-                responses.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/response"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def responses() -> Iterator[CloudFormationResponses]:
-    endpoint = CloudFormationResponses()
-    yield endpoint
-    endpoint.server.shutdown()
 
 
 @pytest.fixture
