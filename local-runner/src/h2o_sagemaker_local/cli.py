@@ -24,6 +24,7 @@ from h2o_sagemaker_local.pipeline import (
     EXAMPLES,
     LocalPipeline,
     PipelineError,
+    RunInterrupted,
     RunResult,
     ml_parameters_for_local_run,
 )
@@ -262,6 +263,12 @@ def run(options: argparse.Namespace) -> int:
     console.print(f"work folder: {workdir}")
     reporter = Reporter()
     pipeline = LocalPipeline(workdir, listener=reporter, seed=options.seed)
+
+    def interrupt(signum: int, frame: object) -> None:
+        pipeline.interrupted.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+
+    signal.signal(signal.SIGINT, interrupt)
     with pipeline:
         try:
             pipeline.deploy(ml_parameters, hyperparameters)
@@ -274,9 +281,10 @@ def run(options: argparse.Namespace) -> int:
             code = summarize(pipeline, result, reporter, options, workdir, tuned_names(hyperparameters))
             if code == 0 and options.keep_endpoint:
                 console.print("[bold]Endpoint kept.[/] Press Ctrl-C to stop it.")
-                signal.pause()
+                pipeline.interrupted.wait()
+                console.print("\nStopping the endpoint.")
             return code
-        except KeyboardInterrupt:
+        except (RunInterrupted, KeyboardInterrupt):
             console.print("\nStopping: training jobs and endpoints are shut down.")
             return 130
         finally:

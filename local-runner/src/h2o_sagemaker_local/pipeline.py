@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ TERMINAL_EXECUTION_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 class PipelineError(Exception):
     """The local run could not start or did not succeed; the message says why."""
+
+
+class RunInterrupted(Exception):
+    """The user interrupted the run; the execution was stopped."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class LocalPipeline:
         self.registry = FunctionRegistry(log_dir=workdir / "logs")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self.stack: Stack | None = None
+        # Set from a signal handler (Ctrl-C): a run being followed stops at its next poll. Raising from the handler
+        # instead can land inside moto, whose broad excepts swallow KeyboardInterrupt.
+        self.interrupted = threading.Event()
 
     def __enter__(self) -> LocalPipeline:
         self._capture_moto_log()
@@ -187,7 +195,9 @@ class LocalPipeline:
             if time.monotonic() > deadline:
                 self.sfn.stop_execution(executionArn=execution_arn, error="LocalTimeout")
                 raise PipelineError(f"execution did not finish within {timeout_seconds:.0f} s")
-            time.sleep(0.5)
+            if self.interrupted.wait(0.5):
+                self.sfn.stop_execution(executionArn=execution_arn, error="Interrupted")
+                raise RunInterrupted(execution_arn)
         output = json.loads(description["output"]) if description.get("output") else None
         return RunResult(
             execution_arn,
