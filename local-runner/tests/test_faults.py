@@ -22,7 +22,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -34,6 +33,7 @@ from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
 from h2o_sagemaker_local.stack import REGION
 from h2o_sagemaker_local.training import TrainingJob
+from process_watch import no_process_left, processes_using
 
 pytestmark = pytest.mark.h2o
 
@@ -106,7 +106,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory, options) -> Iterator[Faults
         )
         record_trigger_events(state)
         yield state
-    assert processes_using(pipeline.workdir) == [], "a training job or model server outlived the pipeline"
+    assert no_process_left(pipeline.workdir), "a training job or model server outlived the pipeline"
 
 
 def record_trigger_events(state: Faults) -> None:
@@ -125,18 +125,6 @@ def record_trigger_events(state: Faults) -> None:
         return recording
 
     moto_patches.install(resolve)
-
-
-def processes_using(path: Path) -> list[int]:
-    """Processes whose environment points into ``path`` (training jobs, their JVMs, model servers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and str(path).encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:  # gone meanwhile, or not ours
-            continue
-    return found
 
 
 def wait_until(condition: Callable[[], Any], what: str, timeout: float = 300) -> Any:
@@ -252,7 +240,7 @@ def test_a_crashed_training_job_fails_with_its_reason_and_the_tuning_job_complet
     best = max(others, key=lambda job: job.metrics["validation:auc"])
     assert tuning["BestTrainingJob"]["TrainingJobName"] == best.name
     assert result.output["model"]["trainingJobName"] == best.name
-    assert processes_using(crash_run.crashed.base_dir) == [], "the crashed job's JVM outlived it"
+    assert no_process_left(crash_run.crashed.base_dir), "the crashed job's JVM outlived it"
 
 
 # --- 3. the endpoint is Updating when a run arrives (with 2: the same upload delivered twice) ---------------
@@ -409,7 +397,9 @@ def test_the_failed_endpoint_is_deleted_as_the_notification_says(
     assert command and command.group(1) == dead_predictor.endpoint_name
     boto3.client("sagemaker", region_name=REGION).delete_endpoint(EndpointName=command.group(1))
     assert dead_predictor.endpoint_name not in faults.sagemaker.endpoints
-    assert processes_using(faults.pipeline.workdir / "endpoints") == []
+    assert no_process_left(faults.pipeline.workdir / "endpoints"), processes_using(
+        faults.pipeline.workdir / "endpoints"
+    )
 
 
 # --- 5. a stack update re-imports changed parameters ------------------------------------------------------

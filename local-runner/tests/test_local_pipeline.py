@@ -18,6 +18,7 @@ import pytest
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
+from process_watch import no_process_left, processes_using
 
 pytestmark = pytest.mark.h2o
 
@@ -35,7 +36,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, options) -> Iterator[Loca
     with LocalPipeline(tmp_path_factory.mktemp("pipeline"), seed=7) as local:
         local.deploy(ml_parameters, hyperparameters)
         yield local
-    assert processes_using(local.workdir) == [], "a training job or model server outlived the pipeline"
+    assert no_process_left(local.workdir), "a training job or model server outlived the pipeline"
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +47,6 @@ def first_run(pipeline: LocalPipeline, options) -> RunResult:
 def run_examples(pipeline: LocalPipeline, options, manifest_key: str) -> RunResult:
     _, _, manifest = local_inputs(options)
     return pipeline.run(manifest, {"training": options.train, "validation": options.validation}, manifest_key)
-
-
-def processes_using(workdir: Path) -> list[int]:
-    """Processes whose environment points into the work folder (training jobs, their JVMs, model servers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and str(workdir).encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:  # gone meanwhile, or not ours
-            continue
-    return found
 
 
 def tuning_job(pipeline: LocalPipeline, result: RunResult):
@@ -200,4 +189,4 @@ def test_ctrl_c_stops_the_run_and_leaves_no_process(tmp_path: Path) -> None:
 
     assert process.returncode == 130, output
     assert "Stopping" in output and "Traceback" not in output
-    assert processes_using(tmp_path) == []
+    assert no_process_left(tmp_path), processes_using(tmp_path)

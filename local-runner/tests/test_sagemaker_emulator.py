@@ -31,6 +31,7 @@ from h2o_sagemaker_local import sagemaker_emulator, training
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from moto import mock_aws
 from moto.sagemaker.exceptions import ValidationError
+from process_watch import no_process_left, processes_using
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TUNER_ASL = REPO_ROOT / "sagemaker-model-tuner" / "statemachine" / "model-tuning.asl.json"
@@ -196,28 +197,6 @@ def sagemaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Local
             for pid in leftovers:  # only the stubs this test started: their environment names its workdir
                 os.kill(pid, signal.SIGKILL)
     assert leftovers == [], "a training process outlived shutdown()"
-
-
-def processes_using(workdir: Path) -> list[int]:
-    """Processes whose environment points into the work folder: the stubs and whatever they started."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and str(workdir).encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:  # gone meanwhile, or not ours
-            continue
-    return found
-
-
-def no_process_left(workdir: Path, timeout: float = 5) -> bool:
-    """True once nothing runs with the work folder in its environment: a killed process takes a moment to go."""
-    deadline = time.monotonic() + timeout
-    while processes_using(workdir):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
