@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -78,6 +79,7 @@ class LocalPipeline:
         # Set from a signal handler (Ctrl-C): a run being followed stops at its next poll. Raising from the handler
         # instead can land inside moto, whose broad excepts swallow KeyboardInterrupt.
         self.interrupted = threading.Event()
+        self._seeded_variables: list[str] = []
 
     def __enter__(self) -> LocalPipeline:
         self._capture_moto_log()
@@ -95,6 +97,19 @@ class LocalPipeline:
             self._mock.stop()
             self.registry.close()
             self._release_moto_log()
+            for key in self._seeded_variables:
+                os.environ.pop(key, None)
+            self._seeded_variables.clear()
+
+    def _keep_function_variables_set(self) -> None:
+        """Functions run in this process and switch os.environ for each call. A variable removed after a call can
+        vanish under another thread copying os.environ (botocore in the interpreter failed a run with KeyError
+        'AWS_REGION'); with every function variable set for the pipeline's life, a call only swaps values."""
+        for function in self.registry.functions.values():
+            for key, value in function.environment.items():
+                if key not in os.environ:
+                    os.environ[key] = value
+                    self._seeded_variables.append(key)
 
     def _capture_moto_log(self) -> None:
         """moto's ASL interpreter logs every JSONPath miss (e.g. an optional field a Choice tests) as an error:
@@ -126,6 +141,7 @@ class LocalPipeline:
             REPO_ROOT / "template.yaml",
             {"DataBucketName": DATA_BUCKET, "ParameterStorePath": "/h2o-local"},
         )
+        self._keep_function_variables_set()
         self._subscribe_to_notifications(self.stack.outputs["NotificationTopicArn"])
         self.listener("deployed", {"outputs": self.stack.outputs})
         return self.stack
@@ -146,7 +162,9 @@ class LocalPipeline:
             self.s3.put_object(
                 Bucket=DATA_BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters)
             )
-        return self.deployer.update(self.stack, parameters)
+        updated = self.deployer.update(self.stack, parameters)
+        self._keep_function_variables_set()
+        return updated
 
     def upload(self, local_path: Path, s3_uri: str) -> None:
         bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
