@@ -268,10 +268,33 @@ def test_an_update_rollback_failure_during_the_deployment_fails_it(stubbed: dict
         inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)
 
 
+def configs_created(stubbed: dict[str, Any], served_at: str, expected_at: str) -> None:
+    """DescribeEndpointConfig of the served, then of the expected configuration."""
+    for name, created in ((OLD_CONFIG, served_at), (NEW_CONFIG, expected_at)):
+        stubbed["sagemaker_stub"].add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}",
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "model"}],
+                "CreationTime": created,
+            },
+            {"EndpointConfigName": name},
+        )
+
+
 def test_a_rolled_back_update_is_a_failure_not_a_success(stubbed: dict[str, Any]) -> None:
     described(stubbed, "InService", config=OLD_CONFIG, reason="health check failed")
+    configs_created(stubbed, served_at="2026-11-22T21:00:00Z", expected_at="2026-11-22T21:10:00Z")
     with pytest.raises(EndpointUpdateRolledBack, match=f"health check failed.*still serves {OLD_CONFIG}"):
         inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)
+
+
+def test_an_update_superseded_by_a_later_run_is_a_success(stubbed: dict[str, Any]) -> None:
+    # Our update finished, then a later run updated the endpoint to its newer configuration.
+    described(stubbed, "InService", config=OLD_CONFIG)
+    configs_created(stubbed, served_at="2026-11-22T21:20:00Z", expected_at="2026-11-22T21:10:00Z")
+    assert inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)["status"] == "InService"
 
 
 def test_the_deployed_configuration_in_service_is_a_success(stubbed: dict[str, Any]) -> None:

@@ -167,8 +167,25 @@ def targets_blocking_update(
     return blocking
 
 
-def check_deployment_outcome(request: InspectionRequest, inspection: Inspection) -> None:
-    """Raise when the state seen cannot lead to a working deployment (retrying would not help)."""
+def created_later(sagemaker: Any, config_name: str, than_config_name: str) -> bool:
+    """Whether ``config_name`` was created after ``than_config_name`` (False if either is gone)."""
+    try:
+        created = [
+            sagemaker.describe_endpoint_config(EndpointConfigName=name)["CreationTime"]
+            for name in (config_name, than_config_name)
+        ]
+    except ClientError:
+        return False
+    return created[0] > created[1]
+
+
+def check_deployment_outcome(
+    request: InspectionRequest, inspection: Inspection, superseded: bool = False
+) -> None:
+    """Raise when the state seen cannot lead to a working deployment (retrying would not help).
+
+    ``superseded``: the endpoint serves a configuration created after ours, i.e. a later run updated it after
+    our update: ours was deployed, not rolled back."""
     name = request.endpoint_name
     reason = inspection.failure_reason or "SageMaker gave no reason"
     if inspection.status == "Failed":
@@ -186,7 +203,7 @@ def check_deployment_outcome(request: InspectionRequest, inspection: Inspection)
         )
     if not inspection.exists:
         raise EndpointDisappeared(f"Endpoint {name} was deleted while deploying configuration {expected}.")
-    if inspection.status == "InService" and inspection.endpoint_config_name != expected:
+    if inspection.status == "InService" and inspection.endpoint_config_name != expected and not superseded:
         raise EndpointUpdateRolledBack(
             f"SageMaker rolled back the update of endpoint {name} to configuration {expected}: {reason}. "
             f"The endpoint still serves {inspection.endpoint_config_name}."
@@ -232,7 +249,14 @@ def inspect_endpoint(request: InspectionRequest, sagemaker: Any, autoscaling: An
             scalableTargetsToDeregister=blocking,
         )
     logger.info("Endpoint inspected", extra={"inspection": inspection.model_dump()})
-    check_deployment_outcome(request, inspection)
+    expected = request.expected_endpoint_config_name
+    superseded = (
+        inspection.status == "InService"
+        and expected is not None
+        and inspection.endpoint_config_name not in (None, expected)
+        and created_later(sagemaker, inspection.endpoint_config_name, expected)
+    )
+    check_deployment_outcome(request, inspection, superseded)
     return inspection
 
 
