@@ -647,3 +647,136 @@ def test_sns_publish_sends_an_object_message_as_json_text(handlers: Handlers) ->
     assert result["status"] == "SUCCEEDED", result
     (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
     assert json.loads(message["Body"]) == {"status": "ok", "auc": 0.91}
+
+
+# --- 9. error names as AWS sends them ----------------------------------------------------------------------
+
+
+def raise_on(monkeypatch: pytest.MonkeyPatch, action: str, code: str, message: str) -> None:
+    """The SageMaker API answers ``action`` with the error ``code``."""
+    from moto.core.exceptions import JsonRESTError
+
+    def failing(response: SageMakerResponse) -> Any:
+        raise JsonRESTError(code, message)
+
+    monkeypatch.setattr(SageMakerResponse, action, failing, raising=False)
+
+
+def test_a_modelled_sagemaker_error_keeps_its_name_and_drives_its_retrier(
+    handlers: Handlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On AWS a quota error is SageMaker.ResourceLimitExceededException, not AmazonSageMakerException: the
+    tuner's 60-second retrier for it must be the one that runs."""
+    raise_on(
+        monkeypatch, "create_endpoint", "ResourceLimitExceeded", "The account-level service limit was met"
+    )
+    definition = single_task(
+        "arn:aws:states:::sagemaker:createEndpoint",
+        {"EndpointName": "titanic", "EndpointConfigName": "v1"},
+        Retry=[
+            {
+                "ErrorEquals": ["SageMaker.ResourceLimitExceededException"],
+                "IntervalSeconds": 1,
+                "MaxAttempts": 1,
+            },
+            {"ErrorEquals": ["SageMaker.AmazonSageMakerException"], "IntervalSeconds": 1, "MaxAttempts": 3},
+        ],
+    )
+
+    result = run(definition)
+
+    assert (result["status"], result["error"]) == ("FAILED", "SageMaker.ResourceLimitExceededException")
+    assert "Error Code: ResourceLimitExceeded" in result["cause"]
+    history = client("stepfunctions").get_execution_history(executionArn=result["executionArn"])["events"]
+    assert sum(event["type"] == "TaskFailed" for event in history) == 2, "its own retrier ran, once"
+
+
+def test_aws_sdk_errors_take_the_sdk_v2_names(handlers: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
+    raise_on(monkeypatch, "update_endpoint", "ValidationException", 'Cannot update in-progress endpoint "x".')
+    definition = single_task(
+        "arn:aws:states:::aws-sdk:sagemaker:updateEndpoint",
+        {"EndpointName": "titanic", "EndpointConfigName": "v2", "RetainAllVariantProperties": True},
+    )
+
+    result = run(definition)
+
+    assert (result["status"], result["error"]) == ("FAILED", "SageMaker.SageMakerException")
+    assert "Cannot update in-progress endpoint" in result["cause"]
+
+
+def test_a_function_arn_resource_names_service_errors_as_lambda(handlers: Handlers) -> None:
+    """A function ARN that does not exist: Lambda.ResourceNotFoundException, where moto said Exception."""
+    definition = single_task(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:absent")
+
+    result = run(definition)
+
+    assert (result["status"], result["error"]) == ("FAILED", "Lambda.ResourceNotFoundException")
+
+
+# --- 10. integration fields --------------------------------------------------------------------------------
+
+
+def test_a_field_the_optimised_integration_does_not_take_is_refused_at_creation(handlers: Handlers) -> None:
+    """The deployer's old UpdateEndpoint: RetainAllVariantProperties exists in the API, not in the integration."""
+    definition = single_task(
+        "arn:aws:states:::sagemaker:updateEndpoint",
+        {"EndpointName": "titanic", "EndpointConfigName": "v2", "RetainAllVariantProperties": True},
+    )
+
+    with pytest.raises(client("stepfunctions").exceptions.InvalidDefinition) as refused:
+        create_machine(definition)
+
+    assert (
+        'SCHEMA_VALIDATION_FAILED: The field "RetainAllVariantProperties" is not supported by Step Functions '
+        "at /States/Task/Parameters" in str(refused.value)
+    )
+
+
+def test_nested_fields_are_checked_against_the_api(handlers: Handlers) -> None:
+    definition = single_task(
+        "arn:aws:states:::sagemaker:createEndpointConfig",
+        {
+            "EndpointConfigName": "v1",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName.$": "$.model", "Weight": 1}],
+            "Tags": [{"key": "Environment", "Value": "test"}],
+        },
+    )
+
+    with pytest.raises(client("stepfunctions").exceptions.InvalidDefinition) as refused:
+        create_machine(definition)
+
+    assert '"ProductionVariants.Weight"' in str(refused.value) and '"Tags.key"' in str(refused.value)
+
+
+def test_a_field_arriving_from_a_path_fails_with_states_runtime_which_no_catch_handles(
+    handlers: Handlers,
+) -> None:
+    definition = single_task(
+        "arn:aws:states:::sagemaker:createEndpoint",
+        {"EndpointName": "titanic", "EndpointConfigName": "v1", "Tags.$": "$.tags"},
+        Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+    )
+    definition["States"]["Task"].pop("End")
+    definition["States"]["Task"]["Next"] = "Caught"
+    definition["States"]["Caught"] = {"Type": "Succeed"}
+
+    result = run(definition, {"tags": [{"Key": "Environment", "Value": "test", "Colour": "red"}]})
+
+    assert (result["status"], result["error"]) == ("FAILED", "States.Runtime")
+    assert 'The field "Tags.Colour" is not supported by Step Functions' in result["cause"]
+
+
+def test_aws_sdk_integrations_take_every_field_of_the_api(handlers: Handlers) -> None:
+    create_machine(
+        single_task(
+            "arn:aws:states:::aws-sdk:sagemaker:updateEndpoint",
+            {"EndpointName": "titanic", "EndpointConfigName": "v2", "RetainAllVariantProperties": True},
+        )
+    )
+    with pytest.raises(client("stepfunctions").exceptions.InvalidDefinition, match='"RetainAllVariants"'):
+        create_machine(
+            single_task(
+                "arn:aws:states:::aws-sdk:sagemaker:updateEndpoint",
+                {"EndpointName": "titanic", "EndpointConfigName": "v2", "RetainAllVariants": True},
+            )
+        )

@@ -265,6 +265,7 @@ def test_deployer_state_machine_is_its_asl_file_with_every_placeholder_substitut
             "EndpointInspectorFunctionArn": inspector_arn,
             "NotificationTopicArn": topic_arn,
             "Environment": "staging",
+            "Partition": "aws",
         },
     )
     states = json.loads(definition)["States"]
@@ -290,6 +291,7 @@ def test_tuner_state_machine_is_its_asl_file_with_every_placeholder_substituted(
             "SageMakerExecutionRoleArn": role_arn,
             "NotificationTopicArn": stack.resources["NotificationTopic"]["Ref"],
             "Environment": "staging",
+            "Partition": "aws",
         },
     )
     assert selector_arn in definition and role_arn in definition
@@ -325,6 +327,7 @@ def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(
             "ModelTuningStateMachineArn": children["ModelTuner"].outputs["StateMachineArn"],
             "EndpointDeploymentStateMachineArn": children["ModelDeployer"].outputs["StateMachineArn"],
             "NotificationTopicArn": stack.resources["NotificationTopic"]["Ref"],
+            "Partition": "aws",
         },
     )
     # One topic for the whole system: the children were given the parent's, so created none.

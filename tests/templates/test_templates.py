@@ -107,8 +107,11 @@ def test_every_asl_file_belongs_to_a_template() -> None:
 
 
 @pytest.mark.parametrize("asl_file", ASL_FILES, ids=relative)
-def test_asl_validator(asl_file: Path) -> None:
-    result = run([str(ASL_VALIDATOR), "--json-path", str(asl_file)])
+def test_asl_validator(asl_file: Path, tmp_path: Path) -> None:
+    # Validated as deployed in the aws partition: the validator takes ARNs, or placeholders as whole values.
+    deployed = tmp_path / asl_file.name
+    deployed.write_text(asl_file.read_text().replace("${Partition}", "aws"))
+    result = run([str(ASL_VALIDATOR), "--json-path", str(deployed)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -132,7 +135,7 @@ def test_asl_follows_the_portability_rules(asl_file: Path, substitutions: dict[s
                 f"{name}: catch States.*"
             )
         resource = state.get("Resource", "")
-        if resource.startswith("arn:aws:states:::states:startExecution"):
+        if resource.startswith("arn:${Partition}:states:::states:startExecution"):
             assert "Name.$" in state["Parameters"] or "Name" in state["Parameters"], (
                 f"{name}: child run needs a Name"
             )

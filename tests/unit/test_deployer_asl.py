@@ -92,7 +92,37 @@ def test_every_failing_task_is_caught_and_notified_under_its_own_name(name: str)
     assert catcher["ErrorEquals"] == ["States.ALL"]
     assert catcher["ResultPath"] == "$.error"
     marker = STATES[catcher["Next"]]
+    if marker["Type"] == "Choice":  # an endpoint busy with another run's operation is waited for first
+        assert {choice["Next"] for choice in marker["Choices"]} == {"HasWaitBudgetForIdleEndpoint"}
+        marker = STATES[marker["Default"]]
     assert marker == {"Type": "Pass", "Result": name, "ResultPath": "$.failedState", "Next": NOTIFY}
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        ("CreateEndpoint", "Cannot create already existing endpoint"),
+        ("UpdateEndpoint", "Cannot update in-progress endpoint"),
+    ],
+)
+def test_an_endpoint_another_run_made_busy_is_waited_for_then_updated(task: str, message: str) -> None:
+    """Two runs that both found the endpoint absent or idle: the second's call fails with SageMaker's message
+    (a ValidationException); it waits for the endpoint like a busy one found by the inspection, then updates it
+    with the configuration it already made."""
+    choice = STATES[STATES[task]["Catch"][0]["Next"]]
+    (busy,) = choice["Choices"]
+    assert busy == {
+        "Variable": "$.error.Cause",
+        "StringMatches": f"*{message}*",
+        "Next": "HasWaitBudgetForIdleEndpoint",
+    }
+    assert STATES["IsEndpointIdle"]["Default"] == "HasEndpointConfig"
+    config_made = STATES["HasEndpointConfig"]
+    assert config_made["Choices"] == [
+        {"Variable": "$.createdEndpointConfig", "IsPresent": True, "Next": "DoesEndpointExist"}
+    ]
+    assert config_made["Default"] == "CreateEndpointConfig"
+    assert STATES["CreateEndpointConfig"]["ResultPath"] == "$.createdEndpointConfig"
 
 
 def test_retries_never_repeat_the_inspectors_verdicts() -> None:
@@ -115,7 +145,7 @@ def test_the_inspector_task_retries_lambda_hiccups_and_timeouts() -> None:
 
 def test_failures_are_published_then_surface_the_real_error() -> None:
     notify = STATES[NOTIFY]
-    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Resource"] == "arn:${Partition}:states:::sns:publish"
     assert notify["Parameters"]["TopicArn"] == "${NotificationTopicArn}"
     assert notify["Parameters"]["Subject"]
     assert notify["Parameters"]["Message"] == {
@@ -210,7 +240,10 @@ def test_blocking_auto_scaling_is_detached_before_the_update_and_attached_after_
     assert detach["ItemsPath"] == "$.endpointState.scalableTargetsToDeregister"
     assert detach["Next"] == "UpdateEndpoint"
     inner = detach["ItemProcessor"]["States"]["DeregisterScalableTarget"]
-    assert inner["Resource"] == "arn:aws:states:::aws-sdk:applicationautoscaling:deregisterScalableTarget"
+    assert (
+        inner["Resource"]
+        == "arn:${Partition}:states:::aws-sdk:applicationautoscaling:deregisterScalableTarget"
+    )
     assert "Catch" not in inner, "the Map's own Catch reports the failure"
     in_service = next(
         rule for rule in STATES["IsDeploymentDone"]["Choices"] if rule.get("StringEquals") == "InService"
@@ -220,7 +253,10 @@ def test_blocking_auto_scaling_is_detached_before_the_update_and_attached_after_
     policy = STATES["PutScalingPolicy"]["Parameters"]
     assert policy["PolicyType"] == "TargetTrackingScaling"
     assert policy["ResourceId.$"] == STATES["RegisterScalableTarget"]["Parameters"]["ResourceId.$"]
-    assert "CreateEndpoint" not in reachable("DetachBlockingAutoScaling")
+    # An existing endpoint is never created: only the existence check leads to CreateEndpoint.
+    assert {name for name, state in STATES.items() if "CreateEndpoint" in transitions(state)} == {
+        "DoesEndpointExist"
+    }
 
 
 def test_the_output_is_the_documented_contract() -> None:
@@ -239,7 +275,7 @@ def test_only_portable_constructs_are_used() -> None:
     keys = keys_anywhere(DEFINITION)
     assert not {"QueryLanguage", "Assign", "Arguments", "Output", "RoleArn.$"} & keys
     for name, state in STATES.items():
-        if state["Type"] == "Task" and state["Resource"].startswith("arn:aws:states:::"):
+        if state["Type"] == "Task" and state["Resource"].startswith("arn:${Partition}:states:::"):
             assert not state["Resource"].endswith(".sync"), f"{name}: the poll loop waits, not a .sync task"
 
 

@@ -123,7 +123,7 @@ def test_every_failing_task_is_caught_and_notified_under_its_own_name(name: str)
 
 def test_failures_are_published_then_surface_the_real_error() -> None:
     notify = STATES[NOTIFY]
-    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Resource"] == "arn:${Partition}:states:::sns:publish"
     assert notify["Parameters"]["TopicArn"] == "${NotificationTopicArn}"
     assert notify["Parameters"]["Subject"]
     assert notify["Parameters"]["Message"] == {
@@ -167,7 +167,7 @@ def test_the_algorithm_source_decides_the_training_specification() -> None:
 
 def test_the_tuning_job_definition_is_the_input_plus_the_algorithm_and_role() -> None:
     tune = STATES["TuneHyperparameters"]
-    assert tune["Resource"] == "arn:aws:states:::sagemaker:createHyperParameterTuningJob.sync"
+    assert tune["Resource"] == "arn:${Partition}:states:::sagemaker:createHyperParameterTuningJob.sync"
     parameters = tune["Parameters"]
     assert parameters["HyperParameterTuningJobName.$"] == "$.hyperParameterTuningJobName"
     assert parameters["HyperParameterTuningJobConfig.$"] == "$.hyperParameterTuningJobConfig"
@@ -184,7 +184,7 @@ def test_tuning_retries_only_failures_to_start() -> None:
     retried = {
         error for retrier in STATES["TuneHyperparameters"]["Retry"] for error in retrier["ErrorEquals"]
     }
-    assert {"SageMaker.ResourceLimitExceededException", "ThrottlingException"} <= retried
+    assert {"SageMaker.ResourceLimitExceededException", "SageMaker.AmazonSageMakerException"} <= retried
     assert not retried & {"States.ALL", "States.TaskFailed", "States.Timeout"}
     limits = next(
         retrier
@@ -196,7 +196,7 @@ def test_tuning_retries_only_failures_to_start() -> None:
 
 def test_the_selector_is_retried_on_lambda_hiccups_but_never_on_its_verdicts() -> None:
     select = STATES["SelectBestModel"]
-    assert select["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert select["Resource"] == "arn:${Partition}:states:::lambda:invoke"
     assert select["Parameters"] == {
         "FunctionName": "${BestModelSelectorFunctionArn}",
         "Payload": {
@@ -229,7 +229,7 @@ def test_the_model_is_created_from_the_selected_job_inside_its_vpc_when_given() 
     ]
     assert choice["Default"] == "CreateModel"
     plain, in_vpc = (STATES[name] for name in CREATE_MODEL_TASKS)
-    assert plain["Resource"] == in_vpc["Resource"] == "arn:aws:states:::sagemaker:createModel"
+    assert plain["Resource"] == in_vpc["Resource"] == "arn:${Partition}:states:::sagemaker:createModel"
     parameters = dict(in_vpc["Parameters"])
     assert parameters.pop("VpcConfig.$") == "$.model.vpcConfig"
     assert parameters == plain["Parameters"], "the two model tasks differ only by the VPC"

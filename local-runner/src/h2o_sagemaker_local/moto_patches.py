@@ -26,15 +26,24 @@ covered by ``tests/test_moto_patches.py``:
    through the normal boto3 client (so an emulation replacing moto's SageMaker handlers is used) and, for
    ``.sync``, polls the matching Describe call until Completed (the Describe output is the result) or
    Failed/Stopped (``States.TaskFailed`` with the Describe output as cause, as for AWS's other ``.sync`` jobs).
-   API errors become ``SageMaker.AmazonSageMakerException``.
 5. ``.sync`` poll interval. The interpreter sleeps a fixed 0.5 s between polls; ``install`` sets it.
 6. aws-sdk service names. Step Functions drops the dashes of boto3's names (``applicationautoscaling`` for
-   ``application-autoscaling``); the override map learns every such name, and aws-sdk error names get the
-   SDK's service prefix (``ApplicationAutoScaling.ConcurrentUpdateException``).
+   ``application-autoscaling``); the override map learns every such name.
 7. ``start_execution`` without a name gives an ARN ending in ``:None`` (so the second one collides); AWS uses
    a UUID.
 8. S3 event notifications lack ``s3.object.sequencer`` (and ``versionId`` on a versioned bucket), which AWS
    always sends and the manifest trigger uses to tell a re-upload from a duplicate delivery.
+9. Error names. An API error a Task meets is named as AWS names it for the Task's kind of integration
+   (``aws_errors``: ``SageMaker.ResourceLimitExceededException`` through the optimised integration,
+   ``SageMaker.SageMakerException`` for an unmodelled error through aws-sdk, ``Lambda.ServiceException`` for a
+   function ARN), where moto used one name per service or ``Exception``. ``States.ALL`` no longer catches
+   ``States.Runtime`` or ``States.DataLimitExceeded``, which AWS lets no Retry or Catch handle.
+10. Integration fields. moto silently drops the fields an integration does not take; AWS refuses them
+    (``integration_fields``): a field written in the definition fails CreateStateMachine/UpdateStateMachine
+    with ``InvalidDefinition``, one arriving from a path fails the state with ``States.Runtime``.
+
+Other modules patch moto too (the SageMaker emulation routes moto's SageMaker actions); they go through
+``replace``, so ``uninstall`` gives all of moto back.
 
 Checked and left alone: ``states:startExecution.sync``/``.sync:2`` work once (2) is in; ``sns:publish`` with a
 JSON object ``Message`` already publishes its JSON text.
@@ -49,7 +58,7 @@ import json
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
@@ -59,9 +68,11 @@ import moto
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel, ServiceModel
 from moto.awslambda.models import LambdaFunction
+from moto.core.exceptions import JsonRESTError
 from moto.s3 import notifications as s3_notifications
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.api import HistoryEventType, InvalidDefinition, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
@@ -72,10 +83,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_aws_sdk,
-    state_task_service_callback,
-)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
     ResourceCondition,
     ResourceRuntimePart,
@@ -89,6 +97,17 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+    StateTaskServiceLambda,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns import (
+    StateTaskServiceSns,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
@@ -96,20 +115,12 @@ from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import camel_to_snake_case
 
+from h2o_sagemaker_local import aws_errors, integration_fields
+
 MOTO_VERSION: Final = "5.2.5"
 
 Handler = Callable[[Any, Any], Any]
 LambdaResolver = Callable[[str], Handler]
-
-# Java SDK service names AWS uses as the prefix of aws-sdk task errors (moto knows only dynamodb and sfn).
-_AWS_SDK_ERROR_PREFIXES: Final = {
-    "applicationautoscaling": "ApplicationAutoScaling",
-    "lambda": "Lambda",
-    "s3": "S3",
-    "sagemaker": "SageMaker",
-    "sns": "Sns",
-    "ssm": "Ssm",
-}
 
 
 @dataclass(frozen=True)
@@ -156,10 +167,15 @@ class LocalLambdaContext:
         return max(0, int((self.timeout_seconds - elapsed) * 1000))
 
 
+_ABSENT: Final = object()
+
+
 @dataclass
 class _State:
     resolver: LambdaResolver | None = None
-    originals: list[tuple[object, str, Any]] = field(default_factory=list)
+    originals: list[tuple[object, str, Any]] = field(
+        default_factory=list
+    )  # (owner, name, original or _ABSENT)
     added_service_names: list[str] = field(default_factory=list)
 
 
@@ -183,15 +199,24 @@ def install(lambda_resolver: LambdaResolver, *, sync_poll_seconds: float = 0.2) 
 
 
 def _patch_moto(sync_poll_seconds: float) -> None:
-    _replace(LambdaFunction, "invoke", _invoke_in_process)
-    _replace(StateTaskService, "_normalise_parameters", _normalise_parameters)
-    _replace(StateTaskService, "_normalise_response", _normalise_response)
-    _replace(state_task_factory, "state_task_service_for", _state_task_service_for)
-    _replace(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", sync_poll_seconds)
-    error_prefixes = {**state_task_service_aws_sdk._SERVICE_ERROR_NAMES, **_AWS_SDK_ERROR_PREFIXES}
-    _replace(state_task_service_aws_sdk, "_SERVICE_ERROR_NAMES", error_prefixes)
-    _replace(StepFunctionsParserBackend, "start_execution", _start_execution_named)
-    _replace(s3_notifications, "_get_s3_event", _s3_event_with_sequencer)
+    replace(LambdaFunction, "invoke", _invoke_in_process)
+    replace(StateTaskService, "_normalise_parameters", _normalise_parameters)
+    replace(StateTaskService, "_normalise_response", _normalise_response)
+    replace(state_task_factory, "state_task_service_for", _state_task_service_for)
+    replace(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", sync_poll_seconds)
+    for task_class in (
+        StateTaskServiceAwsSdk,
+        StateTaskServiceSns,
+        StateTaskServiceSfn,
+        StateTaskServiceLambda,
+    ):
+        replace(task_class, "_from_error", _named_as_aws_names(vars(task_class)["_from_error"]))
+    replace(StateTaskLambda, "_from_error", _named_as_aws_names(vars(StateTaskLambda)["_from_error"]))
+    replace(ErrorEqualsDecl, "_eval_body", _matching_catchable_errors_only)
+    replace(StepFunctionsParserBackend, "_validate_definition", staticmethod(_validate_definition_as_aws))
+    replace(StateTask, "_eval_parameters", _eval_parameters_as_aws)
+    replace(StepFunctionsParserBackend, "start_execution", _start_execution_named)
+    replace(s3_notifications, "_get_s3_event", _s3_event_with_sequencer)
     overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     for sfn_name, boto_name in _dashless_service_names().items():
         if sfn_name not in overrides:
@@ -200,9 +225,12 @@ def _patch_moto(sync_poll_seconds: float) -> None:
 
 
 def uninstall() -> None:
-    """Give moto its own behaviour back."""
+    """Give moto its own behaviour back: every ``replace`` of this module and of the modules that use it."""
     for owner, name, original in reversed(_state.originals):
-        setattr(owner, name, original)
+        if original is _ABSENT:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
     for sfn_name in _state.added_service_names:
         StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES.pop(sfn_name)
     _state.originals.clear()
@@ -210,11 +238,15 @@ def uninstall() -> None:
     _state.resolver = None
 
 
-def _replace(owner: object, name: str, replacement: Any) -> None:
+def replace(owner: object, name: str, replacement: Any) -> None:
+    """Set ``owner.name`` until ``uninstall``, which restores the original (or removes an added attribute)."""
     # Read from __dict__ so a method is restored as the plain function it was, not a bound one.
-    original = vars(owner)[name]
-    _state.originals.append((owner, name, original))
+    _state.originals.append((owner, name, vars(owner).get(name, _ABSENT)))
     setattr(owner, name, replacement)
+
+
+def is_installed() -> bool:
+    return bool(_state.originals)
 
 
 # --- 1. Lambda in process -----------------------------------------------------------------------------
@@ -403,7 +435,8 @@ class _SageMakerTaskService(StateTaskServiceCallback):
             f"Status Code: {metadata['HTTPStatusCode']}; Error Code: {ex.response['Error']['Code']}; "
             f"Request ID: {metadata.get('RequestId', '')}; Proxy: null)"
         )
-        return self._task_failure(env, "SageMaker.AmazonSageMakerException", cause)
+        error = aws_errors.error_name_for(self.resource.resource_arn, ex.response["Error"]["Code"])
+        return self._task_failure(env, error, cause)
 
     def _task_failure(self, env: Environment, error: str, cause: str) -> FailureEvent:
         return FailureEvent(
@@ -496,6 +529,103 @@ def _s3_event_with_sequencer(event_name: str, bucket: Any, key: Any, notificatio
     if bucket.is_versioned:
         s3_object["versionId"] = key.version_id
     return event
+
+
+# --- 9. Error names -------------------------------------------------------------------------------------
+
+
+def _named_as_aws_names(from_error: Callable[..., FailureEvent]) -> Callable[..., FailureEvent]:
+    """Wrap a task class's ``_from_error``: an API error gets the name AWS gives it for this integration."""
+
+    def named(self: Any, env: Environment, ex: Exception) -> FailureEvent:
+        failure = from_error(self, env, ex)
+        if isinstance(ex, ClientError):
+            name = aws_errors.error_name_for(self.resource.resource_arn, ex.response["Error"]["Code"])
+            failure.error_name = CustomErrorName(name)  # type: ignore[misc]  # moto marks it Final
+            for details in (failure.event_details or {}).values():
+                details["error"] = name
+        return failure
+
+    return named
+
+
+def _matching_catchable_errors_only(self: ErrorEqualsDecl, env: Environment) -> None:
+    """``ErrorEqualsDecl._eval_body`` that never matches the errors AWS lets no Retry or Catch handle."""
+    if env.stack[-1].error_name in aws_errors.UNCATCHABLE_ERRORS:
+        env.stack.pop()
+        env.stack.append(False)
+        return
+    _original(ErrorEqualsDecl, "_eval_body")(self, env)
+
+
+# --- 10. Integration fields ----------------------------------------------------------------------------
+
+
+def _validate_definition_as_aws(definition: str) -> None:
+    """``StepFunctionsParserBackend._validate_definition``, then the fields Step Functions refuses; the error has
+    AWS's code, which moto's own InvalidDefinition leaves empty."""
+    try:
+        _original(StepFunctionsParserBackend, "_validate_definition").__func__(definition)
+    except InvalidDefinition as error:
+        raise JsonRESTError("InvalidDefinition", error.message) from None
+    problems = []
+    for pointer, state in _task_states(json.loads(definition).get("States", {}), "/States"):
+        try:
+            fields = integration_fields.unsupported_fields(state["Resource"], state.get("Parameters", {}))
+        except integration_fields.UnsupportedIntegration as error:
+            raise JsonRESTError("InvalidDefinition", f"Invalid State Machine Definition: '{error}'") from None
+        problems += [
+            f'SCHEMA_VALIDATION_FAILED: The field "{field}" is not supported by Step Functions at {pointer}/Parameters'
+            for field in fields
+        ]
+    if problems:
+        raise JsonRESTError("InvalidDefinition", f"Invalid State Machine Definition: '{', '.join(problems)}'")
+
+
+def _task_states(states: dict[str, Any], pointer: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        here = f"{pointer}/{name}"
+        if state.get("Type") == "Task" and isinstance(state.get("Resource"), str):
+            yield here, state
+        for index, branch in enumerate(state.get("Branches", [])):
+            yield from _task_states(branch.get("States", {}), f"{here}/Branches/{index}/States")
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from _task_states(state[key].get("States", {}), f"{here}/{key}/States")
+
+
+def _eval_parameters_as_aws(self: StateTask, env: Environment) -> dict[str, Any]:
+    """``StateTask._eval_parameters`` refusing, instead of dropping, what the integration does not take."""
+    parameters: dict[str, Any] = {}
+    if self.parargs is not None:
+        self.parargs.eval(env=env)
+        parameters = env.stack.pop()
+    if not isinstance(self, StateTaskService):
+        return parameters  # a function or activity ARN: the input is the payload
+    fields = integration_fields.unsupported_fields(self.resource.resource_arn, parameters)
+    if fields:
+        cause = (
+            f"An error occurred while executing the state '{env.next_state_name}' (entered at the event id "
+            f"#{env.event_history_context.source_event_id}). "
+            + " ".join(f'The field "{field}" is not supported by Step Functions' for field in fields)
+        )
+        runtime = StatesErrorNameType.StatesRuntime.to_name()
+        raise FailureEventException(
+            failure_event=FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesRuntime),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error=runtime,
+                        cause=cause,
+                        resource=self._get_sfn_resource(),
+                        resourceType=self._get_sfn_resource_type(),
+                    )
+                ),
+            )
+        )
+    return parameters
 
 
 def _original(owner: object, name: str) -> Any:
