@@ -3,7 +3,7 @@
 #   make test   every test and check CI runs
 # Both install what they need first: Java 17 (if absent), the project venv (.venv), the SAM CLI in its own
 # venv (.tools/sam: it pins its own boto3), the checkov scanner in its own venv (.tools/checkov: it pins many
-# libraries) and the npm ASL validator (node_modules).
+# libraries) and the npm tools (node_modules: the ASL validator, the IAM policy simulator of the local run).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -57,5 +57,6 @@ build: setup
 test: setup lint
 	$(VENV)/bin/pytest
 
-run: $(VENV)/.installed
+# The local run needs the SAM CLI (its translator expands the templates' IAM roles) and the npm IAM policy simulator.
+run: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
 	$(VENV)/bin/h2o-sagemaker-local run $(RUN_OPTIONS)

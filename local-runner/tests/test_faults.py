@@ -30,7 +30,7 @@ import pytest
 from botocore.exceptions import ClientError
 from h2o_sagemaker_local import moto_patches
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
-from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
+from h2o_sagemaker_local.pipeline import LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
 from h2o_sagemaker_local.training import TrainingJob
 from process_watch import no_process_left, processes_using
@@ -527,3 +527,173 @@ def test_an_interrupted_spot_job_restarts_and_resumes_from_its_checkpoint(spot_r
     [resumed] = re.findall(r"resumed from checkpoint: (\d+) trees already built", log)
     assert int(resumed) >= spot_run.trees_at_interruption >= 30
     assert "training finished" in log and "validation:auc=" in log.split("resumed from checkpoint")[1]
+
+
+# --- 7. two runs both find the endpoint idle: the second's UpdateEndpoint meets the first's update -------------
+
+
+@dataclass
+class RacedUpdate:
+    result: RunResult
+    endpoint_config_before: str
+
+
+@pytest.fixture(scope="module")
+def raced_update(faults: Faults, spot_run: SpotRun) -> RacedUpdate:
+    """The other run's update takes long (held), as SageMaker's take minutes: this run's UpdateEndpoint retries
+    run out while it goes on."""
+    endpoint_name = spot_run.result.output["endpoint"]["endpointName"]
+    before = describe_endpoint(endpoint_name)["EndpointConfigName"]
+    faults.sagemaker.race_next_update(endpoint_name)
+    faults.sagemaker.hold_deployments()
+    try:
+        execution_arn = faults.start("raced-update")
+        wait_until(
+            lambda: (
+                "IsEndpointBusyForUpdate"
+                in states_entered(faults.pipeline.histories(execution_arn), "-deployment")
+            ),
+            "the run found the endpoint busy after its UpdateEndpoint retries",
+            timeout=RUN_TIMEOUT,
+        )
+    finally:
+        faults.sagemaker.release_deployments()
+    return RacedUpdate(faults.pipeline.follow(execution_arn, RUN_TIMEOUT), before)
+
+
+def test_an_update_refused_as_in_progress_waits_for_the_endpoint_then_updates_it(
+    raced_update: RacedUpdate,
+) -> None:
+    result = raced_update.result
+    assert result.status == "SUCCEEDED", result.cause
+    entered = states_entered(result, "-deployment")
+    assert entered.count("UpdateEndpoint") == 2 and entered.count("CreateEndpointConfig") == 1
+    assert "IsEndpointBusyForUpdate" in entered and "WaitForIdleEndpoint" in entered
+    endpoint = describe_endpoint(result.output["endpoint"]["endpointName"])
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == result.output["endpoint"]["endpointConfigName"]
+    assert endpoint["EndpointConfigName"] != raced_update.endpoint_config_before
+    assert result.output["endpoint"]["updated"] is True
+
+
+# --- 8. a tuning job all of whose training jobs fail, and a rejected manifest: the failure paths ------------------
+
+
+@dataclass
+class FailurePaths:
+    tuning: RunResult
+    notifications: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def failure_paths(faults: Faults, raced_update: RacedUpdate) -> FailurePaths:
+    _, _, manifest = local_inputs(faults.options)
+    faults.pipeline.notifications()
+    for channel in manifest[
+        "channels"
+    ]:  # data the run never uploads: every training job fails to download it
+        channel["s3DataSource"]["S3Uri"] = channel["s3DataSource"]["S3Uri"].replace("titanic/", "absent/")
+    tuning = faults.pipeline.run(manifest, {}, "manifests/absent-data/manifest.json", RUN_TIMEOUT)
+    notifications = faults.pipeline.notifications()
+    rejected = copy.deepcopy(manifest)
+    rejected["channels"] = [item for item in rejected["channels"] if item["channelName"] != "training"]
+    with pytest.raises(PipelineError, match="training"):  # the trigger's notification says why
+        faults.pipeline.start(rejected, {}, "manifests/rejected/manifest.json")
+    return FailurePaths(tuning, notifications)
+
+
+def test_a_tuning_job_that_trained_nothing_fails_the_run_with_notifications(
+    failure_paths: FailurePaths,
+) -> None:
+    assert failure_paths.tuning.status == "FAILED"
+    workflows = [message.get("workflow") for message in failure_paths.notifications]
+    assert "sagemaker-model-tuner" in workflows and "model-tuning-with-endpoint-deployment" in workflows
+    [tuner] = [
+        message
+        for message in failure_paths.notifications
+        if message.get("workflow") == "sagemaker-model-tuner"
+    ]
+    assert "no objects under" in tuner["cause"]
+
+
+# --- IAM: every statement the runs used was needed --------------------------------------------------------------
+
+# Statements no local run can use, by Sid: what they allow happens on AWS outside the local emulation.
+NOT_EXERCISED_LOCALLY = {
+    "WriteOwnLogs": "Lambda delivers function logs with the role; a denial loses logs and fails nothing",
+    "WriteTraces": "X-Ray trace upload; a denial loses traces and fails nothing",
+    "AuthenticateToEcr": "local jobs run the trainer and predictor as processes, not images pulled from ECR",
+    "PullImages": "local jobs run the trainer and predictor as processes, not images pulled from ECR",
+    "WriteContainerLogs": "container logs go to the work folder, not CloudWatch Logs",
+    "PublishSageMakerMetrics": "SageMaker's instance metrics are not emulated",
+    "AttachToVpc": "VPC networking is not emulated",
+    "InspectVpc": "VPC networking is not emulated",
+    "ReadAnyAccountAlgorithms": "algorithm resources are refused locally; test_iam checks the grant",
+}
+
+
+def statements_of_stack_roles() -> dict[tuple[str, str, int], dict[str, Any]]:
+    """(role, policy, 1-based index) -> statement, for every inline policy of every role in the account."""
+    iam = boto3.client("iam", region_name=REGION)
+    found = {}
+    for role in iam.list_roles()["Roles"]:
+        for policy_name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)[
+                "PolicyDocument"
+            ]
+            statements = (
+                document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+            )
+            for index, statement in enumerate(statements, start=1):
+                found[(role["RoleName"], policy_name, index)] = statement
+    return found
+
+
+def test_every_statement_of_every_role_was_used_or_cannot_be_used_locally(
+    faults: Faults, failure_paths: FailurePaths
+) -> None:
+    used = {(item.role_name, item.policy, item.index) for item in faults.pipeline.access.used}
+    unused = {
+        key: statement.get("Sid")
+        for key, statement in statements_of_stack_roles().items()
+        if key not in used and statement.get("Sid") not in NOT_EXERCISED_LOCALLY
+    }
+    assert unused == {}, "grants no run needed: remove them, or say here why no local run can use them"
+
+
+def test_removing_any_used_statement_denies_what_it_allowed_naming_principal_action_and_resource(
+    faults: Faults, failure_paths: FailurePaths
+) -> None:
+    """Mutation: each statement the runs used, taken out of its role alone, and the requests it allowed asked
+    again of the same policy evaluator: every one is denied, so no grant the workflow relies on is redundant or
+    unchecked."""
+    from h2o_sagemaker_local.iam.enforcement import AccessDenied
+
+    access = faults.pipeline.access
+    iam = boto3.client("iam", region_name=REGION)
+    checked = 0
+    for used, requests in sorted(access.allowed.items(), key=lambda item: str(item[0])):
+        if used.policy.startswith("arn:"):
+            continue  # a managed policy (X-Ray), used by no local run
+        document = iam.get_role_policy(RoleName=used.role_name, PolicyName=used.policy)["PolicyDocument"]
+        mutated = copy.deepcopy(document)
+        del mutated["Statement"][used.index - 1]
+        if mutated["Statement"]:
+            iam.put_role_policy(
+                RoleName=used.role_name, PolicyName=used.policy, PolicyDocument=json.dumps(mutated)
+            )
+        else:  # the policy's only statement
+            iam.delete_role_policy(RoleName=used.role_name, PolicyName=used.policy)
+        try:
+            for principal, authorization in requests:
+                with pytest.raises(AccessDenied) as denied:
+                    access.authorize(principal, [authorization])
+                message = str(denied.value)
+                assert principal.arn in message and authorization.action in message, message
+                assert authorization.resource in message, message
+                checked += 1
+        finally:
+            iam.put_role_policy(
+                RoleName=used.role_name, PolicyName=used.policy, PolicyDocument=json.dumps(document)
+            )
+    assert checked >= 30

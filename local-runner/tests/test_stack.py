@@ -207,6 +207,7 @@ def test_custom_resource_whose_function_crashes_fails_with_the_function_error(
           Provider:
             Type: AWS::Serverless::Function
             Properties:
+              Runtime: python3.13
               CodeUri: .
               Handler: {module}.handler
           Thing:
@@ -449,7 +450,12 @@ def test_intrinsic_functions_parameters_and_conditions(deployer: Deployer, tmp_p
     definition = json.loads(deployed_definition(stack, "Machine"))
     assert definition["Comment"] == "dev"
     assert definition["States"]["Notify"]["Parameters"]["TopicArn"] == topic_arn
-    assert set(stack.resources) == {"Machine", "Topic", "Logs"}
+    # SAM generates the machine's role (no Role given); the machine runs as it.
+    assert set(stack.resources) == {"Machine", "MachineRole", "Topic", "Logs"}
+    machine = client("stepfunctions").describe_state_machine(
+        stateMachineArn=stack.resources["Machine"]["Ref"]
+    )
+    assert machine["roleArn"] == stack.resources["MachineRole"]["Arn"]
 
 
 def test_given_parameters_flip_the_conditions(deployer: Deployer, tmp_path: Path) -> None:
@@ -474,7 +480,7 @@ def test_an_update_re_evaluates_parameters_and_conditions(deployer: Deployer, tm
     assert stack.outputs["Topic"] == external
     assert stack.outputs["ProdOnly"] == stack.resources["ProdOnlyTopic"]["Ref"]
     assert "SubString" not in stack.outputs
-    assert set(stack.resources) == {"Machine", "ProdOnlyTopic", "Logs"}
+    assert set(stack.resources) == {"Machine", "MachineRole", "ProdOnlyTopic", "Logs"}
     topics = [topic["TopicArn"] for topic in client("sns").list_topics()["Topics"]]
     assert own_topic not in topics and stack.resources["ProdOnlyTopic"]["Ref"] in topics
     definition = json.loads(deployed_definition(stack, "Machine"))
@@ -523,6 +529,7 @@ def test_a_custom_resource_gets_update_requests_only_when_its_properties_change(
           Provider:
             Type: AWS::Serverless::Function
             Properties:
+              Runtime: python3.13
               CodeUri: .
               Handler: {module}.handler
               Environment:
@@ -743,6 +750,7 @@ def test_function_runs_with_the_template_environment_and_its_layer_and_logs_to_i
           Reporter:
             Type: AWS::Serverless::Function
             Properties:
+              Runtime: python3.13
               CodeUri: code/
               Handler: {module}.handler
               Layers: [!Ref Layer]
@@ -798,6 +806,7 @@ def test_without_log_dir_prints_go_to_the_callers_stdout(
           Printer:
             Type: AWS::Serverless::Function
             Properties:
+              Runtime: python3.13
               CodeUri: .
               Handler: {module}.handler
         """,
@@ -825,6 +834,7 @@ def test_nested_application_gets_its_parameters_and_the_parents_layers(
           Echo:
             Type: AWS::Serverless::Function
             Properties:
+              Runtime: python3.13
               CodeUri: .
               Handler: {module}.handler
               Environment:

@@ -192,6 +192,8 @@ def summarize(
 ) -> int:
     history_path = workdir / "execution-history.json"
     history_path.write_text(json.dumps(result.history, indent=2, default=str))
+    if pipeline.api_faults:
+        console.print(f"API faults injected: {pipeline.api_faults.summary()}")
     if result.status != "SUCCEEDED":
         console.print(f"[bold red]Execution {result.status}[/]: {result.error}")
         console.print(f"  cause: {result.cause}")
@@ -248,8 +250,18 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     run.add_argument(
         "--workdir", type=Path, help="where jobs, models and logs go (default: a new temporary folder)"
     )
-    run.add_argument("--seed", type=int, help="seed for the hyperparameter search")
+    run.add_argument("--seed", type=int, help="seed for the hyperparameter search (and the API faults)")
+    run.add_argument(
+        "--api-faults",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="fail this fraction of the state machines' and Lambdas' AWS calls with the errors AWS returns "
+        "(throttling, resource limits, internal errors); default 0",
+    )
     options = parser.parse_args(argv)
+    if not 0 <= options.api_faults < 1:
+        parser.error("--api-faults must be at least 0 and below 1")
     for name in ("max_jobs", "max_parallel"):
         if getattr(options, name) is not None and getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -262,7 +274,7 @@ def run(options: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(f"work folder: {workdir}")
     reporter = Reporter()
-    pipeline = LocalPipeline(workdir, listener=reporter, seed=options.seed)
+    pipeline = LocalPipeline(workdir, listener=reporter, seed=options.seed, api_fault_rate=options.api_faults)
 
     def interrupt(signum: int, frame: object) -> None:
         pipeline.interrupted.set()

@@ -23,8 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
+from botocore.exceptions import ClientError
 
+from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.training import split_s3_uri
 
 SERVE_EXECUTABLE = Path(sys.executable).with_name("serve")
@@ -249,7 +250,9 @@ class LocalEndpoint:
         """Bring up ``config`` (run in a thread); on success the proxy serves it and the old server stops."""
         base_dir = self.workdir / config["EndpointConfigName"]
         try:
-            _download_model(model["PrimaryContainer"]["ModelDataUrl"], base_dir / "model")
+            _download_model(
+                model["PrimaryContainer"]["ModelDataUrl"], base_dir / "model", model.get("ExecutionRoleArn")
+            )
             server = self.starting = ModelServer(base_dir)
             server.start()
             server.wait_ready()
@@ -309,10 +312,19 @@ class LocalEndpoint:
         self.last_modified_time = datetime.now(UTC)
 
 
-def _download_model(model_data_url: str, model_dir: Path) -> None:
+def _download_model(model_data_url: str, model_dir: Path, role_arn: str | None) -> None:
+    """SageMaker fetches the artifact as the model's execution role."""
     bucket, key = split_s3_uri(model_data_url)
     model_dir.mkdir(parents=True, exist_ok=True)
     archive_path = model_dir.parent / "model.tar.gz"
-    boto3.client("s3").download_file(bucket, key, str(archive_path))
+    try:
+        s3 = enforcement.role_client("s3", role_arn, "sagemaker.amazonaws.com", "SageMaker")
+        s3.download_file(bucket, key, str(archive_path))
+    except (ClientError, enforcement.AccessDenied) as error:
+        raise ModelServerFailed(
+            f"Failed to download model data from URL: {model_data_url}. Please ensure that there is an object "
+            f"located at the URL and that the role passed to CreateModel has permissions to download the model "
+            f"({error})"
+        ) from None
     with tarfile.open(archive_path) as archive:
         archive.extractall(model_dir, filter="data")

@@ -41,6 +41,14 @@ covered by ``tests/test_moto_patches.py``:
 10. Integration fields. moto silently drops the fields an integration does not take; AWS refuses them
     (``integration_fields``): a field written in the definition fails CreateStateMachine/UpdateStateMachine
     with ``InvalidDefinition``, one arriving from a path fails the state with ``States.Runtime``.
+11. Task credentials. moto's interpreter calls AWS with fixed test keys; a task now acts as its state machine's
+    role (when IAM is enforced, ``iam.enforcement``), and what an optimised integration does with that role
+    beyond its API call is authorized before the call: SageMaker's ListTags, and for ``.sync`` the stop action
+    and the managed EventBridge rule (a missing events permission fails the task as on AWS: ``'<role>' is not
+    authorized to create managed-rule.``).
+12. Asynchronous invocation. moto runs an S3 notification's function once and drops its error; Lambda retries
+    an asynchronous event (``MaximumRetryAttempts`` of the function's event invoke config, 2 by default) and
+    then sends the failure record to the ``OnFailure`` destination, with the function's role.
 
 Other modules patch moto too (the SageMaker emulation routes moto's SageMaker actions); they go through
 ``replace``, so ``uninstall`` gives all of moto back.
@@ -116,6 +124,7 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import camel_to_snake_case
 
 from h2o_sagemaker_local import aws_errors, integration_fields
+from h2o_sagemaker_local.iam import enforcement, requests
 
 MOTO_VERSION: Final = "5.2.5"
 
@@ -173,10 +182,10 @@ _ABSENT: Final = object()
 @dataclass
 class _State:
     resolver: LambdaResolver | None = None
-    originals: list[tuple[object, str, Any]] = field(
-        default_factory=list
-    )  # (owner, name, original or _ABSENT)
+    # (owner, name, original or _ABSENT) of every replace, this module's and others'
+    originals: list[tuple[object, str, Any]] = field(default_factory=list)
     added_service_names: list[str] = field(default_factory=list)
+    installed: bool = False
 
 
 _state = _State()
@@ -193,8 +202,9 @@ def install(lambda_resolver: LambdaResolver, *, sync_poll_seconds: float = 0.2) 
             f"moto {moto.__version__} is installed; these patches rely on moto {MOTO_VERSION} internals"
         )
     _state.resolver = lambda_resolver
-    if not _state.originals:
+    if not _state.installed:
         _patch_moto(sync_poll_seconds)
+        _state.installed = True
     state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = sync_poll_seconds
 
 
@@ -215,8 +225,12 @@ def _patch_moto(sync_poll_seconds: float) -> None:
     replace(ErrorEqualsDecl, "_eval_body", _matching_catchable_errors_only)
     replace(StepFunctionsParserBackend, "_validate_definition", staticmethod(_validate_definition_as_aws))
     replace(StateTask, "_eval_parameters", _eval_parameters_as_aws)
+    for module in _modules_using_boto_client_for():
+        replace(module, "boto_client_for", _client_as_state_machine_role)
+    replace(StateTaskService, "_before_eval_execution", _authorize_what_the_integration_does)
     replace(StepFunctionsParserBackend, "start_execution", _start_execution_named)
     replace(s3_notifications, "_get_s3_event", _s3_event_with_sequencer)
+    replace(s3_notifications, "_invoke_awslambda", _invoke_asynchronously)
     overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     for sfn_name, boto_name in _dashless_service_names().items():
         if sfn_name not in overrides:
@@ -235,6 +249,7 @@ def uninstall() -> None:
         StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES.pop(sfn_name)
     _state.originals.clear()
     _state.added_service_names.clear()
+    _state.installed = False
     _state.resolver = None
 
 
@@ -243,10 +258,6 @@ def replace(owner: object, name: str, replacement: Any) -> None:
     # Read from __dict__ so a method is restored as the plain function it was, not a bound one.
     _state.originals.append((owner, name, vars(owner).get(name, _ABSENT)))
     setattr(owner, name, replacement)
-
-
-def is_installed() -> bool:
-    return bool(_state.originals)
 
 
 # --- 1. Lambda in process -----------------------------------------------------------------------------
@@ -401,7 +412,7 @@ def _replace_datetimes(value: Any, render: Callable[[datetime.datetime], Any]) -
 def _state_task_service_for(service_name: str) -> StateTaskService:
     if service_name == "sagemaker":
         return _SageMakerTaskService()
-    return _original(state_task_factory, "state_task_service_for")(service_name)
+    return original(state_task_factory, "state_task_service_for")(service_name)
 
 
 class _SageMakerTaskService(StateTaskServiceCallback):
@@ -464,9 +475,7 @@ class _SageMakerTaskService(StateTaskServiceCallback):
         normalised_parameters: dict,
         state_credentials: StateCredentials,
     ) -> None:
-        client = boto_client_for(
-            region=resource_runtime_part.region, service="sagemaker", state_credentials=state_credentials
-        )
+        client = _client_as_state_machine_role(resource_runtime_part.region, "sagemaker", state_credentials)
         response = getattr(client, self._get_boto_service_action())(**normalised_parameters)
         response.pop("ResponseMetadata", None)
         env.stack.append(response)
@@ -481,9 +490,7 @@ class _SageMakerTaskService(StateTaskServiceCallback):
         job = self._sync_job()
         assert job is not None, "checked when the state machine was created"
         env.stack.pop()  # the Create response: the Describe output replaces it
-        client = boto_client_for(
-            region=resource_runtime_part.region, service="sagemaker", state_credentials=state_credentials
-        )
+        client = _client_as_state_machine_role(resource_runtime_part.region, "sagemaker", state_credentials)
         job_name = normalised_parameters[job.name_parameter]
 
         def describe_until_done() -> dict[str, Any] | None:
@@ -513,8 +520,8 @@ def _start_execution_named(
     execution_input: str | None = None,
     trace_header: str | None = None,
 ) -> Any:
-    original = _original(StepFunctionsParserBackend, "start_execution")
-    return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+    start_execution = original(StepFunctionsParserBackend, "start_execution")
+    return start_execution(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
 
 
 # --- 8. S3 event sequencer ------------------------------------------------------------------------------
@@ -523,7 +530,7 @@ _sequencer = itertools.count(int(time.time() * 1000) << 16)
 
 
 def _s3_event_with_sequencer(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
-    event = _original(s3_notifications, "_get_s3_event")(event_name, bucket, key, notification_id)
+    event = original(s3_notifications, "_get_s3_event")(event_name, bucket, key, notification_id)
     s3_object = event["Records"][0]["s3"]["object"]
     s3_object["sequencer"] = f"{next(_sequencer):016X}"  # AWS: hex, growing with each event on a key
     if bucket.is_versioned:
@@ -555,7 +562,7 @@ def _matching_catchable_errors_only(self: ErrorEqualsDecl, env: Environment) -> 
         env.stack.pop()
         env.stack.append(False)
         return
-    _original(ErrorEqualsDecl, "_eval_body")(self, env)
+    original(ErrorEqualsDecl, "_eval_body")(self, env)
 
 
 # --- 10. Integration fields ----------------------------------------------------------------------------
@@ -565,7 +572,7 @@ def _validate_definition_as_aws(definition: str) -> None:
     """``StepFunctionsParserBackend._validate_definition``, then the fields Step Functions refuses; the error has
     AWS's code, which moto's own InvalidDefinition leaves empty."""
     try:
-        _original(StepFunctionsParserBackend, "_validate_definition").__func__(definition)
+        original(StepFunctionsParserBackend, "_validate_definition").__func__(definition)
     except InvalidDefinition as error:
         raise JsonRESTError("InvalidDefinition", error.message) from None
     problems = []
@@ -628,5 +635,136 @@ def _eval_parameters_as_aws(self: StateTask, env: Environment) -> dict[str, Any]
     return parameters
 
 
-def _original(owner: object, name: str) -> Any:
+# --- 11. Task credentials ------------------------------------------------------------------------------
+
+
+def _modules_using_boto_client_for() -> list[Any]:
+    """Every interpreter module that imported ``boto_client_for`` (the service modules import it by name)."""
+    import sys
+
+    return sorted(
+        (
+            module
+            for name, module in list(sys.modules.items())
+            if name.startswith("moto.stepfunctions.parser")
+            and vars(module).get("boto_client_for") is boto_client_for
+        ),
+        key=lambda module: module.__name__,
+    )
+
+
+def _client_as_state_machine_role(region: str, service: str, state_credentials: Any = None) -> Any:
+    """``boto_client_for`` acting as the task's state machine role (moto's own when IAM is not enforced)."""
+    control = enforcement.active()
+    if control is None or state_credentials is None:
+        return boto_client_for(region, service, state_credentials)
+    return control.client(
+        service,
+        state_credentials.role_arn,
+        "states.amazonaws.com",
+        _session_name(state_credentials.role_arn),
+        config=enforcement.interpreter_client_config(),
+    )
+
+
+def _session_name(role_arn: str) -> str:
+    return f"states-{role_arn.rsplit('/', 1)[-1]}"[:64]
+
+
+def _authorize_what_the_integration_does(
+    self: StateTaskService,
+    env: Environment,
+    resource_runtime_part: ResourceRuntimePart,
+    raw_parameters: dict[str, Any],
+    state_credentials: StateCredentials,
+) -> None:
+    original(StateTaskService, "_before_eval_execution")(
+        self, env, resource_runtime_part, raw_parameters, state_credentials
+    )
+    control = enforcement.active()
+    if control is None:
+        return
+    call = requests.ApiCall(
+        "", "", raw_parameters, resource_runtime_part.region, resource_runtime_part.account, control.partition
+    )
+    needed = requests.integration_authorizations(self.resource.resource_arn, raw_parameters, call)
+    if not needed:
+        return
+    role_arn = state_credentials.role_arn
+    principal = control.principal(
+        control.assume(role_arn, "states.amazonaws.com", _session_name(role_arn)).access_key
+    )
+    try:
+        control.authorize(principal, needed)
+    except enforcement.AccessDenied as denied:
+        if denied.authorization.action in requests.MANAGED_RULE_ACTIONS:
+            error, cause = "States.TaskFailed", f"'{role_arn}' is not authorized to create managed-rule."
+        else:
+            error = aws_errors.error_name_for(self.resource.resource_arn, "AccessDeniedException")
+            cause = f"{denied} (Error Code: AccessDeniedException)"
+        raise FailureEventException(
+            failure_event=FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed)
+                if error == "States.TaskFailed"
+                else CustomErrorName(error),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error=error,
+                        cause=cause,
+                        resource=self._get_sfn_resource(),
+                        resourceType=self._get_sfn_resource_type(),
+                    )
+                ),
+            )
+        ) from None
+
+
+# --- 12. Asynchronous invocation -----------------------------------------------------------------------------
+
+
+def _invoke_asynchronously(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    """An S3 event delivered as Lambda delivers asynchronous events: retried, then sent to the destination."""
+    from moto.awslambda.utils import get_backend
+
+    try:
+        function = get_backend(account_id, region_name).get_function(fn_arn)
+    except Exception:  # a missing function: S3 drops the event, as moto did
+        return
+    config = function.event_invoke_config[0].config if function.event_invoke_config else {}
+    attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
+    payload = json.dumps(event_body)
+    response: dict[str, Any] = {}
+    for _ in range(attempts):
+        headers: dict[str, Any] = {}
+        result = function.invoke(payload, {"x-amz-invocation-type": "Event"}, headers)
+        if "x-amz-function-error" not in headers:
+            return
+        response = json.loads(result)
+    destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    if destination:
+        record = {
+            "version": "1.0",
+            "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"{function.function_arn}:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event_body,
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "responsePayload": response,
+        }
+        sns = enforcement.role_client("sns", function.role, "lambda.amazonaws.com", function.function_name)
+        sns.publish(TopicArn=destination, Message=json.dumps(record))
+
+
+def original(owner: object, name: str) -> Any:
+    """What ``replace`` replaced."""
     return next(saved for patched, attr, saved in _state.originals if patched is owner and attr == name)

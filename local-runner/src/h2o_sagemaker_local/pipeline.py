@@ -23,9 +23,13 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from h2o_sagemaker_local import moto_patches
+from h2o_sagemaker_local import api_faults, moto_patches
+from h2o_sagemaker_local.api_faults import ApiFaults
+from h2o_sagemaker_local.iam import enforcement
+from h2o_sagemaker_local.iam.enforcement import AccessControl
+from h2o_sagemaker_local.iam.simulator import PolicySimulator
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker, ProgressListener
-from h2o_sagemaker_local.stack import REGION, Deployer, FunctionRegistry, Stack
+from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, Deployer, FunctionRegistry, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO_ROOT / "examples"
@@ -69,12 +73,22 @@ def ml_parameters_for_local_run(
 class LocalPipeline:
     """Owns the emulated AWS for one session; ``run`` may be called several times (the second run updates)."""
 
-    def __init__(self, workdir: Path, listener: ProgressListener | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        listener: ProgressListener | None = None,
+        seed: int | None = None,
+        api_fault_rate: float = 0.0,
+    ):
+        """``api_fault_rate``: the fraction of the state machines' and functions' AWS calls that fail with the
+        errors AWS returns (``api_faults``)."""
         self.workdir = workdir
+        self.api_faults = ApiFaults(api_fault_rate, seed) if api_fault_rate else None
         self.listener = listener or (lambda kind, data: None)
         self.sagemaker = LocalSageMaker(workdir, region=REGION, listener=self.listener, seed=seed)
         self.registry = FunctionRegistry(log_dir=workdir / "logs")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self.access = AccessControl(PolicySimulator(), ACCOUNT_ID, REGION)
         self.stack: Stack | None = None
         # Set from a signal handler (Ctrl-C): a run being followed stops at its next poll. Raising from the handler
         # instead can land inside moto, whose broad excepts swallow KeyboardInterrupt.
@@ -86,14 +100,23 @@ class LocalPipeline:
         self._mock.start()
         moto_patches.install(self.registry.resolve)
         self.sagemaker.install()
+        # Every AWS call is authorized from here on; the runner's own calls are the user's (an administrator).
+        enforcement.install(self.access)
+        if self.api_faults:
+            api_faults.install(self.api_faults)
         self.s3 = boto3.client("s3", region_name=REGION)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.sns = boto3.client("sns", region_name=REGION)
+        self.sqs = boto3.client("sqs", region_name=REGION)
         return self
 
     def close(self, keep_endpoints: bool = False) -> None:
         self.sagemaker.shutdown(keep_endpoints=keep_endpoints)
         if not keep_endpoints:
             self.sagemaker.uninstall()
+            api_faults.uninstall()
+            enforcement.uninstall()
+            self.access.simulator.close()
             self._mock.stop()
             self.registry.close()
             self._release_moto_log()
@@ -272,18 +295,18 @@ class LocalPipeline:
 
     def _subscribe_to_notifications(self, topic_arn: str) -> None:
         """An SQS inbox on the stack's SNS topic, so the run shows the notifications a user would receive."""
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = self.sqs
         self.inbox = sqs.create_queue(QueueName=f"{STACK_NAME}-notifications")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        boto3.client("sns", region_name=REGION).subscribe(
+        self.sns.subscribe(
             TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
         )
 
     def notifications(self) -> list[dict[str, Any]]:
         """Notifications published since the last call (each a decoded JSON message)."""
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = self.sqs
         received = []
         while True:
             messages = sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10).get("Messages", [])
@@ -297,9 +320,15 @@ class LocalPipeline:
                 sqs.delete_message(QueueUrl=self.inbox, ReceiptHandle=message["ReceiptHandle"])
 
     def _rejection_reason(self) -> str | None:
-        reasons = [
-            item.get("error")
-            for item in self.notifications()
-            if item.get("workflow") == "ml-parameter-provider"
-        ]
+        """The trigger's notification: a rejected manifest, or the record of an event that failed every retry."""
+        reasons = []
+        for item in self.notifications():
+            if item.get("workflow") == "ml-parameter-provider":
+                reasons.append(item.get("error"))
+            elif item.get("requestContext", {}).get("condition") == "RetriesExhausted":
+                error = item.get("responsePayload", {})
+                reasons.append(
+                    f"the manifest trigger failed {item['requestContext']['approximateInvokeCount']} times "
+                    f"(notified on the topic): {error.get('errorType')}: {error.get('errorMessage')}"
+                )
         return reasons[-1] if reasons else None

@@ -26,7 +26,9 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from h2o_sagemaker_local import moto_patches
 from h2o_sagemaker_local.hosting import LocalEndpoint
+from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
 from h2o_sagemaker_local.training import TrainingJob, run_training_job
 
@@ -156,6 +158,7 @@ class LocalSageMaker:
         self._health_stop = threading.Event()
         self._deployments_released = threading.Event()
         self._deployments_released.set()
+        self._raced_updates: set[str] = set()
         threading.Thread(target=self._watch_endpoints, daemon=True).start()
 
     def arn(self, kind: str, name: str) -> str:
@@ -180,6 +183,7 @@ class LocalSageMaker:
                 "local SageMaker runs the h2o-gbm-trainer `train` command: use trainingImage/inferenceImage "
                 "rather than an algorithm resource when running locally"
             )
+        _check_role_can_be_assumed(definition.get("RoleArn"))
         limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
         try:
             search = make_search(
@@ -319,6 +323,11 @@ class LocalSageMaker:
 
     # Hosting -------------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def check_create_model(request: dict[str, Any]) -> None:
+        """CreateModel (moto's) goes ahead only if SageMaker can assume the model's execution role."""
+        _check_role_can_be_assumed(request.get("ExecutionRoleArn"))
+
     def _backend(self) -> Any:
         return sagemaker_backends[self.account_id][self.region]
 
@@ -358,10 +367,13 @@ class LocalSageMaker:
 
     def update_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         endpoint = self._endpoint(request["EndpointName"])
-        if endpoint.status != "InService":
-            raise ValidationError(
-                f'Cannot update in-progress endpoint "{endpoint.arn}" (status {endpoint.status}).'
+        if endpoint.name in self._raced_updates and endpoint.status == "InService":
+            self._raced_updates.discard(endpoint.name)
+            self.update_endpoint(
+                {"EndpointName": endpoint.name, "EndpointConfigName": endpoint.config["EndpointConfigName"]}
             )
+        if endpoint.status != "InService":
+            raise ValidationError(f'Cannot update in-progress endpoint "{endpoint.arn}".')
         config, model = self._deployment(request["EndpointConfigName"])
         endpoint.status, endpoint.config = "Updating", config
         self.listener(
@@ -430,6 +442,12 @@ class LocalSageMaker:
             )
         job.interrupt()
 
+    def race_next_update(self, endpoint_name: str) -> None:
+        """Another run gets in first: the next UpdateEndpoint of the endpoint finds it already updating (to the
+        configuration it serves, as a second run that found it idle a moment earlier would have asked) and fails
+        as SageMaker fails it, a ValidationException."""
+        self._raced_updates.add(self._endpoint(endpoint_name).name)
+
     def hold_deployments(self) -> None:
         """Endpoint deployments started from now on, and those in progress, wait before their new model
         server takes traffic: the endpoint stays Creating or Updating (an old server keeps serving) until
@@ -468,24 +486,46 @@ class LocalSageMaker:
         _patch_moto()
         _ROUTED.clear()
         _ROUTED.update({action: getattr(self, action) for action in ROUTED_ACTIONS})
+        _CHECKED.clear()
+        _CHECKED.update({action: getattr(self, f"check_{action}") for action in CHECKED_ACTIONS})
         _INVOKE[:] = [self.invoke_endpoint]
 
     def uninstall(self) -> None:
         _ROUTED.clear()
+        _CHECKED.clear()
         _INVOKE.clear()
 
     def remove_workdir(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+# moto's actions that keep moto's behaviour after a check SageMaker makes first.
+CHECKED_ACTIONS = ("create_model",)
 _ROUTED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+_CHECKED: dict[str, Callable[[dict[str, Any]], None]] = {}
 _INVOKE: list[Callable[[str, bytes, str, str | None], tuple[int, bytes, str]]] = []
+
+
+def _check_role_can_be_assumed(role_arn: str | None) -> None:
+    """SageMaker refuses a job or model whose execution role it may not assume (its trust policy decides)."""
+    control = enforcement.active()
+    if control is None or role_arn is None:
+        return
+    try:
+        control.assume(role_arn, "sagemaker.amazonaws.com", "SageMaker")
+    except enforcement.AccessDenied:
+        raise ValidationError(
+            f"Could not assume role {role_arn}. Please ensure that the role exists and allows principal "
+            "'sagemaker.amazonaws.com' to assume the role."
+        ) from None
 
 
 def _routed_action(action: str) -> Callable[[SageMakerResponse], ActionResult]:
     original = getattr(SageMakerResponse, action, None)
 
     def handle(self: SageMakerResponse) -> ActionResult:
+        if action in _CHECKED:
+            _CHECKED[action](json.loads(self.body or "{}"))
         if action not in _ROUTED:
             if original is None:
                 raise NotImplementedError(f"SageMaker {action} is not emulated")
@@ -496,12 +536,9 @@ def _routed_action(action: str) -> Callable[[SageMakerResponse], ActionResult]:
     return handle
 
 
-_original_invoke = SageMakerRuntimeResponse.invoke_endpoint
-
-
 def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
     if not _INVOKE:
-        return _original_invoke(self)
+        return moto_patches.original(SageMakerRuntimeResponse, "invoke_endpoint")(self)
     name = self.path.split("/")[2]
     body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
     status, payload, content_type = _INVOKE[0](
@@ -518,7 +555,7 @@ def _patch_moto() -> None:
     """Idempotent: moto dispatches an action to the response method of the same name."""
     if getattr(SageMakerResponse, "_routed_to_local_sagemaker", False):
         return
-    for action in ROUTED_ACTIONS:
-        setattr(SageMakerResponse, action, _routed_action(action))
-    SageMakerResponse._routed_to_local_sagemaker = True  # type: ignore[attr-defined]
-    SageMakerRuntimeResponse.invoke_endpoint = _invoke_endpoint  # type: ignore[method-assign]
+    for action in (*ROUTED_ACTIONS, *CHECKED_ACTIONS):
+        moto_patches.replace(SageMakerResponse, action, _routed_action(action))
+    moto_patches.replace(SageMakerResponse, "_routed_to_local_sagemaker", True)
+    moto_patches.replace(SageMakerRuntimeResponse, "invoke_endpoint", _invoke_endpoint)

@@ -23,12 +23,29 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
 import boto3
 from cfnlint.decode import decode
 
+from h2o_sagemaker_local.iam import enforcement
+from h2o_sagemaker_local.iam.requests import Authorization
+from h2o_sagemaker_local.sam.expansion import GENERATING_TYPES, SamUnavailable, generated_roles
+
 ACCOUNT_ID = "123456789012"
+# What Step Functions needs of a state machine's role to deliver its logs to CloudWatch Logs (Step Functions guide,
+# "IAM policies for logging to CloudWatch Logs").
+LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
 REGION = "us-east-1"
 Handler = Callable[[dict[str, Any], Any], Any]
 _request_numbers = itertools.count(1)
@@ -49,6 +66,7 @@ class LocalFunction:
     handler: str
     environment: dict[str, str]
     layer_dirs: list[Path]
+    role_arn: str | None = None
 
 
 class _CurrentStdout(io.TextIOBase):
@@ -79,12 +97,16 @@ class FunctionRegistry:
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     log_files: dict[str, TextIO] = field(default_factory=dict)
+    modules: dict[str, ModuleType] = field(default_factory=dict)  # function name -> its handler module
+    caches: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # function name -> its Powertools providers
 
     def resolve(self, function_name: str) -> Handler:
         function = self.functions[
             function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
         ]
-        module_name, handler_name = function.handler.rsplit(".", 1)
+        handler_name = function.handler.rsplit(".", 1)[1]
         for path in [function.code_dir, *function.layer_dirs]:
             if str(path) not in sys.path:
                 sys.path.insert(0, str(path))
@@ -92,14 +114,22 @@ class FunctionRegistry:
         def invoke(event: dict[str, Any], context: Any) -> Any:
             # Lambdas read their settings from the environment; one call at a time keeps them apart.
             with self.lock, contextlib.redirect_stdout(self._log_file(function.name)):
-                saved = {key: os.environ.get(key) for key in function.environment}
-                os.environ.update(function.environment)
+                # The runtime's environment holds the execution role's credentials (when IAM is enforced).
+                environment = function.environment | enforcement.role_environment(
+                    function.role_arn, "lambda.amazonaws.com", function.name
+                )
+                saved = {key: os.environ.get(key) for key in environment}
+                os.environ.update(environment)
                 try:
-                    # Powertools' log handler keeps the stream it found at import: give it one that follows
-                    # sys.stdout, so each call's lines reach that call's log file.
-                    with contextlib.redirect_stdout(CURRENT_STDOUT):
-                        module = importlib.import_module(module_name)
-                    return getattr(module, handler_name)(event, context)
+                    with (
+                        enforcement.acting_as(function.role_arn, "lambda.amazonaws.com", function.name),
+                        self._process_caches(function),
+                    ):
+                        # Powertools' log handler keeps the stream it found at import: give it one that follows
+                        # sys.stdout, so each call's lines reach that call's log file.
+                        with contextlib.redirect_stdout(CURRENT_STDOUT):
+                            module = self._module(function)
+                        return getattr(module, handler_name)(event, context)
                 finally:
                     for key, value in saved.items():
                         if value is None:
@@ -108,6 +138,39 @@ class FunctionRegistry:
                             os.environ[key] = value
 
         return invoke
+
+    @contextlib.contextmanager
+    def _process_caches(self, function: LocalFunction) -> Iterator[None]:
+        """Process-wide caches of the Lambda libraries, kept per function as each runs in its own process on AWS:
+        Powertools keeps its parameter providers, with their boto3 clients, in one dict."""
+        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+        own = self.caches.setdefault(function.name, {})
+        others = dict(DEFAULT_PROVIDERS)
+        DEFAULT_PROVIDERS.clear()
+        DEFAULT_PROVIDERS.update(own)
+        try:
+            yield
+        finally:
+            own.clear()
+            own.update(DEFAULT_PROVIDERS)
+            DEFAULT_PROVIDERS.clear()
+            DEFAULT_PROVIDERS.update(others)
+
+    def _module(self, function: LocalFunction) -> ModuleType:
+        """The function's handler module, imported afresh for this registry with its own copy of the layer: each
+        deployed function starts cold, as in its own Lambda runtime, so no client or cache another function (or
+        an earlier run in this process) created is reused."""
+        if function.name not in self.modules:
+            roots = [str(path.resolve()) for path in [function.code_dir, *function.layer_dirs]]
+            for name, module in list(sys.modules.items()):
+                if any(
+                    str(Path(getattr(module, "__file__", None) or "/").resolve()).startswith(root)
+                    for root in roots
+                ):
+                    del sys.modules[name]
+            self.modules[function.name] = importlib.import_module(function.handler.rsplit(".", 1)[0])
+        return self.modules[function.name]
 
     def _log_file(self, function_name: str) -> TextIO:
         if self.log_dir is None:
@@ -172,15 +235,55 @@ class Deployer:
             name: boto3.client(name, region_name=REGION)
             for name in ("lambda", "iam", "sns", "s3", "stepfunctions")
         }
-        self.role_arn = self._role("local-execution-role")
+        self._sam_roles: dict[Path, dict[str, dict[str, Any]]] = {}
 
-    def _role(self, name: str) -> str:
-        return self.clients["iam"].create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    def _template(self, template_path: Path) -> dict[str, Any]:
+        """The template as CloudFormation runs it after SAM's transform, for what the local deployer needs of the
+        transform: the IAM role SAM generates for each function and state machine that names none, added as
+        ``<LogicalId>Role`` (CloudFormation's name for it)."""
+        template = _read_template(template_path)
+        if template_path not in self._sam_roles:
+            self._translate_tree(template_path)
+        for owner, role in self._sam_roles[template_path.resolve()].items():
+            template["Resources"][f"{owner}Role"] = role
+            resource = template["Resources"][owner]
+            resource["DependsOn"] = [*_as_list(resource.get("DependsOn")), f"{owner}Role"]
+        return template
+
+    def _translate_tree(self, template_path: Path) -> None:
+        """Run SAM's translator once for the template and every nested application's template under it."""
+        templates, pending = {}, [template_path.resolve()]
+        while pending:
+            path = pending.pop()
+            templates[path] = _read_template(path)
+            for resource in templates[path].get("Resources", {}).values():
+                location = resource.get("Properties", {}).get("Location")
+                if resource.get("Type") == "AWS::Serverless::Application" and isinstance(location, str):
+                    nested = (path.parent / location).resolve()
+                    if nested.is_file() and nested not in templates:
+                        pending.append(nested)
+        needing = {
+            str(path): template
+            for path, template in templates.items()
+            if any(
+                resource.get("Type") in GENERATING_TYPES and "Role" not in resource.get("Properties", {})
+                for resource in template.get("Resources", {}).values()
+            )
+        }
+        try:
+            roles = generated_roles(needing) if needing else {}
+        except SamUnavailable as error:
+            raise DeploymentFailed(
+                f"{template_path}: Transform AWS::Serverless-2016-10-31 failed: {error}"
+            ) from None
+        for path in templates:
+            self._sam_roles[path] = roles.get(str(path), {})
+        self._sam_roles[template_path] = self._sam_roles[template_path.resolve()]
 
     def deploy(
         self, name: str, template_path: Path, parameters: dict[str, str], layer_dirs: list[Path] | None = None
     ) -> Stack:
-        template = _read_template(template_path)
+        template = self._template(template_path)
         stack = Stack(name, template_path, {}, self.registry, list(layer_dirs or []))
         for key, spec in template.get("Parameters", {}).items():
             if key in parameters:
@@ -205,7 +308,7 @@ class Deployer:
         settings, a state machine its new definition; other types keep nothing locally that their properties
         change. A resource the template no longer creates is deleted: a custom resource gets ``Delete``, a
         topic is deleted; of other types only the stack's record of it goes."""
-        template = _read_template(stack.template_path)
+        template = self._template(stack.template_path)
         unknown = sorted(set(parameters) - set(template.get("Parameters", {})))
         if unknown:
             raise DeploymentFailed(f"{stack.name}: the template has no parameter {', '.join(unknown)}")
@@ -396,7 +499,7 @@ class Deployer:
         if kind in ("AWS::SNS::Subscription", "AWS::Logs::LogGroup"):
             return {"Ref": name, "Arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}"}
         if kind == "AWS::IAM::Role":
-            arn = self._role(name)
+            arn = self._put_role(name, properties, create=True)
             return {"Ref": name, "Arn": arn, "RoleId": name}
         if kind == "AWS::Serverless::Application":
             child = self.deploy(
@@ -404,11 +507,18 @@ class Deployer:
             )
             return {"Ref": child.stack_id, "Outputs": child.outputs, "Stack": child}
         if kind == "AWS::Serverless::Function":
-            return self._create_function(stack, name, properties, globals_)
+            return self._create_function(
+                stack, name, properties, globals_, self._role_of(stack, logical_id, properties)
+            )
         if kind == "AWS::Serverless::StateMachine":
-            arn = self.clients["stepfunctions"].create_state_machine(
-                name=name, definition=self._definition(stack, properties), roleArn=self.role_arn
-            )["stateMachineArn"]
+            role_arn = self._role_of(stack, logical_id, properties)
+            self._check_state_machine_role(name, role_arn, properties)
+            try:
+                arn = self.clients["stepfunctions"].create_state_machine(
+                    name=name, definition=self._definition(stack, properties), roleArn=role_arn
+                )["stateMachineArn"]
+            except self.clients["stepfunctions"].exceptions.InvalidDefinition as error:
+                raise DeploymentFailed(f"{stack.name}: {logical_id} CREATE_FAILED: {error}") from None
             return {"Ref": arn, "Name": name, "Arn": arn}
         if _is_custom(kind):
             response = self._custom_resource_request(stack, logical_id, kind, "Create", properties)
@@ -429,18 +539,98 @@ class Deployer:
             child = self.update(record["Stack"], properties.get("Parameters", {}))
             return record | {"Outputs": child.outputs}
         if kind == "AWS::Serverless::Function":
-            return self._create_function(stack, record["Ref"], properties, globals_, update=True)
+            role_arn = self._role_of(stack, logical_id, properties)
+            return self._create_function(stack, record["Ref"], properties, globals_, role_arn, update=True)
         if kind == "AWS::Serverless::StateMachine":
-            self.clients["stepfunctions"].update_state_machine(
-                stateMachineArn=record["Arn"], definition=self._definition(stack, properties)
-            )
+            role_arn = self._role_of(stack, logical_id, properties)
+            self._check_state_machine_role(record["Name"], role_arn, properties)
+            try:
+                self.clients["stepfunctions"].update_state_machine(
+                    stateMachineArn=record["Arn"],
+                    definition=self._definition(stack, properties),
+                    roleArn=role_arn,
+                )
+            except self.clients["stepfunctions"].exceptions.InvalidDefinition as error:
+                raise DeploymentFailed(f"{stack.name}: {logical_id} UPDATE_FAILED: {error}") from None
+            return record
+        if kind == "AWS::IAM::Role":
+            self._put_role(record["Ref"], properties, create=False)
             return record
         if _is_custom(kind):
             response = self._custom_resource_request(
                 stack, logical_id, kind, "Update", properties, record["Ref"], old_properties
             )
             return {"Ref": response["PhysicalResourceId"], **response.get("Data", {})}
-        return record  # topics, subscriptions, log groups, roles, layers: nothing local depends on properties
+        return record  # topics, subscriptions, log groups, layers: nothing local depends on properties
+
+    def _role_of(self, stack: Stack, logical_id: str, properties: dict[str, Any]) -> str:
+        """The execution role of a function or state machine: its Role, else the one SAM generated for it."""
+        if "Role" in properties:
+            role = str(properties["Role"])
+            return (
+                role
+                if role.startswith("arn:")
+                else self.clients["iam"].get_role(RoleName=role)["Role"]["Arn"]
+            )
+        generated = f"{logical_id}Role"
+        if generated not in stack.resources:
+            raise DeploymentFailed(f"{stack.name}: {logical_id} has no Role and SAM generated none")
+        return str(stack.resources[generated]["Arn"])
+
+    def _put_role(self, name: str, properties: dict[str, Any], create: bool) -> str:
+        """Create or update an IAM role with its trust policy, inline policies and managed policies."""
+        iam = self.clients["iam"]
+        trust = json.dumps(properties["AssumeRolePolicyDocument"])
+        if create:
+            arn = iam.create_role(
+                RoleName=name,
+                Path=properties.get("Path", "/"),
+                AssumeRolePolicyDocument=trust,
+                Description=properties.get("Description", ""),
+            )["Role"]["Arn"]
+        else:
+            arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+        inline = {policy["PolicyName"]: policy["PolicyDocument"] for policy in properties.get("Policies", [])}
+        for old_name in set(iam.list_role_policies(RoleName=name)["PolicyNames"]) - set(inline):
+            iam.delete_role_policy(RoleName=name, PolicyName=old_name)
+        for policy_name, document in inline.items():
+            # SAM's generated policies have no Version, which IAM takes as 2008-10-17 and moto refuses; the two
+            # differ only in policy variables (${aws:...}), which no template here uses.
+            versioned = {"Version": "2012-10-17", **document}
+            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(versioned))
+        attached = {
+            item["PolicyArn"] for item in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        }
+        wanted = set(properties.get("ManagedPolicyArns", []))
+        for policy_arn in attached - wanted:
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy_arn)
+        for policy_arn in wanted - attached:
+            _ensure_aws_managed_policy(policy_arn)
+            iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
+        return arn
+
+    def _check_state_machine_role(self, name: str, role_arn: str, properties: dict[str, Any]) -> None:
+        """What CreateStateMachine checks of its role: Step Functions may assume it, and with logging on it may
+        deliver the logs (AWS: "The state machine IAM Role is not authorized to access the Log Destination")."""
+        control = enforcement.active()
+        if control is None:
+            return
+        try:
+            control.assume(role_arn, "states.amazonaws.com", name)
+        except enforcement.AccessDenied:
+            raise DeploymentFailed(
+                f"{name}: Neither the global service principal states.amazonaws.com, nor the regional one is "
+                f"authorized to assume the provided role {role_arn}"
+            ) from None
+        if properties.get("Logging", {}).get("Destinations"):
+            principal = control.principal(control.assume(role_arn, "states.amazonaws.com", name).access_key)
+            try:
+                control.authorize(principal, [Authorization(action, "*") for action in LOG_DELIVERY_ACTIONS])
+            except enforcement.AccessDenied as denied:
+                raise DeploymentFailed(
+                    f"{name}: The state machine IAM Role is not authorized to access the Log Destination ({denied})"
+                ) from None
 
     def _definition(self, stack: Stack, properties: dict[str, Any]) -> str:
         definition = (stack.template_path.parent / properties["DefinitionUri"]).read_text()
@@ -454,6 +644,7 @@ class Deployer:
         name: str,
         properties: dict[str, Any],
         globals_: dict[str, Any],
+        role_arn: str,
         update: bool = False,
     ) -> dict[str, Any]:
         code_dir = stack.template_path.parent / properties["CodeUri"]
@@ -466,7 +657,7 @@ class Deployer:
         settings = {
             "FunctionName": name,
             "Runtime": properties.get("Runtime", globals_.get("Runtime", "python3.13")),
-            "Role": self.role_arn,
+            "Role": role_arn,
             "Handler": properties["Handler"],
             "Timeout": int(properties.get("Timeout", globals_.get("Timeout", 60))),
             "Environment": {"Variables": {key: str(value) for key, value in environment.items()}},
@@ -485,7 +676,27 @@ class Deployer:
             {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_LAMBDA_FUNCTION_NAME": name}
             | {key: str(value) for key, value in environment.items()},
             list(stack.layer_dirs),
+            role_arn,
         )
+        control = enforcement.active()
+        if (
+            control is not None
+        ):  # CreateFunction: "The role defined for the function cannot be assumed by Lambda."
+            try:
+                control.assume(role_arn, "lambda.amazonaws.com", name)
+            except enforcement.AccessDenied:
+                raise DeploymentFailed(
+                    f"{stack.name}: {name}: The role defined for the function cannot be assumed by Lambda ({role_arn})"
+                ) from None
+        invoke_config = properties.get("EventInvokeConfig")
+        if invoke_config:  # SAM's EventInvokeConfig: AWS::Lambda::EventInvokeConfig
+            on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            self.clients["lambda"].put_function_event_invoke_config(
+                FunctionName=name,
+                MaximumRetryAttempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
+                MaximumEventAgeInSeconds=int(invoke_config.get("MaximumEventAgeInSeconds", 21600)),
+                **({"DestinationConfig": {"OnFailure": {"Destination": on_failure}}} if on_failure else {}),
+            )
         for event in properties.get("Events", {}).values():
             if event["Type"] == "EventBridgeRule":
                 self._subscribe_s3_uploads(arn, event["Properties"]["Pattern"])
@@ -580,6 +791,26 @@ class Deployer:
                 f"{logical_id} ({kind}) {request_type.upper()}_FAILED: {response['Reason']}"
             )
         return response
+
+
+def _ensure_aws_managed_policy(policy_arn: str) -> None:
+    """An AWS managed policy exists in every account; moto has them only when it loads all ~1,500 of them at
+    start (about a second), so the one a template attaches is added from moto's own copy of AWS's documents."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    if not policy_arn.startswith("arn:aws:iam::aws:policy/"):
+        return
+    backend = iam_backends[ACCOUNT_ID]["aws"]
+    if policy_arn in backend.managed_policies:
+        return
+    name = policy_arn.rsplit("/", 1)[-1]
+    documents = json.loads(aws_managed_policies_data)
+    if name not in documents:
+        raise DeploymentFailed(f"Policy {policy_arn} does not exist or is not attachable.")
+    backend.managed_policies[policy_arn] = AWSManagedPolicy.from_data(
+        name, ACCOUNT_ID, "us-east-1", documents[name]
+    )
 
 
 def _read_template(template_path: Path) -> dict[str, Any]:

@@ -24,7 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
+from botocore.exceptions import ClientError
+
+from h2o_sagemaker_local.iam import enforcement
 
 TRAIN_EXECUTABLE = Path(sys.executable).with_name("train")
 
@@ -215,6 +217,17 @@ def _upload_model(s3: Any, job: TrainingJob) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def _upload_checkpoints(s3: Any, job: TrainingJob, checkpoint_dir: Path) -> None:
+    """SageMaker copies the checkpoint folder to CheckpointConfig.S3Uri (as the execution role)."""
+    config = job.request.get("CheckpointConfig")
+    if not config:
+        return
+    bucket, prefix = split_s3_uri(config["S3Uri"])
+    for path in sorted(item for item in checkpoint_dir.rglob("*") if item.is_file()):
+        key = f"{prefix.rstrip('/')}/{path.relative_to(checkpoint_dir)}".lstrip("/")
+        s3.upload_file(str(path), bucket, key)
+
+
 def training_environment(base_dir: Path) -> dict[str, str]:
     """The job's environment. Unless the user set JAVA_TOOL_OPTIONS, H2O's JVM runs without the C2 compiler and
     with the serial GC: local jobs are short and share the machine's cores, and two parallel Titanic jobs took
@@ -261,12 +274,16 @@ def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: fl
 
     A managed spot job interrupted by ``job.interrupt()`` stays InProgress and runs again with the same
     checkpoint folder (SecondaryStatus Interrupted, then Restarting), as SageMaker restarts it."""
-    s3 = boto3.client("s3")
     job.start_time = datetime.now(UTC)
     deadline = time.monotonic() + timeout_seconds
     try:
         job.enter("Downloading")
-        _download_channels(s3, job)
+        # SageMaker reads the channels and writes the model as the job's execution role.
+        s3 = enforcement.role_client("s3", job.request.get("RoleArn"), "sagemaker.amazonaws.com", "SageMaker")
+        try:
+            _download_channels(s3, job)
+        except (ClientError, enforcement.AccessDenied) as error:
+            raise TrainingFailed(f"ClientError: Data download failed: {error}") from None
         _write_config(job)
         # The SageMaker checkpoint folder: kept per job name, so a restarted job finds its checkpoints.
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -276,6 +293,10 @@ def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: fl
         while True:
             job.enter("Training")
             returncode = _run_train_process(job, deadline, timeout_seconds, restart)
+            try:
+                _upload_checkpoints(s3, job, checkpoint_dir)
+            except ClientError as error:
+                raise TrainingFailed(f"ClientError: Failed to upload the checkpoints: {error}") from None
             if job.stop_requested.is_set():
                 job.status = "Stopped"
                 job.enter("Stopped")
@@ -294,7 +315,10 @@ def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: fl
             job.request["AlgorithmSpecification"].get("MetricDefinitions", []),
         )
         job.enter("Uploading")
-        job.model_artifact = _upload_model(s3, job)
+        try:
+            job.model_artifact = _upload_model(s3, job)
+        except ClientError as error:
+            raise TrainingFailed(f"ClientError: Failed to upload the model artifacts: {error}") from None
         job.status = "Completed"
         job.enter("Completed")
     except TrainingFailed as error:
