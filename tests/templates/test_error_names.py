@@ -16,6 +16,7 @@ from h2o_sagemaker_local import aws_errors
 from h2o_sagemaker_local.integrations import Integration, integration_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+LAYER = REPO_ROOT / "layers" / "workflow-common"
 TEMPLATES = [
     REPO_ROOT / "template.yaml",
     *(REPO_ROOT / app / "template.yaml" for app in ("sagemaker-model-tuner", "sagemaker-model-deployer")),
@@ -29,11 +30,17 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def function_errors(template_path: Path, template: dict[str, Any], logical_id: str) -> set[str]:
-    """Exception classes a function's handler module defines: the error names it can raise to its caller."""
+    """Exception classes a function's handler module and the shared layer define: the error names it can raise
+    to its caller."""
     properties = template["Resources"][logical_id]["Properties"]
     module = properties["Handler"].rsplit(".", 1)[0]
-    source = (template_path.parent / properties["CodeUri"] / f"{module}.py").read_text()
-    return {node.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ClassDef)}
+    sources = [template_path.parent / properties["CodeUri"] / f"{module}.py", *LAYER.glob("**/*.py")]
+    return {
+        node.name
+        for source in sources
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.ClassDef)
+    }
 
 
 def state_machines() -> list[tuple[str, dict[str, Any], dict[str, set[str]]]]:

@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 from workflow_common.ml_parameters import ParameterFileError, parse_document
+from workflow_common.service_errors import transient_errors_raised_as_unavailable
 
 logger = Logger()
 tracer = Tracer()
@@ -271,4 +272,5 @@ def parse_request(event: Any) -> InspectionRequest:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event)
-    return inspect_endpoint(request, client("sagemaker"), client("application-autoscaling")).model_dump()
+    with transient_errors_raised_as_unavailable():
+        return inspect_endpoint(request, client("sagemaker"), client("application-autoscaling")).model_dump()

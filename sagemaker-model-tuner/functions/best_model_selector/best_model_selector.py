@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from workflow_common.ml_parameters import SAGEMAKER_NAME_PATTERN, ParameterFileError, parse_document
+from workflow_common.service_errors import transient_errors_raised_as_unavailable
 
 logger = Logger()
 tracer = Tracer()
@@ -231,4 +232,6 @@ def parse_request(event: Any) -> SelectionRequest:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return select_best_model(parse_request(event), sagemaker_client()).model_dump()
+    request = parse_request(event)
+    with transient_errors_raised_as_unavailable():
+        return select_best_model(request, sagemaker_client()).model_dump()
