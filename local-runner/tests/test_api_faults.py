@@ -102,6 +102,18 @@ def test_the_sdk_retries_a_throttled_call_as_on_aws(function_role: str) -> None:
     assert faults.attempts == 20 + sum(faults.injected.values())
 
 
+def test_a_faulted_call_has_no_side_effect(function_role: str) -> None:
+    faults = ApiFaults(rate=0.999999, seed=4)
+    api_faults.install(faults)
+    with enforcement.acting_as(function_role, "lambda.amazonaws.com", "f"):
+        s3 = boto3.client("s3", region_name=REGION, config=Config(retries={"total_max_attempts": 1}))
+        with pytest.raises(ClientError):
+            s3.put_object(Bucket="data", Key="refused", Body=b"x")
+    api_faults.uninstall()
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket="data")
+    assert "Contents" not in listed, "the refused request was served"
+
+
 def test_the_administrators_calls_are_never_faulted(function_role: str) -> None:
     faults = ApiFaults(rate=0.99, seed=2)
     api_faults.install(faults)

@@ -28,7 +28,8 @@ from urllib.parse import unquote_plus
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from h2o_sagemaker_local import moto_patches
+from h2o_sagemaker_local import api_faults, moto_patches
+from h2o_sagemaker_local.api_faults import ApiFaults
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
@@ -616,6 +617,58 @@ def test_a_tuning_job_that_trained_nothing_fails_the_run_with_notifications(
     assert "no objects under" in tuner["cause"]
 
 
+# --- 9. an update SageMaker refuses for good: the run's endpoint configuration is deleted -------------------------
+
+
+@dataclass
+class RefusedUpdate:
+    result: RunResult
+    notifications: list[dict[str, Any]]
+    served_before: str
+
+
+@pytest.fixture(scope="module")
+def refused_update(faults: Faults, failure_paths: FailurePaths) -> RefusedUpdate:
+    [endpoint] = boto3.client("sagemaker", region_name=REGION).list_endpoints()["Endpoints"]  # one, updated
+    served_before = describe_endpoint(endpoint["EndpointName"])["EndpointConfigName"]
+    injected = ApiFaults(rate=0)
+    injected.fail_next("sagemaker", "UpdateEndpoint", "ResourceLimitExceeded")
+    api_faults.install(injected)
+    try:
+        faults.pipeline.notifications()
+        result = faults.pipeline.follow(faults.start("refused-update"), RUN_TIMEOUT)
+    finally:
+        api_faults.uninstall()
+    return RefusedUpdate(result, faults.pipeline.notifications(), served_before)
+
+
+def test_a_refused_update_deletes_the_configuration_it_made_and_leaves_the_endpoint_serving(
+    refused_update: RefusedUpdate,
+) -> None:
+    result = refused_update.result
+    assert result.status == "FAILED"
+    entered = states_entered(result, "-deployment")
+    assert entered[-4:] == ["UpdateEndpointFailed", "DeleteUnusedEndpointConfig", "NotifyFailure", "Failed"]
+    [deployer] = [
+        item for item in refused_update.notifications if item.get("workflow") == "sagemaker-model-deployer"
+    ]
+    assert deployer["error"] == "SageMaker.ResourceLimitExceededException"
+    run_input = json.loads(
+        boto3.client("stepfunctions", region_name=REGION).describe_execution(
+            executionArn=result.execution_arn
+        )["input"]
+    )
+    configs = boto3.client("sagemaker", region_name=REGION).list_endpoint_configs()["EndpointConfigs"]
+    assert run_input["deployment"]["endpointConfigName"] not in {
+        item["EndpointConfigName"] for item in configs
+    }
+    endpoint = describe_endpoint(run_input["deployment"]["endpointName"])
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == (
+        "InService",
+        refused_update.served_before,
+    )
+
+
 # --- IAM: every statement the runs used was needed --------------------------------------------------------------
 
 # Statements no local run can use, by Sid: what they allow happens on AWS outside the local emulation.
@@ -650,7 +703,7 @@ def statements_of_stack_roles() -> dict[tuple[str, str, int], dict[str, Any]]:
 
 
 def test_every_statement_of_every_role_was_used_or_cannot_be_used_locally(
-    faults: Faults, failure_paths: FailurePaths
+    faults: Faults, refused_update: RefusedUpdate
 ) -> None:
     used = {(item.role_name, item.policy, item.index) for item in faults.pipeline.access.used}
     unused = {
@@ -662,7 +715,7 @@ def test_every_statement_of_every_role_was_used_or_cannot_be_used_locally(
 
 
 def test_removing_any_used_statement_denies_what_it_allowed_naming_principal_action_and_resource(
-    faults: Faults, failure_paths: FailurePaths
+    faults: Faults, refused_update: RefusedUpdate
 ) -> None:
     """Mutation: each statement the runs used, taken out of its role alone, and the requests it allowed asked
     again of the same policy evaluator: every one is denied, so no grant the workflow relies on is redundant or

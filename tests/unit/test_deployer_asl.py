@@ -18,6 +18,8 @@ DEFINITION: dict[str, Any] = json.loads(ASL_FILE.read_text())
 STATES: dict[str, dict[str, Any]] = DEFINITION["States"]
 BUSY_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 NOTIFY = "NotifyFailure"
+# Tasks after which, when they fail, no endpoint serves this run's new configuration.
+CONFIG_UNUSED_ON_FAILURE = {"CreateEndpoint", "DetachBlockingAutoScaling", "UpdateEndpoint"}
 
 
 def state_machine_properties() -> dict[str, Any]:
@@ -77,7 +79,12 @@ def has_cycle(removed: set[str]) -> bool:
 
 def failing_tasks() -> list[str]:
     """States that call AWS or Lambda and so can fail (a Map fails when its inner task does)."""
-    return [name for name, state in STATES.items() if state["Type"] in {"Task", "Map"} and name != NOTIFY]
+    # The notification and the cleanup before it report their own failure beside the original one.
+    return [
+        name
+        for name, state in STATES.items()
+        if state["Type"] in {"Task", "Map"} and name not in {NOTIFY, "DeleteUnusedEndpointConfig"}
+    ]
 
 
 def test_every_state_is_reachable_and_every_transition_exists() -> None:
@@ -95,7 +102,22 @@ def test_every_failing_task_is_caught_and_notified_under_its_own_name(name: str)
     if marker["Type"] == "Choice":  # an endpoint busy with another run's operation is waited for first
         assert {choice["Next"] for choice in marker["Choices"]} == {"HasWaitBudgetForIdleEndpoint"}
         marker = STATES[marker["Default"]]
-    assert marker == {"Type": "Pass", "Result": name, "ResultPath": "$.failedState", "Next": NOTIFY}
+    # A failure before any endpoint took this run's configuration deletes it first.
+    cleanup = "DeleteUnusedEndpointConfig" if name in CONFIG_UNUSED_ON_FAILURE else NOTIFY
+    assert marker == {"Type": "Pass", "Result": name, "ResultPath": "$.failedState", "Next": cleanup}
+
+
+def test_a_failure_before_the_endpoint_took_the_new_configuration_deletes_it() -> None:
+    cleanup = STATES["DeleteUnusedEndpointConfig"]
+    assert cleanup["Resource"] == "arn:${Partition}:states:::aws-sdk:sagemaker:deleteEndpointConfig"
+    assert cleanup["Parameters"] == {"EndpointConfigName.$": "$.endpointConfigName"}
+    assert cleanup["Next"] == NOTIFY
+    assert cleanup["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanupError", "Next": NOTIFY}
+    ]
+    assert {name for name, state in STATES.items() if state.get("Next") == "DeleteUnusedEndpointConfig"} == {
+        f"{name}Failed" for name in CONFIG_UNUSED_ON_FAILURE
+    }
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import argparse
 import logging
 import signal
 import sys
-from types import FrameType
 
+from . import interruption
 from .environment import BASE_DIR_ENV, MAX_MEM_SIZE_ENV, Environment
 from .errors import TrainingError, TrainingInputError
 from .training import train
@@ -22,16 +22,6 @@ logger = logging.getLogger("h2o_gbm_trainer")
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 MAX_REASON_CHARS = 1000
-
-
-class Interrupted(TrainingError):
-    pass
-
-
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(
-        "stopped by SIGTERM (e.g. a spot interruption); the last checkpoint is kept for a restart"
-    )
 
 
 def _fail(env: Environment, reason: str, exit_code: int) -> int:
@@ -51,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s [trainer] %(message)s"
     )
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, interruption.on_sigterm)
     env = Environment.from_env()
     try:
         train(env)

@@ -14,6 +14,7 @@ import h2o
 from h2o.estimators import H2OGradientBoostingEstimator
 from h2o.exceptions import H2OResponseError
 
+from . import interruption
 from .checkpoints import CheckpointStore, fingerprint, tree_count
 from .cluster import local_h2o
 from .data import TrainingData, find_channels, load_training_data
@@ -117,6 +118,7 @@ def build_model(
         if checkpoints:
             checkpoints.save(model, finished=finished)
             logger.info("checkpoint saved: %d of %d trees", built, hyperparameters.ntrees)
+        interruption.check()  # a SIGTERM whose exception a finalizer swallowed stops the job here
         if finished:
             return model
         trees = built

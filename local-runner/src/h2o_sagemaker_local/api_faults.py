@@ -30,6 +30,7 @@ from moto.core.botocore_stubber import MockRawResponse
 from h2o_sagemaker_local.iam import enforcement
 
 OPERATION_HEADER: Final = "X-Local-Api-Operation"
+UNSERVED_URL: Final = "https://api-fault.local.invalid/"
 FAULTED_CALLERS: Final = frozenset({"lambda.amazonaws.com", "states.amazonaws.com"})
 
 
@@ -69,6 +70,12 @@ _LIMITS: Final = {
         400,
         "The account-level service limit 'Number of concurrent hyperparameter tuning jobs' is 100 Jobs, with current utilization of 100 Jobs.",
     ),
+    ("sagemaker", "UpdateEndpoint"): ApiError(
+        "ResourceLimitExceeded",
+        400,
+        "The account-level service limit 'ml.c5.large for endpoint usage' is 2 Instances, with current utilization "
+        "of 2 Instances and a request delta of 1 Instances.",
+    ),
     ("sagemaker", "CreateEndpoint"): ApiError(
         "ResourceLimitExceeded",
         400,
@@ -85,14 +92,15 @@ _LIMITS: Final = {
 
 @dataclass
 class ApiFaults:
-    """Fails ``rate`` of the eligible HTTP attempts, chosen by a seeded generator (reproducible per seed)."""
+    """Fails ``rate`` of the eligible HTTP attempts, chosen by a seeded generator (reproducible per seed), and
+    the attempts ``fail_next`` scripts."""
 
     rate: float
     seed: int | None = None
-    injected: Counter[tuple[str, str, str]] = field(
-        default_factory=Counter
-    )  # (caller role, call, error code)
+    # (caller role, call, error code) -> faults injected
+    injected: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     attempts: int = 0
+    scripted: list[tuple[str, str, ApiError]] = field(default_factory=list)  # (service, operation, error)
 
     def __post_init__(self) -> None:
         if not 0 <= self.rate < 1:
@@ -107,6 +115,17 @@ class ApiFaults:
         codes = ", ".join(f"{code} x{count}" for code, count in sorted(by_code.items()))
         return f"{sum(by_code.values())} of {self.attempts} calls failed" + (f" ({codes})" if codes else "")
 
+    def fail_next(self, service: str, operation: str, code: str) -> None:
+        """The next eligible attempt of this call fails with ``code``, one of the errors it can meet here."""
+        known = _errors_of(service, operation)
+        error = next((item for item in known if item.code == code), None)
+        if error is None:
+            raise ValueError(
+                f"{service} {operation} fails here with {[item.code for item in known]}, not {code}"
+            )
+        with self._lock:
+            self.scripted.append((service, operation, error))
+
     def fault_for(self, service: str, operation: str, caller: enforcement.Principal) -> ApiError | None:
         if caller.service not in FAULTED_CALLERS or service not in _SERVICE_ERRORS:
             return None
@@ -114,15 +133,23 @@ class ApiFaults:
             return None  # .sync polling: Step Functions' own
         with self._lock:
             self.attempts += 1
-            if self._random.random() >= self.rate:
+            script = next((item for item in self.scripted if item[:2] == (service, operation)), None)
+            if script is not None:
+                self.scripted.remove(script)
+                error = script[2]
+            elif self._random.random() < self.rate:
+                error = self._random.choice(_errors_of(service, operation))
+            else:
                 return None
-            choices = [
-                *_SERVICE_ERRORS[service],
-                *([_LIMITS[service, operation]] if (service, operation) in _LIMITS else []),
-            ]
-            error = self._random.choice(choices)
             self.injected[caller.role_name, f"{service}:{operation}", error.code] += 1
             return error
+
+
+def _errors_of(service: str, operation: str) -> list[ApiError]:
+    return [
+        *_SERVICE_ERRORS.get(service, ()),
+        *([_LIMITS[service, operation]] if (service, operation) in _LIMITS else []),
+    ]
 
 
 @dataclass
@@ -149,7 +176,12 @@ def _fail_attempt(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
     service, name = (operation.decode() if isinstance(operation, bytes) else operation).split("/", 1)
     caller = control.principal(_access_key(request))
     error = faults.fault_for(service, name, caller) if caller else None
-    return None if error is None else _response(request, service, error)
+    if error is None:
+        return None
+    # botocore calls every before-send handler and takes the first response: moto's stubber would still serve
+    # the request. It serves no request for a host outside AWS's, so the refused attempt goes there.
+    request.url = UNSERVED_URL
+    return _response(request, service, error)
 
 
 def _access_key(request: AWSPreparedRequest) -> str:

@@ -42,6 +42,7 @@ ROUTED_ACTIONS = (
     "create_endpoint",
     "update_endpoint",
     "describe_endpoint",
+    "list_endpoints",
     "delete_endpoint",
 )
 
@@ -392,6 +393,14 @@ class LocalSageMaker:
 
     def describe_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._endpoint(request["EndpointName"]).describe()
+
+    def list_endpoints(self, request: dict[str, Any]) -> dict[str, Any]:
+        fields = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+        summaries = [
+            {key: endpoint.describe()[key] for key in fields}
+            for endpoint in sorted(self.endpoints.values(), key=lambda item: item.creation_time, reverse=True)
+        ]
+        return {"Endpoints": summaries}
 
     def delete_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         self._endpoint(request["EndpointName"]).shutdown()

@@ -276,6 +276,7 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("sagemaker", "DescribeModel"): _sagemaker("model", "ModelName"),
     ("sagemaker", "CreateEndpointConfig"): _sagemaker("endpoint-config", "EndpointConfigName", tagged=True),
     ("sagemaker", "DescribeEndpointConfig"): _sagemaker("endpoint-config", "EndpointConfigName"),
+    ("sagemaker", "DeleteEndpointConfig"): _sagemaker("endpoint-config", "EndpointConfigName"),
     ("sagemaker", "CreateEndpoint"): _endpoint_and_config,
     ("sagemaker", "UpdateEndpoint"): _endpoint_and_config,
     ("sagemaker", "DescribeEndpoint"): _sagemaker("endpoint", "EndpointName"),
