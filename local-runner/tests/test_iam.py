@@ -254,7 +254,8 @@ def test_the_state_machines_may_do_what_their_sagemaker_integrations_do(
         {"SharedLayerArn": LAYER_ARN, "DataBucketName": "data"},
     )
     role_arn = stack.resources[f"{machine}Role"]["Arn"]
-    call = ApiCall("", "", parameters, REGION, ACCOUNT_ID)
-    needed = integration_authorizations(f"arn:aws:states:::sagemaker:{resource}", parameters, call)
+    needed = integration_authorizations(
+        f"arn:aws:states:::sagemaker:{resource}", parameters, REGION, ACCOUNT_ID
+    )
     assert any(item.action == "sagemaker:ListTags" for item in needed)
     access.authorize(principal_of(access, role_arn, "states.amazonaws.com"), needed)

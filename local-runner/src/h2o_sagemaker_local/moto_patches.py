@@ -409,6 +409,27 @@ def _replace_datetimes(value: Any, render: Callable[[datetime.datetime], Any]) -
 # --- 4. SageMaker optimised integration ----------------------------------------------------------------
 
 
+def _task_failed(task: StateTaskService, env: Environment, error: str, cause: str) -> FailureEvent:
+    """A TaskFailed event of ``task``; a reserved States.* error keeps its reserved meaning."""
+    reserved = {
+        name.to_name(): name
+        for name in (StatesErrorNameType.StatesTaskFailed, StatesErrorNameType.StatesRuntime)
+    }
+    return FailureEvent(
+        env=env,
+        error_name=StatesErrorName(typ=reserved[error]) if error in reserved else CustomErrorName(error),
+        event_type=HistoryEventType.TaskFailed,
+        event_details=EventDetails(
+            taskFailedEventDetails=TaskFailedEventDetails(
+                error=error,
+                cause=cause,
+                resource=task._get_sfn_resource(),
+                resourceType=task._get_sfn_resource_type(),
+            )
+        ),
+    )
+
+
 def _state_task_service_for(service_name: str) -> StateTaskService:
     if service_name == "sagemaker":
         return _SageMakerTaskService()
@@ -447,26 +468,7 @@ class _SageMakerTaskService(StateTaskServiceCallback):
             f"Request ID: {metadata.get('RequestId', '')}; Proxy: null)"
         )
         error = aws_errors.error_name_for(self.resource.resource_arn, ex.response["Error"]["Code"])
-        return self._task_failure(env, error, cause)
-
-    def _task_failure(self, env: Environment, error: str, cause: str) -> FailureEvent:
-        return FailureEvent(
-            env=env,
-            error_name=(
-                StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed)
-                if error == StatesErrorNameType.StatesTaskFailed.to_name()
-                else CustomErrorName(error)
-            ),
-            event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(
-                taskFailedEventDetails=TaskFailedEventDetails(
-                    error=error,
-                    cause=cause,
-                    resource=self._get_sfn_resource(),
-                    resourceType=self._get_sfn_resource_type(),
-                )
-            ),
-        )
+        return _task_failed(self, env, error, cause)
 
     def _eval_service_task(
         self,
@@ -502,8 +504,8 @@ class _SageMakerTaskService(StateTaskServiceCallback):
             self._normalise_response(description, service_action_name=job.describe_action)
             if status == "Completed":
                 return description
-            failure = self._task_failure(
-                env, StatesErrorNameType.StatesTaskFailed.to_name(), to_json_str(description)
+            failure = _task_failed(
+                self, env, StatesErrorNameType.StatesTaskFailed.to_name(), to_json_str(description)
             )
             raise FailureEventException(failure_event=failure)
 
@@ -617,21 +619,7 @@ def _eval_parameters_as_aws(self: StateTask, env: Environment) -> dict[str, Any]
             + " ".join(f'The field "{field}" is not supported by Step Functions' for field in fields)
         )
         runtime = StatesErrorNameType.StatesRuntime.to_name()
-        raise FailureEventException(
-            failure_event=FailureEvent(
-                env=env,
-                error_name=StatesErrorName(typ=StatesErrorNameType.StatesRuntime),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(
-                    taskFailedEventDetails=TaskFailedEventDetails(
-                        error=runtime,
-                        cause=cause,
-                        resource=self._get_sfn_resource(),
-                        resourceType=self._get_sfn_resource_type(),
-                    )
-                ),
-            )
-        )
+        raise FailureEventException(failure_event=_task_failed(self, env, runtime, cause))
     return parameters
 
 
@@ -684,10 +672,13 @@ def _authorize_what_the_integration_does(
     control = enforcement.active()
     if control is None:
         return
-    call = requests.ApiCall(
-        "", "", raw_parameters, resource_runtime_part.region, resource_runtime_part.account, control.partition
+    needed = requests.integration_authorizations(
+        self.resource.resource_arn,
+        raw_parameters,
+        resource_runtime_part.region,
+        resource_runtime_part.account,
+        control.partition,
     )
-    needed = requests.integration_authorizations(self.resource.resource_arn, raw_parameters, call)
     if not needed:
         return
     role_arn = state_credentials.role_arn
@@ -702,23 +693,7 @@ def _authorize_what_the_integration_does(
         else:
             error = aws_errors.error_name_for(self.resource.resource_arn, "AccessDeniedException")
             cause = f"{denied} (Error Code: AccessDeniedException)"
-        raise FailureEventException(
-            failure_event=FailureEvent(
-                env=env,
-                error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed)
-                if error == "States.TaskFailed"
-                else CustomErrorName(error),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(
-                    taskFailedEventDetails=TaskFailedEventDetails(
-                        error=error,
-                        cause=cause,
-                        resource=self._get_sfn_resource(),
-                        resourceType=self._get_sfn_resource_type(),
-                    )
-                ),
-            )
-        ) from None
+        raise FailureEventException(failure_event=_task_failed(self, env, error, cause)) from None
 
 
 # --- 12. Asynchronous invocation -----------------------------------------------------------------------------

@@ -88,8 +88,17 @@ class Principal:
 class AccessDenied(Exception):
     """The principal's policies do not allow the authorization; the message is AWS's."""
 
-    def __init__(self, principal: Principal | None, authorization: Authorization, verdict: Verdict | None):
+    def __init__(
+        self,
+        principal: Principal | None,
+        authorization: Authorization,
+        verdict: Verdict | None,
+        message: str | None = None,
+    ):
         self.principal, self.authorization, self.verdict = principal, authorization, verdict
+        if message is not None:
+            super().__init__(message)
+            return
         who = principal.arn if principal else "an unknown principal"
         action, resource = authorization.action, authorization.resource
         if verdict is None:
@@ -147,13 +156,15 @@ class AccessControl:
             self._simulation(service, authorization, [], resource_policy=_document(trust))
         )
         if not verdict.allowed:
-            denied = AccessDenied(Principal(role_arn, session_name, service), authorization, verdict)
-            denied.args = (
-                f"{service} is not authorized to perform: sts:AssumeRole on resource: {role_arn}: the role's trust "
-                "policy does not allow it",
+            self._deny(
+                AccessDenied(
+                    Principal(role_arn, session_name, service),
+                    authorization,
+                    verdict,
+                    f"{service} is not authorized to perform: sts:AssumeRole on resource: {role_arn}: the role's "
+                    "trust policy does not allow it",
+                )
             )
-            self.denials.append(denied)
-            raise denied
         credentials = Credentials(
             access_key="ASIA"
             + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
@@ -197,13 +208,15 @@ class AccessControl:
         try:
             needed = authorizations(call)
         except UnmappedCall as unmapped:
-            action = f"{call.service}:{call.operation}"
-            denied = AccessDenied(principal, Authorization(action, "*"), None)
-            denied.args = (
-                f"local IAM: no authorization is known for {unmapped}; add it to h2o_sagemaker_local.iam.requests "
-                f"(called as {principal.arn if principal else 'an unknown principal'})",
+            self._deny(
+                AccessDenied(
+                    principal,
+                    Authorization(f"{call.service}:{call.operation}", "*"),
+                    None,
+                    f"local IAM: no authorization is known for {unmapped}; add it to "
+                    f"h2o_sagemaker_local.iam.requests (called as {principal.arn if principal else 'an unknown principal'})",
+                )
             )
-            self._deny(denied)
         if (
             call.service == "application-autoscaling"
             and call.operation == "RegisterScalableTarget"
@@ -264,6 +277,22 @@ class AccessControl:
 
     # Clients ------------------------------------------------------------------------------------------------
 
+    def session(self, role_arn: str, assumed_by: str, session_name: str) -> boto3.session.Session:
+        """A boto3 session acting as the role (one per role session, reused)."""
+        key = (role_arn, session_name)
+        with self._lock:
+            if key in self._sessions:
+                return self._sessions[key]
+        credentials = self.assume(role_arn, assumed_by, session_name)
+        session = boto3.session.Session(
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+            aws_session_token=credentials.session_token,
+            region_name=self.region,
+        )
+        with self._lock:
+            return self._sessions.setdefault(key, session)
+
     def client(self, service: str, role_arn: str, assumed_by: str, session_name: str, **config: Any) -> Any:
         """A boto3 client acting as the role, assumed by the service principal."""
         credentials = self.assume(role_arn, assumed_by, session_name)
@@ -321,21 +350,8 @@ def acting_as(role_arn: str | None, assumed_by: str, session_name: str) -> Itera
     if control is None or role_arn is None:
         yield
         return
-    key = (role_arn, session_name)
-    with control._lock:
-        session = control._sessions.get(key)
-    if session is None:
-        credentials = control.assume(role_arn, assumed_by, session_name)
-        session = boto3.session.Session(
-            aws_access_key_id=credentials.access_key,
-            aws_secret_access_key=credentials.secret_key,
-            aws_session_token=credentials.session_token,
-            region_name=control.region,
-        )
-        with control._lock:
-            session = control._sessions.setdefault(key, session)
     previous = getattr(_calling_thread, "session", None)
-    _calling_thread.session = session
+    _calling_thread.session = control.session(role_arn, assumed_by, session_name)
     try:
         yield
     finally:

@@ -25,12 +25,8 @@ class ApiCall:
     account: str
     partition: str = "aws"
 
-    def arn(
-        self, service: str, resource: str, *, region: str | None = None, account: str | None = None
-    ) -> str:
-        region = self.region if region is None else region
-        account = self.account if account is None else account
-        return f"arn:{self.partition}:{service}:{region}:{account}:{resource}"
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{resource}"
 
 
 @dataclass(frozen=True)
@@ -346,11 +342,11 @@ MANAGED_RULE_ACTIONS: Final = ("events:PutTargets", "events:PutRule", "events:De
 
 
 def integration_authorizations(
-    resource: str, parameters: dict[str, Any], call: ApiCall
+    resource: str, parameters: dict[str, Any], region: str, account: str, partition: str = "aws"
 ) -> list[Authorization]:
-    """The authorizations an optimised Task needs of the state machine's role besides its API call (``call``
-    gives region, account and partition): ListTags for SageMaker; for ``.sync``, stopping the job and the
-    managed rule."""
+    """The authorizations an optimised Task needs of the state machine's role besides its API call: ListTags for
+    SageMaker; for ``.sync``, stopping the job and the managed rule."""
+    call = ApiCall("states", "", parameters, region, account, partition)
     parts = resource.split(":")
     if len(parts) < 7 or parts[2] != "states" or parts[5] == "aws-sdk":
         return []
