@@ -9,6 +9,7 @@ endpoint; the table says so per seed, with the faults injected and the run's wal
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def one_run(rate: float, seed: int, extra: list[str]) -> dict[str, str]:
         capture_output=True,
         text=True,
         timeout=3600,
+        env=os.environ | {"COLUMNS": "400"},  # one line per message
     )
     seconds = time.monotonic() - started
     output = result.stdout + result.stderr

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import time
 import uuid
 import zipfile
 from collections.abc import Iterator
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -779,4 +781,54 @@ def test_aws_sdk_integrations_take_every_field_of_the_api(handlers: Handlers) ->
                 "arn:aws:states:::aws-sdk:sagemaker:updateEndpoint",
                 {"EndpointName": "titanic", "EndpointConfigName": "v2", "RetainAllVariants": True},
             )
+        )
+
+
+REPO = Path(__file__).resolve().parents[2]
+ASL_FILES = sorted(path for path in REPO.glob("**/statemachine/*.asl.json") if ".aws-sam" not in path.parts)
+
+
+def optimised_tasks(states: dict[str, Any], pointer: str = "/States") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, state in states.items():
+        if (
+            state["Type"] == "Task"
+            and ":states:::" in state["Resource"]
+            and ":aws-sdk:" not in state["Resource"]
+        ):
+            found.append((f"{pointer}/{name}", state))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found += optimised_tasks(processor["States"], f"{pointer}/{name}/ItemProcessor/States")
+    return found
+
+
+def deployable(asl_file: Path) -> dict[str, Any]:
+    """The ASL file with its placeholders filled as DefinitionSubstitutions would (values of the right form)."""
+    text = asl_file.read_text().replace("${Partition}", "aws")
+    text = re.sub(
+        r"\$\{(\w+)Arn\}", lambda match: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{match[1]}", text
+    )
+    return json.loads(re.sub(r"\$\{(\w+)\}", lambda match: match[1], text))
+
+
+@pytest.mark.parametrize("asl_file", ASL_FILES, ids=lambda path: path.name)
+def test_an_undocumented_field_on_any_optimised_task_of_the_workflow_is_refused(
+    handlers: Handlers, asl_file: Path
+) -> None:
+    """Mutation: each optimised-integration Task of the real ASL files, given one field its integration does not
+    document, makes the definition fail as AWS fails it."""
+    definition = deployable(asl_file)
+    create_machine(definition)  # as written: accepted
+    tasks = optimised_tasks(definition["States"])
+    assert tasks
+    for pointer, _ in tasks:
+        mutated = deployable(asl_file)
+        state = dict(optimised_tasks(mutated["States"]))[pointer]
+        state.setdefault("Parameters", {})["UndocumentedField"] = "x"
+        with pytest.raises(client("stepfunctions").exceptions.InvalidDefinition) as refused:
+            create_machine(mutated)
+        assert (
+            f'The field "UndocumentedField" is not supported by Step Functions at {pointer}/Parameters'
+            in str(refused.value)
         )
