@@ -159,6 +159,27 @@ def test_install_is_idempotent_and_uninstall_restores_moto(handlers: Handlers) -
     moto_patches.install(handlers.resolve, sync_poll_seconds=0.05)  # the fixture uninstalls again
 
 
+def test_uninstall_also_removes_the_sagemaker_emulations_patches(handlers: Handlers, tmp_path: Path) -> None:
+    from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    original_create_model = SageMakerResponse.create_model
+    original_invoke = SageMakerRuntimeResponse.invoke_endpoint
+    emulator = LocalSageMaker(tmp_path)
+    emulator.install()
+    assert SageMakerResponse.create_model is not original_create_model
+    assert SageMakerResponse.update_endpoint  # moto has none: the emulation adds it
+
+    emulator.uninstall()
+    emulator.shutdown()
+    moto_patches.uninstall()
+    assert SageMakerResponse.create_model is original_create_model
+    assert SageMakerRuntimeResponse.invoke_endpoint is original_invoke
+    assert not hasattr(SageMakerResponse, "update_endpoint")
+    assert not hasattr(SageMakerResponse, "_routed_to_local_sagemaker")
+    moto_patches.install(handlers.resolve, sync_poll_seconds=0.05)  # the fixture uninstalls again
+
+
 # --- 1. Lambda in process ----------------------------------------------------------------------------
 
 
