@@ -97,6 +97,7 @@ class LocalPipeline:
 
     def __enter__(self) -> LocalPipeline:
         self._capture_moto_log()
+        self.access.simulator.start()  # Node boots while moto starts
         self._mock.start()
         moto_patches.install(self.registry.resolve)
         self.sagemaker.install()

@@ -158,18 +158,14 @@ class FunctionRegistry:
             DEFAULT_PROVIDERS.update(others)
 
     def _module(self, function: LocalFunction) -> ModuleType:
-        """The function's handler module, imported afresh for this registry with its own copy of the layer: each
-        deployed function starts cold, as in its own Lambda runtime, so no client or cache another function (or
-        an earlier run in this process) created is reused."""
+        """The function's handler module, imported afresh for this registry: each deployed function starts cold, as
+        in its own Lambda runtime, so no client an earlier run in this process cached at module level is reused.
+        The shared layer (and the libraries) are imported once per process, so they must keep no per-function
+        state such as a client."""
         if function.name not in self.modules:
-            roots = [str(path.resolve()) for path in [function.code_dir, *function.layer_dirs]]
-            for name, module in list(sys.modules.items()):
-                if any(
-                    str(Path(getattr(module, "__file__", None) or "/").resolve()).startswith(root)
-                    for root in roots
-                ):
-                    del sys.modules[name]
-            self.modules[function.name] = importlib.import_module(function.handler.rsplit(".", 1)[0])
+            module_name = function.handler.rsplit(".", 1)[0]
+            sys.modules.pop(module_name, None)
+            self.modules[function.name] = importlib.import_module(module_name)
         return self.modules[function.name]
 
     def _log_file(self, function_name: str) -> TextIO:

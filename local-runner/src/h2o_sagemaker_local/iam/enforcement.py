@@ -35,6 +35,7 @@ from urllib.parse import unquote
 import boto3
 import boto3.session
 import botocore.handlers
+import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.model import OperationModel
@@ -284,7 +285,13 @@ class AccessControl:
             if key in self._sessions:
                 return self._sessions[key]
         credentials = self.assume(role_arn, assumed_by, session_name)
+        # The default session's loader: its parsed service models are reused, not read again per role.
+        core = botocore.session.get_session()
+        core.register_component(
+            "data_loader", _ORIGINAL_DEFAULT_SESSION()._session.get_component("data_loader")
+        )
         session = boto3.session.Session(
+            botocore_session=core,
             aws_access_key_id=credentials.access_key,
             aws_secret_access_key=credentials.secret_key,
             aws_session_token=credentials.session_token,

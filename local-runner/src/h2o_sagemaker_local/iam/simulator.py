@@ -88,6 +88,11 @@ class PolicySimulator:
             ignored_context_keys=tuple(result.get("ignoredContextKeys", [])),
         )
 
+    def start(self) -> None:
+        """Start the Node process now, so it boots while the caller goes on (``evaluate`` starts it otherwise)."""
+        with self._lock:
+            self._started()
+
     def _started(self) -> subprocess.Popen[str]:
         if self._process is None or self._process.poll() is not None:
             node = shutil.which("node")

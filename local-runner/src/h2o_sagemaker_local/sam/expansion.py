@@ -9,7 +9,9 @@ interpreter of the ``sam`` command on PATH.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -55,18 +57,7 @@ def generated_roles(templates: dict[str, dict[str, Any]]) -> dict[str, dict[str,
     """For each template (name -> parsed SAM template), the roles SAM generates: logical id of the function or
     state machine -> the AWS::IAM::Role resource it gets (intrinsics left for the deployer to evaluate)."""
     packaged = {name: _packaged(template) for name, template in templates.items()}
-    result = subprocess.run(
-        [str(sam_python()), str(TRANSLATE)],
-        input=json.dumps(packaged),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        # The translator resolves pseudo parameters; the local deployer fills them in itself.
-        env=os.environ | {"AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")},
-    )
-    if result.returncode != 0:
-        raise SamUnavailable(f"SAM's translator failed: {result.stderr.strip()[-2000:]}")
-    translated = json.loads(result.stdout)
+    translated = _translated(packaged)
     roles: dict[str, dict[str, dict[str, Any]]] = {}
     for name, template in templates.items():
         resources = translated[name]["Resources"]
@@ -78,6 +69,41 @@ def generated_roles(templates: dict[str, dict[str, Any]]) -> dict[str, dict[str,
             and f"{logical_id}Role" in resources
         }
     return roles
+
+
+def _translated(packaged: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """SAM's translation, kept in the user's cache keyed by the templates and the translator (about a second saved
+    per deployment: most runs deploy unchanged templates)."""
+    python = sam_python()
+    request = json.dumps(packaged, sort_keys=True)
+    translator = sorted(python.parent.parent.glob("lib/python*/site-packages/samtranslator/__init__.py"))
+    key = hashlib.sha256(
+        "\0".join([request, TRANSLATE.read_text(), *(path.read_text() for path in translator)]).encode()
+    ).hexdigest()
+    cached = _cache_dir() / f"sam-translation-{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    result = subprocess.run(
+        [str(python), str(TRANSLATE)],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        # The translator resolves pseudo parameters; the local deployer fills them in itself.
+        env=os.environ | {"AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")},
+    )
+    if result.returncode != 0:
+        raise SamUnavailable(f"SAM's translator failed: {result.stderr.strip()[-2000:]}")
+    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(result.stdout)
+        partial.replace(cached)
+    return json.loads(result.stdout)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "h2o-sagemaker-local"
 
 
 def _packaged(template: dict[str, Any]) -> dict[str, Any]:
