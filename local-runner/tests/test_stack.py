@@ -873,3 +873,23 @@ def test_nested_application_gets_its_parameters_and_the_parents_layers(
     assert echo.environment["GREETING"] == "hello from parent"
     assert echo.layer_dirs == [tmp_path / "layer"]
     assert stack.resources["Child"]["Ref"] == stack.resources["Child"]["Stack"].stack_id
+
+
+def test_the_shared_layer_keeps_no_aws_client_across_calls() -> None:
+    """The local registry imports the layer once per process, for every function: a client the layer kept
+    (module-level, or behind a cache) would act for whichever function made it first."""
+    import ast
+
+    for path in (REPO_ROOT / "layers").glob("*/*/*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            calls = [item for item in ast.walk(node) if isinstance(item, ast.Call)]
+            makes_client = any(
+                isinstance(call.func, ast.Attribute) and call.func.attr in {"client", "resource", "Session"}
+                for call in calls
+            )
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                cached = any("cache" in ast.unparse(decorator) for decorator in node.decorator_list)
+                assert not (cached and makes_client), f"{path.name}: {node.name} caches a client"
+            elif not isinstance(node, ast.ClassDef):
+                assert not makes_client, f"{path.name} line {node.lineno}: a module-level client"

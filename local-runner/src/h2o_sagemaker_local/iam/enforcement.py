@@ -131,6 +131,8 @@ class AccessControl:
         self._credentials: dict[tuple[str, str], Credentials] = {}
         self._admin_keys: set[str] = set()
         self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
+        self._verdicts: dict[tuple[Any, ...], Verdict] = {}
+        self._parsed: dict[tuple[tuple[str, str], ...], list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self.used: Counter[UsedStatement] = Counter()
         # statement -> requests it allowed (a few of each): what a test removing it replays
@@ -190,8 +192,21 @@ class AccessControl:
         for authorization in needed:
             if principal is None:
                 self._deny(AccessDenied(None, authorization, None))
-            policies = self._identity_policies(principal.role_arn)
-            verdict = self.simulator.evaluate(self._simulation(principal.arn, authorization, policies))
+            documents, policies = self._identity_policies(principal.role_arn)
+            # IAM's decision depends only on the request and the policies: a request asked again of unchanged
+            # policies (.sync polls every fraction of a second) gets the same verdict without the evaluator.
+            key = (
+                principal.arn,
+                documents,
+                authorization.action,
+                authorization.resource,
+                _canonical(authorization.context),
+            )
+            verdict = self._verdicts.get(key)
+            if verdict is None:
+                verdict = self.simulator.evaluate(self._simulation(principal.arn, authorization, policies))
+                with self._lock:
+                    self._verdicts[key] = verdict
             if not verdict.allowed:
                 self._deny(AccessDenied(principal, authorization, verdict))
             with self._lock:
@@ -267,14 +282,20 @@ class AccessControl:
 
         return iam_backends[self.account][self.partition].get_role(role_arn.rsplit("/", 1)[-1])
 
-    def _identity_policies(self, role_arn: str) -> list[dict[str, Any]]:
-        """The role's inline and attached managed policies, as IAM holds them now."""
+    def _identity_policies(self, role_arn: str) -> tuple[tuple[tuple[str, str], ...], list[dict[str, Any]]]:
+        """The role's inline and attached managed policies as IAM holds them now: their documents as stored (a
+        key that changes with them) and as the evaluator takes them."""
         role = self._role(role_arn)
-        policies = [{"name": name, "policy": _document(document)} for name, document in role.policies.items()]
-        for arn, managed in role.managed_policies.items():
+        documents = tuple(sorted(role.policies.items()))
+        for arn, managed in sorted(role.managed_policies.items()):
             (default,) = (version for version in managed.versions if version.is_default)
-            policies.append({"name": arn, "policy": _document(default.document)})
-        return policies
+            documents += ((arn, default.document),)
+        with self._lock:
+            if documents not in self._parsed:
+                self._parsed[documents] = [
+                    {"name": name, "policy": _document(document)} for name, document in documents
+                ]
+            return documents, self._parsed[documents]
 
     # Clients ------------------------------------------------------------------------------------------------
 
@@ -311,6 +332,10 @@ class AccessControl:
             aws_session_token=credentials.session_token,
             **config,
         )
+
+
+def _canonical(context: dict[str, Any]) -> str:
+    return json.dumps(context, sort_keys=True)
 
 
 def _document(document: str | dict[str, Any]) -> dict[str, Any]:
