@@ -16,12 +16,13 @@ CHECKOV_VERSION := 3.3.30
 PACKAGES := h2o-gbm-trainer h2o-gbm-predictor local-runner
 PROJECT_PACKAGES := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 
-.PHONY: help setup run test lint build
+.PHONY: help setup run test lint build images
 
 help:
 	@echo "make run    run tuning -> deployment -> predictions locally (no AWS account needed)"
 	@echo "make test   install what is missing, then run all tests and template/ASL checks"
 	@echo "make build  sam build the parent stack and its nested applications"
+	@echo "make images build the trainer and predictor images (docker, else podman)"
 
 $(VENV)/.installed: requirements-dev.txt $(PROJECT_PACKAGES)
 	bash scripts/ensure-java.sh
@@ -54,7 +55,12 @@ lint: setup
 build: setup
 	PATH="$$(scripts/lambda-python-bin.sh):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml
 
-test: setup lint
+# docker when its engine answers, else podman (installed from Debian's archive if absent); the base image is
+# pulled, or made from Debian's archive where no registry is reachable. Layers are cached by the engine.
+images:
+	bash scripts/build-images.sh
+
+test: setup lint images
 	$(VENV)/bin/pytest
 
 # The local run needs the SAM CLI (its translator expands the templates' IAM roles) and the npm IAM policy simulator.

@@ -1,0 +1,199 @@
+"""The two SageMaker images, built (``scripts/build-images.sh``: docker, else podman) and run as SageMaker runs them:
+``<image> train`` with /opt/ml mounted and no network, then ``<image> serve`` with the model it wrote mounted
+read-only under /opt/ml/model and port 8080 published."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.h2o
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO_ROOT / "examples"
+HYPERPARAMETERS = REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json"
+TUNER_ASL = REPO_ROOT / "sagemaker-model-tuner" / "statemachine" / "model-tuning.asl.json"
+TRAINER, PREDICTOR = "h2o-gbm-trainer:local", "h2o-gbm-predictor:local"
+
+
+@dataclass(frozen=True)
+class Engine:
+    command: str
+    environment: dict[str, str]
+
+    def run(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.command, *arguments], env=self.environment, capture_output=True, text=True, timeout=timeout
+        )
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    """Both images built (cached layers make this quick when nothing changed), and the engine that built them."""
+    built = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "build-images.sh")], capture_output=True, text=True, timeout=1800
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    command = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "container-engine.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    environment = dict(os.environ)
+    if command == "podman":
+        environment.setdefault("CONTAINERS_CONF", str(REPO_ROOT / "scripts" / "containers.conf"))
+    return Engine(command, environment)
+
+
+def sagemaker_base_dir(root: Path, hyperparameters: dict[str, str]) -> Path:
+    """/opt/ml as SageMaker lays it out for a training job with two CSV channels."""
+    config = root / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    channels = {"training": EXAMPLES / "train.csv", "validation": EXAMPLES / "validation.csv"}
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({name: {"ContentType": "text/csv", "TrainingInputMode": "File"} for name in channels})
+    )
+    for name, path in channels.items():
+        (root / "input" / "data" / name).mkdir(parents=True)
+        (root / "input" / "data" / name / path.name).write_bytes(path.read_bytes())
+    for folder in ("model", "output", "checkpoints"):
+        (root / folder).mkdir()
+    return root
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    base_dir: Path
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def training(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
+    hyperparameters = json.loads(HYPERPARAMETERS.read_text())["staticHyperParameters"] | {"ntrees": "30"}
+    base_dir = sagemaker_base_dir(tmp_path_factory.mktemp("opt-ml"), hyperparameters)
+    result = engine.run(
+        "run", "--rm", "--network", "none", "-e", "H2O_GBM_TRAINER_MAX_MEM_SIZE=1G",
+        "-v", f"{base_dir}:/opt/ml", TRAINER, "train",
+    )  # fmt: skip
+    return TrainingRun(base_dir, result)
+
+
+def test_the_trainer_image_trains_as_sagemaker_runs_it(training: TrainingRun) -> None:
+    assert training.result.returncode == 0, training.result.stdout[-2000:] + training.result.stderr[-2000:]
+    model_dir = training.base_dir / "model"
+    assert {path.name for path in model_dir.iterdir()} >= {
+        "model.zip",
+        "model-metadata.json",
+        "h2o-genmodel.jar",
+    }
+    metadata = json.loads((model_dir / "model-metadata.json").read_text())
+    assert metadata["target"] == "Survived"
+    # Every metric line the tuner's MetricDefinitions read is printed once, with the MOJO's validation metrics.
+    definitions = [
+        item for state in json.loads(TUNER_ASL.read_text())["States"].values()
+        for item in state.get("Parameters", {}).get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
+    ]  # fmt: skip
+    found = {item["Name"]: re.findall(item["Regex"], training.result.stdout) for item in definitions}
+    assert len(found["validation:auc"]) == 1
+    assert float(found["validation:auc"][0]) == pytest.approx(metadata["metrics"]["validation"]["auc"])
+    assert (training.base_dir / "checkpoints").iterdir(), "a checkpoint is kept for a spot restart"
+
+
+def test_bad_input_fails_the_image_with_the_reason_in_the_failure_file(
+    engine: Engine, tmp_path: Path
+) -> None:
+    base_dir = sagemaker_base_dir(tmp_path, {"target": "Survival", "classification": "true"})
+    result = engine.run("run", "--rm", "--network", "none", "-v", f"{base_dir}:/opt/ml", TRAINER, "train")
+    assert result.returncode == 2
+    assert "target 'Survival' is not a column" in (base_dir / "output" / "failure").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Server:
+    container: str
+    url: str
+
+
+@pytest.fixture(scope="module")
+def server(engine: Engine, training: TrainingRun) -> Iterator[Server]:
+    port = free_port()
+    started = engine.run(
+        "run", "-d", "-p", f"127.0.0.1:{port}:8080",
+        "-v", f"{training.base_dir / 'model'}:/opt/ml/model:ro", PREDICTOR, "serve",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    container = started.stdout.strip()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, engine.run("logs", container).stderr[-3000:]
+            time.sleep(0.3)
+        yield Server(container, url)
+    finally:
+        engine.run("rm", "-f", container)
+
+
+def test_the_predictor_image_serves_the_model_as_sagemaker_calls_it(server: Server) -> None:
+    with (EXAMPLES / "validation.csv").open(newline="") as source:
+        records = [
+            {name: value for name, value in row.items() if name != "Survived"}
+            for row in csv.DictReader(source)
+        ]
+    body = io.StringIO()
+    csv.writer(body).writerows(list(record.values()) for record in records[:3])
+
+    csv_answer = requests.post(
+        f"{server.url}/invocations", data=body.getvalue(), headers={"Content-Type": "text/csv"}, timeout=10
+    )
+    assert csv_answer.status_code == 200, csv_answer.text
+    assert [item["label"] for item in csv_answer.json()["predictions"]] and len(
+        csv_answer.json()["predictions"]
+    ) == 3
+
+    record = records[0]
+    json_answer = requests.post(
+        f"{server.url}/invocations",
+        data=json.dumps({"instances": [record]}),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        timeout=10,
+    )
+    assert json_answer.status_code == 200, json_answer.text
+
+    bad = requests.post(
+        f"{server.url}/invocations", data="1,2,3", headers={"Content-Type": "text/csv"}, timeout=10
+    )
+    assert bad.status_code == 400 and "expected" in bad.json()["error"]
+
+
+def test_the_predictor_image_stops_cleanly_on_sigterm(engine: Engine, server: Server) -> None:
+    started = time.monotonic()
+    assert engine.run("kill", "--signal", "TERM", server.container).returncode == 0
+    waited = engine.run("wait", server.container, timeout=30)
+    assert waited.stdout.strip() == "0", engine.run("logs", server.container).stderr[-2000:]
+    assert time.monotonic() - started < 5
