@@ -16,13 +16,14 @@ CHECKOV_VERSION := 3.3.30
 PACKAGES := h2o-gbm-trainer h2o-gbm-predictor local-runner
 PROJECT_PACKAGES := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 
-.PHONY: help setup run test lint build images
+.PHONY: help setup run test lint build images push-images
 
 help:
 	@echo "make run    run tuning -> deployment -> predictions locally (no AWS account needed)"
 	@echo "make test   install what is missing, then run all tests and template/ASL checks"
 	@echo "make build  sam build the parent stack and its nested applications"
 	@echo "make images build the trainer and predictor images (docker, else podman)"
+	@echo "make push-images [REGISTRY=host:port] [TAG=...]  push them (default: this account's ECR) and print their URIs"
 
 $(VENV)/.installed: requirements-dev.txt $(PROJECT_PACKAGES)
 	bash scripts/ensure-java.sh
@@ -59,6 +60,10 @@ build: setup
 # pulled, or made from Debian's archive where no registry is reachable. Layers are cached by the engine.
 images:
 	bash scripts/build-images.sh
+
+# To this account's ECR (repositories created if missing), or to REGISTRY; the tag is the git revision.
+push-images: images
+	REGISTRY="$(REGISTRY)" TAG="$(TAG)" bash scripts/push-images.sh
 
 test: setup lint images
 	$(VENV)/bin/pytest

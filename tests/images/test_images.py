@@ -197,3 +197,59 @@ def test_the_predictor_image_stops_cleanly_on_sigterm(engine: Engine, server: Se
     waited = engine.run("wait", server.container, timeout=30)
     assert waited.stdout.strip() == "0", engine.run("logs", server.container).stderr[-2000:]
     assert time.monotonic() - started < 5
+
+
+def test_make_push_images_pushes_both_to_a_registry_and_prints_their_uris(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Against a registry on loopback (never a remote one): the tags it holds are the images built here."""
+    port = free_port()
+    registry = subprocess.Popen(
+        ["bash", str(REPO_ROOT / "scripts" / "local-registry.sh"), str(port), str(tmp_path / "registry")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline and registry.poll() is None, "the local registry did not start"
+            time.sleep(0.2)
+        pushed = subprocess.run(
+            ["make", "-s", "push-images", f"REGISTRY=127.0.0.1:{port}", "TAG=test"],
+            cwd=REPO_ROOT,
+            env=engine.environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
+        uris = json.loads(pushed.stdout[pushed.stdout.index("{") :])
+        assert uris == {
+            "trainingImage": f"127.0.0.1:{port}/h2o-gbm-trainer:test",
+            "inferenceImage": f"127.0.0.1:{port}/h2o-gbm-predictor:test",
+        }
+        for name, uri in (
+            ("h2o-gbm-trainer", uris["trainingImage"]),
+            ("h2o-gbm-predictor", uris["inferenceImage"]),
+        ):
+            tags = requests.get(f"http://127.0.0.1:{port}/v2/{name}/tags/list", timeout=5).json()
+            assert tags == {"name": name, "tags": ["test"]}
+            manifest = requests.get(
+                f"http://127.0.0.1:{port}/v2/{name}/manifests/test",
+                headers={
+                    "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+                },
+                timeout=5,
+            ).json()
+            local_id = engine.run("image", "inspect", "--format", "{{.Id}}", f"{name}:local").stdout.strip()
+            assert manifest["config"]["digest"].removeprefix("sha256:") == local_id.removeprefix("sha256:"), (
+                uri
+            )
+    finally:
+        registry.terminate()
+        registry.wait(timeout=10)
