@@ -259,6 +259,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="fail this fraction of the state machines' and Lambdas' AWS calls with the errors AWS returns "
         "(throttling, resource limits, internal errors); default 0",
     )
+    run.add_argument(
+        "--containers",
+        action="store_true",
+        help="run training jobs and endpoints in the built images (make images), as SageMaker does; slower",
+    )
     options = parser.parse_args(argv)
     if not 0 <= options.api_faults < 1:
         parser.error("--api-faults must be at least 0 and below 1")
@@ -274,7 +279,13 @@ def run(options: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(f"work folder: {workdir}")
     reporter = Reporter()
-    pipeline = LocalPipeline(workdir, listener=reporter, seed=options.seed, api_fault_rate=options.api_faults)
+    pipeline = LocalPipeline(
+        workdir,
+        listener=reporter,
+        seed=options.seed,
+        api_fault_rate=options.api_faults,
+        containers=options.containers,
+    )
 
     def interrupt(signum: int, frame: object) -> None:
         pipeline.interrupted.set()

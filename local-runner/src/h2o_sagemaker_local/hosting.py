@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from h2o_sagemaker_local.containers import ContainerRuntime, container_name
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.training import split_s3_uri
 
@@ -76,27 +77,45 @@ class ModelServer:
     process: subprocess.Popen[bytes] | None = None
     active_requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    container: ContainerRuntime | None = None  # serve in the predictor image, else as a local `serve` process
 
     @property
     def log_path(self) -> Path:
         return self.base_dir / "serve.log"
 
+    @property
+    def container_name(self) -> str:
+        return container_name("endpoint", f"{self.base_dir.parent.name}-{self.base_dir.name}")
+
     def start(self) -> None:
+        # One worker: locally the endpoint shares two cores with training jobs.
+        settings = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "PYTHONUNBUFFERED": "1"}
+        if self.container is None:
+            command = [str(SERVE_EXECUTABLE)]
+            environment = os.environ | settings
+            environment |= {
+                "SAGEMAKER_BASE_DIR": str(self.base_dir),
+                "SAGEMAKER_BIND_TO_PORT": str(self.port),
+            }
+        else:
+            command = self.container.serve_command(
+                self.container_name, self.base_dir / "model", self.port, settings
+            )
+            environment = self.container.environment
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(SERVE_EXECUTABLE)],
-                env=os.environ
-                | {
-                    "SAGEMAKER_BASE_DIR": str(self.base_dir),
-                    "SAGEMAKER_BIND_TO_PORT": str(self.port),
-                    # One worker: locally the endpoint shares two cores with training jobs.
-                    "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-                    "PYTHONUNBUFFERED": "1",
-                },
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+    def kill(self) -> int | None:
+        """SIGKILL, as when the instance dies; returns the killed process id (None if it was not running)."""
+        if not (self.process and self.is_alive()):
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.container:
+            self.container.remove(self.container_name)
+        return self.process.pid
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         deadline = time.monotonic() + timeout
@@ -132,7 +151,7 @@ class ModelServer:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                self.kill()
                 self.process.wait()
 
 
@@ -221,6 +240,7 @@ class LocalEndpoint:
     starting: ModelServer | None = None  # the model server of a deployment in progress
     # A new model server serves only once this is set; LocalSageMaker.hold_deployments clears it.
     ready_gate: threading.Event = field(default_factory=_open_gate)
+    container: ContainerRuntime | None = None
 
     def describe(self) -> dict[str, Any]:
         config = self.deployed_config or self.config
@@ -253,7 +273,7 @@ class LocalEndpoint:
             _download_model(
                 model["PrimaryContainer"]["ModelDataUrl"], base_dir / "model", model.get("ExecutionRoleArn")
             )
-            server = self.starting = ModelServer(base_dir)
+            server = self.starting = ModelServer(base_dir, container=self.container)
             server.start()
             server.wait_ready()
             self.ready_gate.wait()
@@ -289,13 +309,8 @@ class LocalEndpoint:
 
     def crash(self) -> list[int]:
         """SIGKILL the process groups of its model servers (serving and starting); returns their process ids."""
-        killed = []
-        for server in (self.server, self.starting):
-            if server and server.process and server.is_alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(server.process.pid, signal.SIGKILL)
-                    killed.append(server.process.pid)
-        return killed
+        killed = [server.kill() for server in (self.server, self.starting) if server]
+        return [pid for pid in killed if pid is not None]
 
     def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[int, bytes, str]:
         headers = {"Content-Type": content_type} | ({"Accept": accept} if accept else {})

@@ -25,6 +25,7 @@ from moto import mock_aws
 
 from h2o_sagemaker_local import api_faults, moto_patches
 from h2o_sagemaker_local.api_faults import ApiFaults
+from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.iam.enforcement import AccessControl
 from h2o_sagemaker_local.iam.simulator import PolicySimulator
@@ -79,13 +80,20 @@ class LocalPipeline:
         listener: ProgressListener | None = None,
         seed: int | None = None,
         api_fault_rate: float = 0.0,
+        containers: bool = False,
     ):
         """``api_fault_rate``: the fraction of the state machines' and functions' AWS calls that fail with the
-        errors AWS returns (``api_faults``)."""
+        errors AWS returns (``api_faults``). ``containers``: training jobs and endpoints run in the built images."""
         self.workdir = workdir
         self.api_faults = ApiFaults(api_fault_rate, seed) if api_fault_rate else None
         self.listener = listener or (lambda kind, data: None)
-        self.sagemaker = LocalSageMaker(workdir, region=REGION, listener=self.listener, seed=seed)
+        try:
+            runtime = ContainerRuntime.detect() if containers else None
+        except ContainersUnavailable as error:
+            raise PipelineError(str(error)) from None
+        self.sagemaker = LocalSageMaker(
+            workdir, region=REGION, listener=self.listener, seed=seed, containers=runtime
+        )
         self.registry = FunctionRegistry(log_dir=workdir / "logs")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self.access = AccessControl(PolicySimulator(), ACCOUNT_ID, REGION)

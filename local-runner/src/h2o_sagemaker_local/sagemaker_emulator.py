@@ -27,6 +27,7 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from h2o_sagemaker_local import moto_patches
+from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.hosting import LocalEndpoint
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
@@ -148,10 +149,13 @@ class LocalSageMaker:
         region: str = "us-east-1",
         listener: ProgressListener | None = None,
         seed: int | None = None,
+        containers: ContainerRuntime | None = None,
     ):
+        """``containers``: run training jobs and endpoints in the built images (else as local processes)."""
         self.workdir, self.account_id, self.region = workdir, account_id, region
         self.listener = listener or (lambda kind, data: None)
         self.seed = seed
+        self.containers = containers
         self.tuning_jobs: dict[str, TuningJob] = {}
         self.training_jobs: dict[str, TrainingJob] = {}
         self.endpoints: dict[str, LocalEndpoint] = {}
@@ -222,6 +226,7 @@ class LocalSageMaker:
             tuning.arn,
             tuned,
             self.workdir / "training-jobs" / name,
+            container=self.containers,
         )
         job.base_dir.mkdir(parents=True, exist_ok=True)
         self.training_jobs[name] = job
@@ -357,6 +362,7 @@ class LocalSageMaker:
             config,
             self.workdir / "endpoints" / name,
             ready_gate=self._deployments_released,
+            container=self.containers,
         )
         self.endpoints[name] = endpoint
         self.listener(

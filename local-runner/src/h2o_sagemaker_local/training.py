@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from h2o_sagemaker_local.containers import ContainerRuntime, container_name
 from h2o_sagemaker_local.iam import enforcement
 
 TRAIN_EXECUTABLE = Path(sys.executable).with_name("train")
@@ -59,6 +60,8 @@ class TrainingJob:
     interruption_requested: threading.Event = field(default_factory=threading.Event)
     interruptions: int = 0  # managed spot interruptions the job was restarted after
     secondary_status_transitions: list[dict[str, Any]] = field(default_factory=list)
+    container: ContainerRuntime | None = None  # run in the trainer image, else as a local `train` process
+    checkpoint_dir: Path | None = None
 
     @property
     def log_path(self) -> Path:
@@ -129,6 +132,8 @@ class TrainingJob:
         if self.process:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+        if self.container:
+            self.container.remove(container_name("training", self.name))
         for pid in processes_with_base_dir(self.base_dir):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -250,10 +255,22 @@ def _run_train_process(job: TrainingJob, deadline: float, timeout_seconds: float
     """One run of the container's entrypoint until ``deadline`` (monotonic); a restart appends to the log."""
     # A restarted spot job gets a new container: only the checkpoint folder carries over.
     (job.base_dir / "output" / "failure").unlink(missing_ok=True)
+    environment = training_environment(job.base_dir)
+    command = [str(TRAIN_EXECUTABLE)]
+    if job.container is not None:
+        assert job.checkpoint_dir is not None
+        command = job.container.train_command(
+            container_name("training", job.name),
+            job.base_dir,
+            job.checkpoint_dir,
+            network=not job.request.get("EnableNetworkIsolation", False),
+            environment={"JAVA_TOOL_OPTIONS": environment["JAVA_TOOL_OPTIONS"]},
+        )
+        environment = job.container.environment
     with job.log_path.open("ab" if restart else "wb") as log:
         job.process = subprocess.Popen(
-            [str(TRAIN_EXECUTABLE)],
-            env=training_environment(job.base_dir),
+            command,
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops jobs itself
@@ -287,8 +304,10 @@ def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: fl
         _write_config(job)
         # The SageMaker checkpoint folder: kept per job name, so a restarted job finds its checkpoints.
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        (job.base_dir / "checkpoints").unlink(missing_ok=True)
-        (job.base_dir / "checkpoints").symlink_to(checkpoint_dir, target_is_directory=True)
+        job.checkpoint_dir = checkpoint_dir
+        if job.container is None:  # a container gets the folder mounted at /opt/ml/checkpoints instead
+            (job.base_dir / "checkpoints").unlink(missing_ok=True)
+            (job.base_dir / "checkpoints").symlink_to(checkpoint_dir, target_is_directory=True)
         restart = False
         while True:
             job.enter("Training")

@@ -1,0 +1,82 @@
+"""Training jobs and endpoints in the built images (``--containers``), one container each, as SageMaker runs them.
+
+A training job's container gets its ``/opt/ml`` mounted (its checkpoint folder at ``/opt/ml/checkpoints``), no
+network when the job asks for network isolation, and runs ``train``; an endpoint's container gets the model
+mounted read-only at ``/opt/ml/model`` and port 8080 published on loopback, and runs ``serve``. The engine is
+docker when its engine answers, else podman (``scripts/container-engine.sh`` picks the same way for the builds).
+The engine's client process stands for the container: its output is the container's, SIGTERM to it reaches the
+container (``--sig-proxy``), and it ends when the container does; a kill removes the container itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONTAINERS_CONF = Path(__file__).resolve().parents[3] / "scripts" / "containers.conf"
+TRAINER_IMAGE = "h2o-gbm-trainer:local"
+PREDICTOR_IMAGE = "h2o-gbm-predictor:local"
+
+
+class ContainersUnavailable(RuntimeError):
+    """No engine, or the images are not built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ContainerRuntime:
+    engine: str
+    trainer_image: str = TRAINER_IMAGE
+    predictor_image: str = PREDICTOR_IMAGE
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def detect(cls) -> ContainerRuntime:
+        """docker when its engine answers, else podman; both images must be built (``make images``)."""
+        engine = None
+        if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+            engine = "docker"
+        elif shutil.which("podman"):
+            engine = "podman"
+        if engine is None:
+            raise ContainersUnavailable("--containers needs docker or podman: `make images` installs podman")
+        environment = dict(os.environ)
+        if engine == "podman" and CONTAINERS_CONF.is_file():
+            environment.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+        runtime = cls(engine, environment=environment)
+        for image in (runtime.trainer_image, runtime.predictor_image):
+            if runtime.call("image", "inspect", image).returncode != 0:
+                raise ContainersUnavailable(f"image {image} is not built: run `make images` first")
+        return runtime
+
+    def call(self, *arguments: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [self.engine, *arguments], env=self.environment, capture_output=True, timeout=120
+        )
+
+    def train_command(
+        self, name: str, base_dir: Path, checkpoint_dir: Path, network: bool, environment: dict[str, str]
+    ) -> list[str]:
+        settings = [item for key, value in environment.items() for item in ("-e", f"{key}={value}")]
+        return [
+            self.engine, "run", "--rm", "--name", name, *([] if network else ["--network", "none"]),
+            "-v", f"{base_dir}:/opt/ml", "-v", f"{checkpoint_dir}:/opt/ml/checkpoints",
+            *settings, self.trainer_image, "train",
+        ]  # fmt: skip
+
+    def serve_command(self, name: str, model_dir: Path, port: int, environment: dict[str, str]) -> list[str]:
+        settings = [item for key, value in environment.items() for item in ("-e", f"{key}={value}")]
+        return [
+            self.engine, "run", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:8080",
+            "-v", f"{model_dir}:/opt/ml/model:ro", *settings, self.predictor_image, "serve",
+        ]  # fmt: skip
+
+    def remove(self, name: str) -> None:
+        """The container ends at once (SIGKILL), as when its instance goes; no error if it is already gone."""
+        self.call("rm", "-f", name)
+
+
+def container_name(kind: str, name: str) -> str:
+    return f"h2o-local-{kind}-{name}"[:128]

@@ -1,0 +1,48 @@
+"""`--containers`: the whole local pipeline with training jobs and the endpoint in the built images (make images),
+with the results of the process mode: the endpoint scores the validation set to the best job's AUC."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
+from h2o_sagemaker_local.containers import ContainerRuntime
+from h2o_sagemaker_local.pipeline import LocalPipeline
+
+pytestmark = pytest.mark.h2o
+
+
+def containers_of(runtime: ContainerRuntime) -> list[str]:
+    listed = runtime.call("ps", "-a", "--format", "{{.Names}}")
+    return [name for name in listed.stdout.decode().split() if name.startswith("h2o-local-")]
+
+
+def test_a_run_in_the_images_tunes_deploys_and_scores_as_the_process_mode(tmp_path: Path) -> None:
+    options = parse_arguments(["run", "--max-jobs", "2", "--max-parallel", "2", "--containers"])
+    ml_parameters, hyperparameters, manifest = local_inputs(options)
+    with LocalPipeline(tmp_path, seed=3, containers=True) as pipeline:
+        runtime = pipeline.sagemaker.containers
+        assert runtime is not None
+        pipeline.deploy(ml_parameters, hyperparameters)
+        result = pipeline.run(
+            manifest,
+            {"training": options.train, "validation": options.validation},
+            "manifests/c/manifest.json",
+        )
+        assert result.status == "SUCCEEDED", result.cause
+        tuning = pipeline.sagemaker.tuning_jobs[result.output["model"]["hyperParameterTuningJobName"]]
+        assert [job.status for job in tuning.training_jobs] == ["Completed", "Completed"]
+        for job in tuning.training_jobs:  # each ran as `<image> train`, its output the container's
+            assert "validation:auc=" in job.log_path.read_text()
+            assert any((job.checkpoint_dir or tmp_path).iterdir()), "the checkpoint folder was mounted"
+        endpoint = pipeline.sagemaker.endpoints[result.output["endpoint"]["endpointName"]]
+        model_dir = endpoint.workdir / result.output["endpoint"]["endpointConfigName"] / "model"
+        metadata = json.loads((model_dir / "model-metadata.json").read_text())
+        _, auc = score_validation(endpoint.proxy.url, options.validation, metadata)
+        assert auc == pytest.approx(result.output["model"]["objective"]["Value"], abs=1e-9)
+        assert containers_of(runtime), "the endpoint's container serves"
+    assert containers_of(runtime) == [], "a container outlived the pipeline"
+    assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout == b""
