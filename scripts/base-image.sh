@@ -33,6 +33,14 @@ path-exclude /usr/share/linda/*
 path-exclude /usr/share/locale/*
 CONF
 debootstrap --variant=minbase --include=ca-certificates bookworm "$ROOTFS" "$MIRROR" >&2
+# And what it adds to apt's settings: no package cache or downloaded .debs left in any layer.
+cat > "$ROOTFS/etc/apt/apt.conf.d/docker-clean" <<'CONF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CONF
+echo 'Acquire::Languages "none";' > "$ROOTFS/etc/apt/apt.conf.d/docker-no-languages"
 # This machine's way to the mirrors (none of it is in the images' Dockerfiles).
 if [[ -d /etc/apt/sources.list.d ]] && compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
     cp /etc/apt/sources.list.d/*.sources "$ROOTFS/etc/apt/sources.list.d/" && rm -f "$ROOTFS/etc/apt/sources.list"
@@ -41,6 +49,6 @@ cp /etc/apt/apt.conf.d/99* "$ROOTFS/etc/apt/apt.conf.d/" 2>/dev/null || true
 cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/" 2>/dev/null || true
 [[ -f /etc/pip.conf ]] && cp /etc/pip.conf "$ROOTFS/etc/pip.conf"
 chroot "$ROOTFS" update-ca-certificates >/dev/null
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/usr/share/doc "$ROOTFS"/usr/share/man
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/usr/share/doc "$ROOTFS"/usr/share/man
 tar -C "$ROOTFS" -c . | $ENGINE import - "$BASE" >/dev/null
 echo "made $BASE ($($ENGINE image inspect --format '{{.Size}}' "$BASE") bytes)" >&2

@@ -253,3 +253,5 @@ def test_make_push_images_pushes_both_to_a_registry_and_prints_their_uris(
     finally:
         registry.terminate()
         registry.wait(timeout=10)
+        for name in ("h2o-gbm-trainer", "h2o-gbm-predictor"):  # the pushed tags, not the images they name
+            engine.run("rmi", f"127.0.0.1:{port}/{name}:test")
