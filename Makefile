@@ -52,6 +52,7 @@ setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed-$(CH
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 build: setup
 	PATH="$$(scripts/lambda-python-bin.sh):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml
