@@ -1,0 +1,165 @@
+"""CreateStack and UpdateStack: a template's parameters, conditions and resources, in dependency order."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from h2o_sagemaker_local.stack import intrinsics, resources
+from h2o_sagemaker_local.stack.functions import FunctionRegistry
+from h2o_sagemaker_local.stack.model import ACCOUNT_ID, REGION, DeploymentFailed, Stack
+from h2o_sagemaker_local.stack.templates import Templates, as_list
+
+
+class Deployer:
+    """Creates the resources of a template (and its nested applications) in moto."""
+
+    def __init__(self, registry: FunctionRegistry):
+        self.registry = registry
+        self.clients = {
+            name: boto3.client(name, region_name=REGION)
+            for name in ("lambda", "iam", "sns", "s3", "stepfunctions")
+        }
+        self._templates = Templates()
+
+    def deploy(
+        self, name: str, template_path: Path, parameters: dict[str, str], layer_dirs: list[Path] | None = None
+    ) -> Stack:
+        template = self._templates.read(template_path)
+        stack = Stack(name, template_path, {}, self.registry, list(layer_dirs or []))
+        for key, spec in template.get("Parameters", {}).items():
+            if key in parameters:
+                stack.parameters[key] = str(parameters[key])
+            elif "Default" in spec:
+                stack.parameters[key] = str(spec["Default"])
+            else:
+                raise DeploymentFailed(f"{name}: parameter {key} has no value")
+        for resource in self._resources(stack, template):
+            stack.resources[resource.logical_id] = self._handler(resource).create(resource)
+            stack.applied[resource.logical_id] = (resource.kind, resource.properties, resource.globals_)
+        self._outputs(stack, template)
+        return stack
+
+    def update(self, stack: Stack, parameters: dict[str, str]) -> Stack:
+        """UpdateStack with the stack's template: the given parameter values replace the previous ones, the
+        others keep theirs (UsePreviousValue), and what depends on them is re-evaluated.
+
+        As in CloudFormation, only a resource whose properties changed is updated: a custom resource gets an
+        ``Update`` request with ``OldResourceProperties`` (a new physical id has the old one deleted once the
+        update is done), a nested application is updated with its new parameters, a function gets its new
+        settings, a state machine its new definition; other types keep nothing locally that their properties
+        change. A resource the template no longer creates is deleted: a custom resource gets ``Delete``, a
+        topic is deleted; of other types only the stack's record of it goes."""
+        template = self._templates.read(stack.template_path)
+        unknown = sorted(set(parameters) - set(template.get("Parameters", {})))
+        if unknown:
+            raise DeploymentFailed(f"{stack.name}: the template has no parameter {', '.join(unknown)}")
+        stack.parameters |= {key: str(value) for key, value in parameters.items()}
+        replaced = []  # (the resource as it was, its old physical id)
+        kept = set()
+        for resource in self._resources(stack, template):
+            logical_id = resource.logical_id
+            kept.add(logical_id)
+            previous = stack.applied.get(logical_id)
+            if previous == (resource.kind, resource.properties, resource.globals_):
+                continue
+            if previous is None:
+                stack.resources[logical_id] = self._handler(resource).create(resource)
+            else:
+                old_physical_id = stack.resources[logical_id]["Ref"]
+                record = self._handler(resource).update(resource, previous[1])
+                if record["Ref"] != old_physical_id:
+                    replaced.append((resources.Resource(stack, logical_id, *previous), old_physical_id))
+                stack.resources[logical_id] = record
+            stack.applied[logical_id] = (resource.kind, resource.properties, resource.globals_)
+        # Cleanup, after every resource is updated: replaced and removed resources are deleted.
+        for old, physical_id in replaced:
+            self._handler(old).delete(old, physical_id)
+        for logical_id in [key for key in stack.applied if key not in kept]:
+            removed = resources.Resource(stack, logical_id, *stack.applied.pop(logical_id))
+            self._handler(removed).delete(removed, stack.resources.pop(logical_id)["Ref"])
+        stack.outputs = {}
+        self._outputs(stack, template)
+        return stack
+
+    def _handler(self, resource: resources.Resource) -> resources.ResourceHandler:
+        handler = resources.handler_for(resource.kind)
+        if handler is None:
+            raise DeploymentFailed(
+                f"{resource.stack.name}: resource type {resource.kind} ({resource.logical_id}) is not emulated locally"
+            )
+        return handler(self)
+
+    def _resources(self, stack: Stack, template: dict[str, Any]) -> Iterator[resources.Resource]:
+        """Each resource the template creates, in dependency order, evaluated when its turn comes (after what it
+        references was created or updated)."""
+        conditions: dict[str, bool] = {}
+        for key, expression in template.get("Conditions", {}).items():
+            with _located(stack.name, f"condition {key}"):
+                conditions[key] = bool(intrinsics.evaluate(expression, _scope(stack, conditions)))
+        stack.conditions = conditions
+        declared = template["Resources"]
+        try:
+            order = list(
+                TopologicalSorter(
+                    {
+                        logical_id: {
+                            dependency
+                            for dependency in intrinsics.references(resource)
+                            | set(as_list(resource.get("DependsOn")))
+                            if dependency in declared
+                        }
+                        for logical_id, resource in declared.items()
+                    }
+                ).static_order()
+            )
+        except CycleError as error:
+            raise DeploymentFailed(
+                f"{stack.name}: circular dependency between resources {error.args[1]}"
+            ) from None
+        for logical_id in order:
+            resource = declared[logical_id]
+            with _located(stack.name, f"resource {logical_id}"):
+                if "Condition" in resource and not intrinsics.condition(resource["Condition"], conditions):
+                    continue
+                scope = _scope(stack, conditions)
+                properties = intrinsics.evaluate(resource.get("Properties", {}), scope)
+                globals_ = (
+                    intrinsics.evaluate(template.get("Globals", {}).get("Function", {}), scope)
+                    if resource["Type"] == "AWS::Serverless::Function"
+                    else {}  # Globals.Function applies to functions only
+                )
+            yield resources.Resource(stack, logical_id, resource["Type"], properties, globals_)
+
+    def _outputs(self, stack: Stack, template: dict[str, Any]) -> None:
+        for key, output in template.get("Outputs", {}).items():
+            with _located(stack.name, f"output {key}"):
+                if "Condition" in output and not intrinsics.condition(output["Condition"], stack.conditions):
+                    continue
+                stack.outputs[key] = intrinsics.evaluate(output["Value"], _scope(stack, stack.conditions))
+
+
+def _scope(stack: Stack, conditions: dict[str, bool]) -> intrinsics.Scope:
+    """What the stack's template is evaluated against now: its resources as created so far."""
+    return intrinsics.Scope(
+        parameters=stack.parameters,
+        pseudo_parameters=intrinsics.pseudo_parameters(
+            region=REGION, account_id=ACCOUNT_ID, stack_name=stack.name, stack_id=stack.stack_id
+        ),
+        resources=stack.resources,
+        conditions=conditions,
+    )
+
+
+@contextlib.contextmanager
+def _located(stack_name: str, where: str) -> Iterator[None]:
+    """Turn an evaluation error into a DeploymentFailed that names the stack and the resource or output."""
+    try:
+        yield
+    except intrinsics.TemplateError as error:
+        raise DeploymentFailed(f"{stack_name}: {where}: {error}") from None
