@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+from workflow_common import ml_parameters
 from workflow_common.ml_parameters import (
     Hyperparameters,
     Manifest,
@@ -194,3 +196,85 @@ def test_manifest_outside_the_data_bucket_is_refused() -> None:
 def test_malformed_json_is_reported_with_its_position() -> None:
     with pytest.raises(ParameterFileError, match=r"manifest.json is not valid JSON: .*line 1 column"):
         decode_json(b'{"channels": [', "manifest.json")
+
+
+# Every key the files accept, as the original system's files spell them.
+ACCEPTED_KEYS = {
+    "CategoricalRange": {"Name", "Values"},
+    "Channel": {"channelName", "s3DataSource", "contentType", "compressionType"},
+    "ContinuousRange": {"Name", "MinValue", "MaxValue", "ScalingType"},
+    "Hosting": {"initialInstanceCount", "instanceType", "securityGroupIds", "subnets"},
+    "HyperbandStrategyConfig": {"MinResource", "MaxResource"},
+    "Hyperparameters": {"parameterRanges", "staticHyperParameters", "hyperbandStrategyConfig"},
+    "IntegerRange": {"Name", "MinValue", "MaxValue", "ScalingType"},
+    "Manifest": {"channels"},
+    "MlParameters": {
+        "tuningJobName",
+        "tuningStrategy",
+        "algorithmARN",
+        "trainingImage",
+        "inferenceImage",
+        "maxParallelTrainingJobs",
+        "maxNumberOfTrainingJobs",
+        "inputContentType",
+        "trainingJobDefinitionName",
+        "enableManagedSpotTraining",
+        "spotTrainingCheckpointS3Uri",
+        "trainingInstanceType",
+        "trainingInstanceCount",
+        "trainingInstanceVolumeSizeInGB",
+        "trainingJobEarlyStoppingType",
+        "maxRuntimeInSeconds",
+        "maxWaitTimeInSeconds",
+        "objectiveMetricName",
+        "objectiveType",
+        "enableNetworkIsolation",
+        "endpointName",
+        "endpointPollIntervalSeconds",
+        "endpointMaxPollAttempts",
+        "model",
+        "autoscalingMinCapacity",
+        "autoscalingMaxCapacity",
+        "targetTrackingScalingPolicyConfiguration",
+    },
+    "ModelSettings": {
+        "artifactType",
+        "artifactsS3OutputPath",
+        "name",
+        "trainingSecurityGroupIds",
+        "trainingSubnets",
+        "hosting",
+    },
+    "ParameterRanges": {"IntegerParameterRanges", "ContinuousParameterRanges", "CategoricalParameterRanges"},
+    "PredefinedMetric": {"PredefinedMetricType"},
+    "S3DataSource": {"S3Uri", "S3DataType", "S3DataDistributionType", "AttributeNames"},
+    "TargetTracking": {
+        "TargetValue",
+        "PredefinedMetricSpecification",
+        "ScaleInCooldown",
+        "ScaleOutCooldown",
+        "DisableScaleIn",
+    },
+}
+
+
+def test_the_files_keep_their_key_names() -> None:
+    models = {
+        name: model
+        for name, model in vars(ml_parameters).items()
+        if isinstance(model, type)
+        and issubclass(model, BaseModel)
+        and model.__module__ == ml_parameters.__name__
+    }
+    assert {
+        name: {field.alias for field in model.model_fields.values()} for name, model in models.items()
+    } == (ACCEPTED_KEYS)
+
+
+def test_code_can_build_a_model_with_python_names() -> None:
+    hosting = ml_parameters.Hosting(initial_instance_count=2, instance_type="ml.m5.large")
+
+    assert hosting.model_dump(by_alias=True)["initialInstanceCount"] == 2
+    assert (
+        ml_parameters.Hosting.model_validate({"instanceType": "ml.m5.large"}).instance_type == "ml.m5.large"
+    )

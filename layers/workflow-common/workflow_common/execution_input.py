@@ -12,9 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, check_compatible
+from workflow_common.sagemaker_names import RESOURCE_NAME_MAX_LENGTH, TUNING_JOB_NAME_MAX_LENGTH
 
-TUNING_JOB_NAME_MAX_LENGTH = 32
-RESOURCE_NAME_MAX_LENGTH = 63
 VARIANT_NAME = "AllTraffic"
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -23,14 +22,13 @@ from pydantic import (
     model_validator,
 )
 
-# SageMaker's own name pattern for jobs, models, endpoints and endpoint configs.
-SAGEMAKER_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
-ENDPOINT_NAME_MAX_LENGTH = 63
+from workflow_common.models import CamelCaseModel, PascalCaseModel
+from workflow_common.sagemaker_names import NAME_PATTERN, RESOURCE_NAME_MAX_LENGTH
+
 ChannelName = Literal["training", "validation"]
-TRAINER_CHANNELS = get_args(ChannelName)
 MAXIMIZED_METRICS = ("auc", "aucpr", "gini", "r2")
 
-SageMakerName = Annotated[str, StringConstraints(pattern=SAGEMAKER_NAME_PATTERN, min_length=1)]
+SageMakerName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1)]
 S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")]
 
 
@@ -78,81 +76,67 @@ def _no_placeholders(value: Any, location: str = "") -> None:
             _no_placeholders(item, f"{location}[{index}]")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class Hosting(_Strict):
-    initial_instance_count: PositiveInt = Field(1, alias="initialInstanceCount")
-    instance_type: InstanceType = Field("ml.c5.large", alias="instanceType")
-    security_group_ids: list[str] = Field(default_factory=list, alias="securityGroupIds")
+class Hosting(CamelCaseModel):
+    initial_instance_count: PositiveInt = 1
+    instance_type: InstanceType = "ml.c5.large"
+    security_group_ids: list[str] = Field(default_factory=list)
     subnets: list[str] = Field(default_factory=list)
 
 
-class ModelSettings(_Strict):
-    artifact_type: Literal["MOJO"] = Field("MOJO", alias="artifactType")
-    artifacts_s3_output_path: S3Uri = Field(alias="artifactsS3OutputPath")
+class ModelSettings(CamelCaseModel):
+    artifact_type: Literal["MOJO"] = "MOJO"
+    artifacts_s3_output_path: S3Uri
     name: SageMakerName
-    training_security_group_ids: list[str] = Field(default_factory=list, alias="trainingSecurityGroupIds")
-    training_subnets: list[str] = Field(default_factory=list, alias="trainingSubnets")
+    training_security_group_ids: list[str] = Field(default_factory=list)
+    training_subnets: list[str] = Field(default_factory=list)
     hosting: Hosting = Field(default_factory=Hosting)
 
 
-class PredefinedMetric(_Strict):
-    predefined_metric_type: str = Field(
-        "SageMakerVariantInvocationsPerInstance", alias="PredefinedMetricType"
-    )
+class PredefinedMetric(PascalCaseModel):
+    predefined_metric_type: str = "SageMakerVariantInvocationsPerInstance"
 
 
-class TargetTracking(_Strict):
-    target_value: float = Field(5000.0, alias="TargetValue", gt=0)
-    predefined_metric_specification: PredefinedMetric = Field(
-        default_factory=PredefinedMetric, alias="PredefinedMetricSpecification"
-    )
-    scale_in_cooldown: int = Field(300, alias="ScaleInCooldown", ge=0)
-    scale_out_cooldown: int = Field(60, alias="ScaleOutCooldown", ge=0)
-    disable_scale_in: bool = Field(False, alias="DisableScaleIn")
+class TargetTracking(PascalCaseModel):
+    target_value: float = Field(5000.0, gt=0)
+    predefined_metric_specification: PredefinedMetric = Field(default_factory=PredefinedMetric)
+    scale_in_cooldown: int = Field(300, ge=0)
+    scale_out_cooldown: int = Field(60, ge=0)
+    disable_scale_in: bool = False
 
 
-class MlParameters(_Strict):
+class MlParameters(CamelCaseModel):
     """ml-parameters.json. Keys added beyond the original file are optional with the original's behaviour."""
 
-    tuning_job_name: SageMakerName = Field(alias="tuningJobName")
-    tuning_strategy: Literal["Bayesian", "Random", "Grid", "Hyperband"] = Field(
-        "Bayesian", alias="tuningStrategy"
-    )
+    tuning_job_name: SageMakerName
+    tuning_strategy: Literal["Bayesian", "Random", "Grid", "Hyperband"] = "Bayesian"
+    # The original file's spelling, not the generated algorithmArn.
     algorithm_arn: str | None = Field(None, alias="algorithmARN", pattern=r"^arn:aws[a-z-]*:sagemaker:")
-    training_image: str | None = Field(None, alias="trainingImage")
-    inference_image: str | None = Field(None, alias="inferenceImage")
-    max_parallel_training_jobs: PositiveInt = Field(alias="maxParallelTrainingJobs")
-    max_number_of_training_jobs: PositiveInt | None = Field(None, alias="maxNumberOfTrainingJobs")
-    input_content_type: str = Field("text/csv", alias="inputContentType")
+    training_image: str | None = None
+    inference_image: str | None = None
+    max_parallel_training_jobs: PositiveInt
+    max_number_of_training_jobs: PositiveInt | None = None
+    input_content_type: str = "text/csv"
     # Accepted for compatibility with the original files; a single-definition tuning job does not use it.
-    training_job_definition_name: str | None = Field(None, alias="trainingJobDefinitionName")
-    enable_managed_spot_training: bool = Field(False, alias="enableManagedSpotTraining")
-    spot_training_checkpoint_s3_uri: S3Uri | None = Field(None, alias="spotTrainingCheckpointS3Uri")
-    training_instance_type: InstanceType = Field("ml.c5.2xlarge", alias="trainingInstanceType")
-    training_instance_count: PositiveInt = Field(1, alias="trainingInstanceCount")
+    training_job_definition_name: str | None = None
+    enable_managed_spot_training: bool = False
+    spot_training_checkpoint_s3_uri: S3Uri | None = None
+    training_instance_type: InstanceType = "ml.c5.2xlarge"
+    training_instance_count: PositiveInt = 1
+    # The original file's spelling, not the generated ...SizeInGb.
     training_instance_volume_size_in_gb: PositiveInt = Field(30, alias="trainingInstanceVolumeSizeInGB")
-    training_job_early_stopping_type: Literal["Off", "Auto"] = Field(
-        "Off", alias="trainingJobEarlyStoppingType"
-    )
-    max_runtime_in_seconds: PositiveInt = Field(3600, alias="maxRuntimeInSeconds")
-    max_wait_time_in_seconds: PositiveInt | None = Field(None, alias="maxWaitTimeInSeconds")
-    objective_metric_name: str = Field("validation:auc", alias="objectiveMetricName", pattern=r"^\w+:\w+$")
-    objective_type: Literal["Maximize", "Minimize"] | None = Field(None, alias="objectiveType")
-    enable_network_isolation: bool = Field(True, alias="enableNetworkIsolation")
-    endpoint_name: Annotated[SageMakerName, StringConstraints(max_length=ENDPOINT_NAME_MAX_LENGTH)] = Field(
-        alias="endpointName"
-    )
-    endpoint_poll_interval_seconds: PositiveInt = Field(30, alias="endpointPollIntervalSeconds")
-    endpoint_max_poll_attempts: PositiveInt = Field(120, alias="endpointMaxPollAttempts")
+    training_job_early_stopping_type: Literal["Off", "Auto"] = "Off"
+    max_runtime_in_seconds: PositiveInt = 3600
+    max_wait_time_in_seconds: PositiveInt | None = None
+    objective_metric_name: str = Field("validation:auc", pattern=r"^\w+:\w+$")
+    objective_type: Literal["Maximize", "Minimize"] | None = None
+    enable_network_isolation: bool = True
+    endpoint_name: Annotated[SageMakerName, StringConstraints(max_length=RESOURCE_NAME_MAX_LENGTH)]
+    endpoint_poll_interval_seconds: PositiveInt = 30
+    endpoint_max_poll_attempts: PositiveInt = 120
     model: ModelSettings
-    autoscaling_min_capacity: PositiveInt = Field(1, alias="autoscalingMinCapacity")
-    autoscaling_max_capacity: PositiveInt = Field(4, alias="autoscalingMaxCapacity")
-    target_tracking_scaling_policy_configuration: TargetTracking = Field(
-        default_factory=TargetTracking, alias="targetTrackingScalingPolicyConfiguration"
-    )
+    autoscaling_min_capacity: PositiveInt = 1
+    autoscaling_max_capacity: PositiveInt = 4
+    target_tracking_scaling_policy_configuration: TargetTracking = Field(default_factory=TargetTracking)
 
     @model_validator(mode="before")
     @classmethod
@@ -203,13 +187,11 @@ class MlParameters(_Strict):
         return "Maximize" if metric in MAXIMIZED_METRICS else "Minimize"
 
 
-class IntegerRange(_Strict):
-    name: HyperparameterName = Field(alias="Name")
-    min_value: Annotated[int, NotBoolean] = Field(alias="MinValue")
-    max_value: Annotated[int, NotBoolean] = Field(alias="MaxValue")
-    scaling_type: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = Field(
-        "Auto", alias="ScalingType"
-    )
+class IntegerRange(PascalCaseModel):
+    name: HyperparameterName
+    min_value: Annotated[int, NotBoolean]
+    max_value: Annotated[int, NotBoolean]
+    scaling_type: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
 
     @model_validator(mode="after")
     def _check_bounds(self) -> IntegerRange:
@@ -222,14 +204,12 @@ class IntegerRange(_Strict):
         return self
 
 
-class ContinuousRange(_Strict):
-    name: HyperparameterName = Field(alias="Name")
+class ContinuousRange(PascalCaseModel):
+    name: HyperparameterName
     # NaN compares false with everything, so it would pass the bound checks and reach SageMaker.
-    min_value: Annotated[float, NotBoolean] = Field(alias="MinValue", allow_inf_nan=False)
-    max_value: Annotated[float, NotBoolean] = Field(alias="MaxValue", allow_inf_nan=False)
-    scaling_type: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = Field(
-        "Auto", alias="ScalingType"
-    )
+    min_value: Annotated[float, NotBoolean] = Field(allow_inf_nan=False)
+    max_value: Annotated[float, NotBoolean] = Field(allow_inf_nan=False)
+    scaling_type: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
 
     @model_validator(mode="after")
     def _check_bounds(self) -> ContinuousRange:
@@ -246,14 +226,15 @@ def _check_range(name: str, low: float, high: float, scaling: str) -> None:
         raise ValueError(f"{name}: Logarithmic scaling needs MinValue > 0")
 
 
-class CategoricalRange(_Strict):
-    name: HyperparameterName = Field(alias="Name")
+class CategoricalRange(PascalCaseModel):
+    name: HyperparameterName
     values: list[Annotated[str, StringConstraints(max_length=HYPERPARAMETER_NAME_MAX_LENGTH)]] = Field(
-        alias="Values", min_length=1, max_length=CATEGORICAL_VALUES_MAX
+        min_length=1, max_length=CATEGORICAL_VALUES_MAX
     )
 
 
-class ParameterRanges(_Strict):
+class ParameterRanges(PascalCaseModel):
+    # SageMaker's keys, shorter Python names.
     integer: list[IntegerRange] = Field(default_factory=list, alias="IntegerParameterRanges")
     continuous: list[ContinuousRange] = Field(default_factory=list, alias="ContinuousParameterRanges")
     categorical: list[CategoricalRange] = Field(default_factory=list, alias="CategoricalParameterRanges")
@@ -286,11 +267,9 @@ class ParameterRanges(_Strict):
         }
 
 
-class HyperbandStrategyConfig(_Strict):
-    min_resource: PositiveInt | None = Field(None, alias="MinResource")
-    max_resource: Annotated[int, Field(ge=1, le=HYPERBAND_MAX_RESOURCE)] | None = Field(
-        None, alias="MaxResource"
-    )
+class HyperbandStrategyConfig(PascalCaseModel):
+    min_resource: PositiveInt | None = None
+    max_resource: Annotated[int, Field(ge=1, le=HYPERBAND_MAX_RESOURCE)] | None = None
 
     @model_validator(mode="after")
     def _check_order(self) -> HyperbandStrategyConfig:
@@ -301,14 +280,14 @@ class HyperbandStrategyConfig(_Strict):
         return self
 
 
-class Hyperparameters(_Strict):
+class Hyperparameters(CamelCaseModel):
     """hyperparameters.json: ranges to tune and static values passed to every training job (as strings)."""
 
-    parameter_ranges: ParameterRanges = Field(default_factory=ParameterRanges, alias="parameterRanges")
+    parameter_ranges: ParameterRanges = Field(default_factory=ParameterRanges)
     static_hyper_parameters: dict[
         str, Annotated[str, StringConstraints(max_length=STATIC_VALUE_MAX_LENGTH)]
-    ] = Field(default_factory=dict, alias="staticHyperParameters", max_length=STATIC_HYPERPARAMETERS_MAX)
-    hyperband_strategy_config: HyperbandStrategyConfig | None = Field(None, alias="hyperbandStrategyConfig")
+    ] = Field(default_factory=dict, max_length=STATIC_HYPERPARAMETERS_MAX)
+    hyperband_strategy_config: HyperbandStrategyConfig | None = None
 
     @field_validator("static_hyper_parameters", mode="before")
     @classmethod
@@ -374,23 +353,21 @@ def check_compatible(
         )
 
 
-class S3DataSource(_Strict):
-    s3_uri: S3Uri = Field(alias="S3Uri")
-    s3_data_type: Literal["S3Prefix", "ManifestFile"] = Field("S3Prefix", alias="S3DataType")
-    s3_data_distribution_type: Literal["FullyReplicated", "ShardedByS3Key"] = Field(
-        "FullyReplicated", alias="S3DataDistributionType"
-    )
-    attribute_names: list[str] = Field(default_factory=list, alias="AttributeNames")
+class S3DataSource(PascalCaseModel):
+    s3_uri: S3Uri
+    s3_data_type: Literal["S3Prefix", "ManifestFile"] = "S3Prefix"
+    s3_data_distribution_type: Literal["FullyReplicated", "ShardedByS3Key"] = "FullyReplicated"
+    attribute_names: list[str] = Field(default_factory=list)
 
 
-class Channel(_Strict):
-    channel_name: ChannelName = Field(alias="channelName")
-    s3_data_source: S3DataSource = Field(alias="s3DataSource")
-    content_type: str | None = Field(None, alias="contentType")
-    compression_type: Literal["None", "Gzip"] | None = Field(None, alias="compressionType")
+class Channel(CamelCaseModel):
+    channel_name: ChannelName
+    s3_data_source: S3DataSource
+    content_type: str | None = None
+    compression_type: Literal["None", "Gzip"] | None = None
 
 
-class Manifest(_Strict):
+class Manifest(CamelCaseModel):
     channels: list[Channel] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 from workflow_common.ml_parameters import ParameterFileError, parse_document
+from workflow_common.sagemaker_names import RESOURCE_NAME_MAX_LENGTH
 from workflow_common.service_errors import transient_errors_raised_as_unavailable
 
 logger = Logger()
@@ -66,8 +67,8 @@ class EndpointDisappeared(RuntimeError):
 class InspectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    endpoint_name: str = Field(alias="endpointName", min_length=1, max_length=63)
-    variant_name: str = Field(alias="variantName", min_length=1, max_length=63)
+    endpoint_name: str = Field(alias="endpointName", min_length=1, max_length=RESOURCE_NAME_MAX_LENGTH)
+    variant_name: str = Field(alias="variantName", min_length=1, max_length=RESOURCE_NAME_MAX_LENGTH)
     instance_type: str = Field(alias="instanceType", min_length=1)
     requested_instance_count: int = Field(alias="requestedInstanceCount", ge=1)
     # Set while polling a deployment: the configuration the endpoint must end up serving.

@@ -17,7 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from workflow_common.ml_parameters import SAGEMAKER_NAME_PATTERN, ParameterFileError, parse_document
+from workflow_common.ml_parameters import ParameterFileError, parse_document
+from workflow_common.sagemaker_names import NAME_PATTERN, TUNING_JOB_NAME_MAX_LENGTH
 from workflow_common.service_errors import transient_errors_raised_as_unavailable
 
 logger = Logger()
@@ -25,7 +26,6 @@ tracer = Tracer()
 
 # Throttling is retried here, with backoff, so the state machine only sees errors worth reporting.
 AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
-TUNING_JOB_NAME_MAX_LENGTH = 32
 
 
 @functools.cache
@@ -89,7 +89,7 @@ class SelectionRequest(BaseModel):
 
     hyper_parameter_tuning_job_name: str = Field(
         alias="hyperParameterTuningJobName",
-        pattern=SAGEMAKER_NAME_PATTERN,
+        pattern=NAME_PATTERN,
         max_length=TUNING_JOB_NAME_MAX_LENGTH,
     )
     algorithm: AlgorithmSource
