@@ -3,16 +3,15 @@ context, and a loopback stand-in for CloudFormation's response URL."""
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+# The deployer's stand-in for CloudFormation's pre-signed response URL; ``bodies`` are the answers received.
+from h2o_sagemaker_local.stack.custom_resources import ResponseUrl as CloudFormationResponses
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -69,34 +68,11 @@ def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
 
 
-class CloudFormationResponses:
-    """A loopback stand-in for CloudFormation's pre-signed response URL; ``bodies`` are the answers received."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        responses = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                length = int(self.headers["Content-Length"])
-                responses.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/response"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture(scope="session")
 def cloudformation_endpoint() -> Iterator[CloudFormationResponses]:
     """One loopback server for the session (stopping one takes up to its 0.5 s poll interval)."""
-    endpoint = CloudFormationResponses()
-    yield endpoint
-    endpoint.server.shutdown()
+    with CloudFormationResponses("/response") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

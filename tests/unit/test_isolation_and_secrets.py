@@ -7,10 +7,8 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import boto3
 import parameter_importer
 import pytest
 from cfnlint.decode import decode
+from h2o_sagemaker_local.stack.custom_resources import ResponseUrl
 from moto import mock_aws
 from workflow_common.execution_input import RunIdentity, build_execution_input
 from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters
@@ -167,32 +166,11 @@ def test_no_template_turns_event_logging_on(template: Path) -> None:
         assert str(variables.get("POWERTOOLS_LOGGER_LOG_EVENT", "false")).lower() == "false"
 
 
-class ResponseUrl:
-    """CloudFormation's pre-signed response URL on loopback, with a signature that must never be logged."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/stack-response?{SECRET}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def response_url() -> Iterator[ResponseUrl]:
-    endpoint = ResponseUrl()
-    yield endpoint
-    endpoint.server.shutdown()
+    """CloudFormation's pre-signed response URL on loopback, with a signature that must never be logged."""
+    with ResponseUrl(f"/stack-response?{SECRET}") as endpoint:
+        yield endpoint
 
 
 @pytest.mark.parametrize("outcome", ["imported", "rejected", "crashed"])
