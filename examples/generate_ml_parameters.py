@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
-"""Generate ml-parameters.json (and optionally a filled-in manifest.json) for your account.
-
-Replaces the original system's jq scripts. Fills the <placeholders> of template-ml-parameters.json and
-manifest.json; VPC settings are dropped when no subnets are given (training and hosting then run without a VPC).
+"""Generate ml-parameters.json (and optionally a filled-in manifest.json) for your account: see
+``h2o_sagemaker_local.parameter_files`` (``--help``), which this runs with this folder's files as defaults.
 
     python examples/generate_ml_parameters.py --account 123456789012 --region eu-west-1 --bucket my-ml-bucket \
         --training-subnets subnet-1,subnet-2 --training-security-groups sg-1 \
@@ -12,114 +10,33 @@ manifest.json; VPC settings are dropped when no subnets are given (training and 
 
 from __future__ import annotations
 
-import argparse
-import json
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
 EXAMPLES = Path(__file__).resolve().parent
-PLACEHOLDER = re.compile(r"<([a-z0-9-]+)>")
+# The generator is standard-library code in the local runner's package: from the checkout it runs with any
+# python3, the local runner installed or not.
+_RUNNER_SOURCE = str(EXAMPLES.parent / "local-runner" / "src")
+if _RUNNER_SOURCE not in sys.path:
+    sys.path.insert(0, _RUNNER_SOURCE)
+
+from h2o_sagemaker_local import parameter_files  # noqa: E402  (needs the path above)
+from h2o_sagemaker_local.parameter_files import (  # noqa: E402
+    Deployment,
+    GeneratorOptions,
+    fill_placeholders,
+    generate_ml_parameters,
+)
+
+__all__ = ["EXAMPLES", "Deployment", "GeneratorOptions", "fill_placeholders", "generate_ml_parameters"]
 
 
-def fill_placeholders(document: Any, values: dict[str, str]) -> Any:
-    """Replace every <name> in string values; a placeholder without a value is an error."""
-    if isinstance(document, dict):
-        return {key: fill_placeholders(item, values) for key, item in document.items()}
-    if isinstance(document, list):
-        return [fill_placeholders(item, values) for item in document]
-    if isinstance(document, str):
-
-        def replace(match: re.Match[str]) -> str:
-            if match.group(1) not in values:
-                raise KeyError(f"no value for the placeholder <{match.group(1)}>")
-            return values[match.group(1)]
-
-        return PLACEHOLDER.sub(replace, document)
-    return document
-
-
-def comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def generate_ml_parameters(template: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
-    document = json.loads(json.dumps(template))
-    model = document["model"]
-    vpc_settings = (
-        ("training", model, "trainingSubnets", "trainingSecurityGroupIds"),
-        ("hosting", model["hosting"], "subnets", "securityGroupIds"),
-    )
-    for role, section, subnets_key, groups_key in vpc_settings:
-        subnets = getattr(options, f"{role}_subnets")
-        groups = getattr(options, f"{role}_security_groups")
-        if bool(subnets) != bool(groups):
-            raise ValueError(f"--{role}-subnets and --{role}-security-groups go together")
-        section[subnets_key], section[groups_key] = comma_list(subnets), comma_list(groups)
-    if options.algorithm_arn:
-        document.pop("trainingImage", None)
-        document.pop("inferenceImage", None)
-        document["algorithmARN"] = options.algorithm_arn
-    else:
-        document["trainingImage"] = options.training_image or document["trainingImage"]
-        document["inferenceImage"] = options.inference_image or document["inferenceImage"]
-    return fill_placeholders(
-        document, {"account-id": options.account, "region": options.region, "s3bucket": options.bucket}
-    )
-
-
-def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--account", required=True, help="12-digit AWS account id")
-    parser.add_argument("--region", required=True, help="AWS region, e.g. eu-west-1")
-    parser.add_argument(
-        "--bucket", required=True, help="data bucket (parameter files, data, manifests, artifacts)"
-    )
-    parser.add_argument(
-        "--training-subnets", default="", help="comma-separated subnet ids for training (VPC)"
-    )
-    parser.add_argument("--training-security-groups", default="", help="comma-separated security group ids")
-    parser.add_argument(
-        "--hosting-subnets", default="", help="comma-separated subnet ids for the endpoint (VPC)"
-    )
-    parser.add_argument("--hosting-security-groups", default="", help="comma-separated security group ids")
-    images = parser.add_mutually_exclusive_group()
-    images.add_argument("--algorithm-arn", help="use a SageMaker algorithm resource instead of image URIs")
-    images.add_argument("--training-image", help="training image URI (default: h2o-gbm-trainer in your ECR)")
-    parser.add_argument(
-        "--inference-image", help="inference image URI (default: h2o-gbm-predictor in your ECR)"
-    )
-    parser.add_argument("--template", type=Path, default=EXAMPLES / "template-ml-parameters.json")
-    parser.add_argument("--output", type=Path, default=EXAMPLES / "ml-parameters.json")
-    parser.add_argument("--manifest-template", type=Path, default=EXAMPLES / "manifest.json")
-    parser.add_argument(
-        "--manifest-output", type=Path, help="also write manifest.json with the bucket filled in"
-    )
-    options = parser.parse_args(argv)
-    if not re.fullmatch(r"\d{12}", options.account):
-        parser.error(f"--account must be 12 digits, got {options.account!r}")
-    return options
+def parse_arguments(argv: list[str]) -> GeneratorOptions:
+    return parameter_files.parse_arguments(argv, EXAMPLES)
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse_arguments(sys.argv[1:] if argv is None else argv)
-    try:
-        document = generate_ml_parameters(json.loads(options.template.read_text()), options)
-        options.output.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {options.output}")
-        if options.manifest_output:
-            manifest = fill_placeholders(
-                json.loads(options.manifest_template.read_text()), {"s3bucket": options.bucket}
-            )
-            options.manifest_output.write_text(json.dumps(manifest, indent=2) + "\n")
-            print(f"wrote {options.manifest_output}")
-    except (OSError, ValueError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return parameter_files.main(sys.argv[1:] if argv is None else argv, EXAMPLES)
 
 
 if __name__ == "__main__":
