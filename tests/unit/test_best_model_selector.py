@@ -301,7 +301,7 @@ def test_the_handler_returns_the_selection_as_json(
 ) -> None:
     client, stubber = sagemaker
     expect_tuning_results(stubber, tuning_job(), training_job())
-    monkeypatch.setattr(best_model_selector, "sagemaker_client", lambda: client)
+    monkeypatch.setattr(best_model_selector, "aws_client", {"sagemaker": client}.__getitem__)
 
     output = best_model_selector.lambda_handler(
         {"hyperParameterTuningJobName": TUNING_JOB, "algorithm": IMAGE_SOURCE}, lambda_context
@@ -345,7 +345,9 @@ def test_the_handler_returns_the_selection_as_json(
 def test_bad_input_is_refused_with_a_message_naming_the_field(
     event: Any, named: str, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(best_model_selector, "sagemaker_client", lambda: pytest.fail("no AWS call expected"))
+    monkeypatch.setattr(
+        best_model_selector, "aws_client", lambda service: pytest.fail("no AWS call expected")
+    )
 
     with pytest.raises(InvalidSelectionRequest, match=named) as raised:
         best_model_selector.lambda_handler(event, lambda_context)

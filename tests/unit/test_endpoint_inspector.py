@@ -19,6 +19,7 @@ from endpoint_inspector import (
     inspect_endpoint,
 )
 from moto import mock_aws
+from workflow_common.aws_clients import AwsClients
 
 ENDPOINT = "survival-endpoint"
 ENDPOINT_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
@@ -162,7 +163,7 @@ def test_a_deleted_served_configuration_detaches_every_target(aws: dict[str, Any
 def test_the_handler_validates_its_input_and_returns_json(
     aws: dict[str, Any], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(endpoint_inspector, "_clients", {})
+    monkeypatch.setattr(endpoint_inspector, "aws_client", AwsClients())
     deploy(aws, {"AllTraffic": ("ml.c5.2xlarge", 2)})
     event = {
         "endpointName": ENDPOINT,

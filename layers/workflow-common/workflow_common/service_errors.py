@@ -36,6 +36,19 @@ class AwsServiceUnavailable(RuntimeError):
     """An AWS API stayed throttled or failing through the SDK's retries: worth retrying later."""
 
 
+def is_not_found(error: ClientError) -> bool:
+    """Only a not-found answer counts: throttling or access denied must surface as they are.
+
+    SageMaker reports a missing tuning job as ResourceNotFound, and a missing training job, algorithm,
+    endpoint or endpoint config as a ValidationException saying it could not find the resource.
+    """
+    details = error.response.get("Error", {})
+    code, message = details.get("Code"), details.get("Message", "").lower()
+    return code == "ResourceNotFound" or (
+        code == "ValidationException" and ("could not find" in message or "not found" in message)
+    )
+
+
 def is_transient(error: ClientError) -> bool:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return error.response.get("Error", {}).get("Code") in TRANSIENT_CODES or status >= 500

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
+from workflow_common.aws_clients import AwsClients
 from workflow_common.ml_parameters import ParameterFileError, parse_document
 from workflow_common.sagemaker_names import RESOURCE_NAME_MAX_LENGTH
-from workflow_common.service_errors import transient_errors_raised_as_unavailable
+from workflow_common.service_errors import is_not_found, transient_errors_raised_as_unavailable
 
 logger = Logger()
 tracer = Tracer()
@@ -35,17 +34,7 @@ EndpointStatus = Literal[
     "UpdateRollbackFailed",
 ]
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-# Throttling is retried here, with backoff, so the state machine only sees errors worth reporting.
-AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
-
-_clients: dict[str, Any] = {}
-
-
-def client(service: str) -> Any:
-    """One client per service, created on first use so tests can intercept them."""
-    if service not in _clients:
-        _clients[service] = boto3.client(service, config=AWS_RETRIES)
-    return _clients[service]
+aws_client = AwsClients()
 
 
 class InvalidInspectionRequest(ValueError):
@@ -97,10 +86,7 @@ def describe_endpoint(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | No
     try:
         return sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:
-        details = error.response.get("Error", {})
-        if details.get("Code") == "ValidationException" and "Could not find endpoint" in details.get(
-            "Message", ""
-        ):
+        if is_not_found(error):
             return None
         raise
 
@@ -110,10 +96,7 @@ def deployed_instance_types(sagemaker: Any, endpoint_config_name: str) -> dict[s
     try:
         config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint_config_name)
     except ClientError as error:
-        details = error.response.get("Error", {})
-        if details.get("Code") == "ValidationException" and "Could not find endpoint configuration" in (
-            details.get("Message", "")
-        ):
+        if is_not_found(error):
             return None
         raise
     return {
@@ -274,4 +257,6 @@ def parse_request(event: Any) -> InspectionRequest:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event)
     with transient_errors_raised_as_unavailable():
-        return inspect_endpoint(request, client("sagemaker"), client("application-autoscaling")).model_dump()
+        return inspect_endpoint(
+            request, aws_client("sagemaker"), aws_client("application-autoscaling")
+        ).model_dump()

@@ -8,30 +8,21 @@ a named error whose message tells the user what to do.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Self
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from workflow_common.aws_clients import AwsClients
 from workflow_common.ml_parameters import ParameterFileError, parse_document
 from workflow_common.sagemaker_names import NAME_PATTERN, TUNING_JOB_NAME_MAX_LENGTH
-from workflow_common.service_errors import transient_errors_raised_as_unavailable
+from workflow_common.service_errors import is_not_found, transient_errors_raised_as_unavailable
 
 logger = Logger()
 tracer = Tracer()
 
-# Throttling is retried here, with backoff, so the state machine only sees errors worth reporting.
-AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
-
-
-@functools.cache
-def sagemaker_client() -> Any:
-    """Created on first use, so tests can intercept it."""
-    return boto3.client("sagemaker", config=AWS_RETRIES)
+aws_client = AwsClients()
 
 
 class InvalidSelectionRequest(ValueError):
@@ -113,19 +104,6 @@ class BestModel(BaseModel):
     inference_image: str = Field(alias="inferenceImage")
     objective: Objective
     hyper_parameters: dict[str, str] = Field(alias="hyperParameters")
-
-
-def is_not_found(error: ClientError) -> bool:
-    """Only SageMaker's not-found answers count: throttling or access denied must surface as they are.
-
-    SageMaker reports a missing tuning job as ResourceNotFound, and a missing training job or algorithm as a
-    ValidationException saying it could not find the resource.
-    """
-    details = error.response.get("Error", {})
-    code, message = details.get("Code"), details.get("Message", "").lower()
-    return code == "ResourceNotFound" or (
-        code == "ValidationException" and ("could not find" in message or "not found" in message)
-    )
 
 
 def describe_tuning_job(sagemaker: Any, name: str) -> dict[str, Any]:
@@ -234,4 +212,4 @@ def parse_request(event: Any) -> SelectionRequest:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event)
     with transient_errors_raised_as_unavailable():
-        return select_best_model(request, sagemaker_client()).model_dump()
+        return select_best_model(request, aws_client("sagemaker")).model_dump()
