@@ -1,6 +1,6 @@
-"""Structural rules of the endpoint-deployment state machine: every failure is notified and surfaces its cause,
-every wait loop is bounded, the template substitutes exactly the placeholders used, and the steps that fix the
-original's auto-scaling bugs stay in place."""
+"""Structural rules of the endpoint-deployment state machine (the rules every state machine follows are in
+test_asl_rules.py): a failure waits for a busy endpoint or deletes the unused configuration before it is
+notified, every wait loop is bounded, and the steps that fix the original's auto-scaling bugs stay in place."""
 
 from __future__ import annotations
 
@@ -11,51 +11,20 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
+from templates import asl
 
 APP = Path(__file__).resolve().parents[2] / "sagemaker-model-deployer"
 ASL_FILE = APP / "statemachine" / "endpoint-deployment.asl.json"
 DEFINITION: dict[str, Any] = json.loads(ASL_FILE.read_text())
 STATES: dict[str, dict[str, Any]] = DEFINITION["States"]
 BUSY_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
-NOTIFY = "NotifyFailure"
+NOTIFY = asl.NOTIFY
 # Tasks after which, when they fail, no endpoint serves this run's new configuration.
 CONFIG_UNUSED_ON_FAILURE = {"CreateEndpoint", "DetachBlockingAutoScaling", "UpdateEndpoint"}
 
 
-def state_machine_properties() -> dict[str, Any]:
-    template = cfn_yaml.load(str(APP / "template.yaml"))
-    (machine,) = (
-        resource["Properties"]
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::Serverless::StateMachine"
-    )
-    return machine
-
-
-def transitions(state: dict[str, Any]) -> set[str]:
-    targets = {state[key] for key in ("Next", "Default") if key in state}
-    targets |= {choice["Next"] for choice in state.get("Choices", [])}
-    targets |= {catcher["Next"] for catcher in state.get("Catch", [])}
-    return targets
-
-
-def keys_anywhere(value: Any) -> set[str]:
-    if isinstance(value, dict):
-        return set(value) | {key for item in value.values() for key in keys_anywhere(item)}
-    if isinstance(value, list):
-        return {key for item in value for key in keys_anywhere(item)}
-    return set()
-
-
 def reachable(start: str) -> set[str]:
-    seen, pending = set(), [start]
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        pending.extend(transitions(STATES[name]))
-    return seen
+    return asl.reachable(STATES, start)
 
 
 def has_cycle(removed: set[str]) -> bool:
@@ -69,7 +38,7 @@ def has_cycle(removed: set[str]) -> bool:
         if name in visiting:
             return True
         visiting.add(name)
-        found = any(visit(target) for target in transitions(STATES[name]))
+        found = any(visit(target) for target in asl.transitions(STATES[name]))
         visiting.discard(name)
         done.add(name)
         return found
@@ -77,37 +46,23 @@ def has_cycle(removed: set[str]) -> bool:
     return any(visit(name) for name in STATES)
 
 
-def failing_tasks() -> list[str]:
-    """States that call AWS or Lambda and so can fail (a Map fails when its inner task does)."""
-    # The notification and the cleanup before it report their own failure beside the original one.
-    return [
-        name
-        for name, state in STATES.items()
-        if state["Type"] in {"Task", "Map"} and name not in {NOTIFY, "DeleteUnusedEndpointConfig"}
-    ]
-
-
-def test_every_state_is_reachable_and_every_transition_exists() -> None:
-    for name, state in STATES.items():
-        assert transitions(state) <= set(STATES), f"{name} points at a missing state"
-    assert reachable(DEFINITION["StartAt"]) == set(STATES)
-
-
-@pytest.mark.parametrize("name", failing_tasks())
-def test_every_failing_task_is_caught_and_notified_under_its_own_name(name: str) -> None:
+@pytest.mark.parametrize("name", asl.failing_tasks(STATES))
+def test_a_failure_waits_for_a_busy_endpoint_or_deletes_the_unused_configuration_before_notifying(
+    name: str,
+) -> None:
+    """The rest of each catch is the shared rule (test_asl_rules.py)."""
     (catcher,) = STATES[name]["Catch"]
-    assert catcher["ErrorEquals"] == ["States.ALL"]
-    assert catcher["ResultPath"] == "$.error"
     marker = STATES[catcher["Next"]]
     if marker["Type"] == "Choice":  # an endpoint busy with another run's operation is waited for first
         assert {choice["Next"] for choice in marker["Choices"]} == {"HasWaitBudgetForIdleEndpoint"}
         marker = STATES[marker["Default"]]
     # A failure before any endpoint took this run's configuration deletes it first.
     cleanup = "DeleteUnusedEndpointConfig" if name in CONFIG_UNUSED_ON_FAILURE else NOTIFY
-    assert marker == {"Type": "Pass", "Result": name, "ResultPath": "$.failedState", "Next": cleanup}
+    assert marker["Next"] == cleanup
 
 
 def test_a_failure_before_the_endpoint_took_the_new_configuration_deletes_it() -> None:
+    assert asl.failure_reporting_tasks(STATES) == {NOTIFY, "DeleteUnusedEndpointConfig"}
     cleanup = STATES["DeleteUnusedEndpointConfig"]
     assert cleanup["Resource"] == "arn:${Partition}:states:::aws-sdk:sagemaker:deleteEndpointConfig"
     assert cleanup["Parameters"] == {"EndpointConfigName.$": "$.endpointConfigName"}
@@ -163,29 +118,6 @@ def test_the_inspector_task_retries_lambda_hiccups_and_timeouts() -> None:
         errors = set(state["Retry"][0]["ErrorEquals"])
         assert {"Lambda.TooManyRequestsException", "Lambda.ServiceException", "States.Timeout"} <= errors
         assert state["TimeoutSeconds"] > 60, "longer than the function's own timeout"
-
-
-def test_failures_are_published_then_surface_the_real_error() -> None:
-    notify = STATES[NOTIFY]
-    assert notify["Resource"] == "arn:${Partition}:states:::sns:publish"
-    assert notify["Parameters"]["TopicArn"] == "${NotificationTopicArn}"
-    assert notify["Parameters"]["Subject"]
-    assert notify["Parameters"]["Message"] == {
-        "workflow": "sagemaker-model-deployer",
-        "execution.$": "$$.Execution.Id",
-        "state.$": "$.failedState",
-        "error.$": "$.error.Error",
-        "cause.$": "$.error.Cause",
-    }
-    assert notify["ResultPath"] is None, "the error must survive the publish"
-    assert notify["Next"] == notify["Catch"][0]["Next"] == "Failed"
-    # A Fail state may not raise a States.* name (a failed job's States.TaskFailed): the workflow's own error,
-    # and the original error and cause in the Cause.
-    assert STATES["Failed"] == {
-        "Type": "Fail",
-        "Error": "EndpointDeploymentFailed",
-        "CausePath": "States.Format('{}: {}', $.error.Error, $.error.Cause)",
-    }
 
 
 def test_errors_raised_by_the_workflow_itself_have_a_name_and_a_cause() -> None:
@@ -276,7 +208,7 @@ def test_blocking_auto_scaling_is_detached_before_the_update_and_attached_after_
     assert policy["PolicyType"] == "TargetTrackingScaling"
     assert policy["ResourceId.$"] == STATES["RegisterScalableTarget"]["Parameters"]["ResourceId.$"]
     # An existing endpoint is never created: only the existence check leads to CreateEndpoint.
-    assert {name for name, state in STATES.items() if "CreateEndpoint" in transitions(state)} == {
+    assert {name for name, state in STATES.items() if "CreateEndpoint" in asl.transitions(state)} == {
         "DoesEndpointExist"
     }
 
@@ -293,20 +225,10 @@ def test_the_output_is_the_documented_contract() -> None:
     assert last["Parameters"]["updated.$"] == "$.endpointState.exists"
 
 
-def test_only_portable_constructs_are_used() -> None:
-    keys = keys_anywhere(DEFINITION)
-    assert not {"QueryLanguage", "Assign", "Arguments", "Output", "RoleArn.$"} & keys
+def test_the_poll_loop_waits_not_a_sync_task() -> None:
     for name, state in STATES.items():
         if state["Type"] == "Task" and state["Resource"].startswith("arn:${Partition}:states:::"):
             assert not state["Resource"].endswith(".sync"), f"{name}: the poll loop waits, not a .sync task"
-
-
-def test_placeholders_and_definition_substitutions_match() -> None:
-    used = set(re.findall(r"\$\{(\w+)\}", ASL_FILE.read_text()))
-    properties = state_machine_properties()
-    assert used == set(properties["DefinitionSubstitutions"])
-    assert properties["DefinitionUri"] == "statemachine/endpoint-deployment.asl.json"
-    assert properties["Type"] == "STANDARD"
 
 
 def test_the_template_names_nothing_and_grants_wildcards_only_where_unavoidable() -> None:

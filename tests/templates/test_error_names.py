@@ -11,22 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
 from h2o_sagemaker_local import aws_errors
 from h2o_sagemaker_local.integrations import Integration, integration_of
+from templates.asl import REPO_ROOT, load_template, walk_states
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYER = REPO_ROOT / "layers" / "workflow-common"
 TEMPLATES = [
     REPO_ROOT / "template.yaml",
     *(REPO_ROOT / app / "template.yaml" for app in ("sagemaker-model-tuner", "sagemaker-model-deployer")),
 ]
-
-
-def load(path: Path) -> dict[str, Any]:
-    template, matches = decode(str(path))
-    assert not matches, matches
-    return template
 
 
 def function_errors(template_path: Path, template: dict[str, Any], logical_id: str) -> set[str]:
@@ -47,7 +40,7 @@ def state_machines() -> list[tuple[str, dict[str, Any], dict[str, set[str]]]]:
     """(ASL file, definition, placeholder -> error names its function raises) for every state machine."""
     found = []
     for path in TEMPLATES:
-        template = load(path)
+        template = load_template(path)
         for resource in template["Resources"].values():
             if resource["Type"] != "AWS::Serverless::StateMachine":
                 continue
@@ -66,17 +59,15 @@ def state_machines() -> list[tuple[str, dict[str, Any], dict[str, set[str]]]]:
 
 
 def tasks(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every Task, nested ones included, and each Map that retries or catches, as a Task with Resource "map"."""
     found = []
-    for name, state in states.items():
+    for name, state in walk_states(states):
         if state["Type"] == "Task":
             found.append((name, state))
-        for branch in state.get("Branches", []):
-            found.extend(tasks(branch["States"]))
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            found.extend(tasks(processor["States"]))
-            if state.get("Retry") or state.get("Catch"):
-                found.append((name, {**state, "Resource": "map"}))
+        elif (state.get("ItemProcessor") or state.get("Iterator")) and (
+            state.get("Retry") or state.get("Catch")
+        ):
+            found.append((name, {**state, "Resource": "map"}))
     return found
 
 

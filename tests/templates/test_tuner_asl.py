@@ -1,6 +1,7 @@
-"""Structural rules of the model-tuning state machine and its template: every failure is notified and surfaces
-its cause, retries never re-create a tuning job that already ran, the one MetricDefinitions list matches the
-trainer's metric-line contract, the output is the contract the parent relies on, and IAM stays scoped."""
+"""Structural rules of the model-tuning state machine and its template (the rules every state machine follows
+are in test_asl_rules.py): no loop and no wait, retries never re-create a tuning job that already ran, the one
+MetricDefinitions list matches the trainer's metric-line contract, the output is the contract the parent relies
+on, and IAM stays scoped."""
 
 from __future__ import annotations
 
@@ -9,24 +10,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from best_model_selector import BestModel
 from cfnlint.decode import cfn_yaml
+from h2o_gbm_trainer.environment import CHANNELS
+from h2o_gbm_trainer.metrics import METRICS_BY_CATEGORY, metric_lines
+from templates import asl
 
 APP = Path(__file__).resolve().parents[2] / "sagemaker-model-tuner"
 ASL_FILE = APP / "statemachine" / "model-tuning.asl.json"
 DEFINITION: dict[str, Any] = json.loads(ASL_FILE.read_text())
 STATES: dict[str, dict[str, Any]] = DEFINITION["States"]
 TEMPLATE: dict[str, Any] = cfn_yaml.load(str(APP / "template.yaml"))
-NOTIFY = "NotifyFailure"
 CREATE_MODEL_TASKS = ("CreateModel", "CreateModelInVpc")
-# The trainer's metric-line contract: `<channel>:<metric>=<value>;` for these metrics of each model category.
-METRICS_BY_CATEGORY = {
-    "binomial": ("auc", "logloss", "rmse", "mse", "gini", "aucpr"),
-    "multinomial": ("logloss", "rmse", "mse", "mean_per_class_error"),
-    "regression": ("rmse", "mse", "mae", "r2", "rmsle"),
-}
-CHANNELS = ("validation", "training")
 OUTPUT_KEYS = {
     "modelName",
     "hyperParameterTuningJobName",
@@ -38,46 +33,13 @@ OUTPUT_KEYS = {
 }
 
 
-def transitions(state: dict[str, Any]) -> set[str]:
-    targets = {state[key] for key in ("Next", "Default") if key in state}
-    targets |= {choice["Next"] for choice in state.get("Choices", [])}
-    targets |= {catcher["Next"] for catcher in state.get("Catch", [])}
-    return targets
-
-
 def reachable(start: str) -> set[str]:
-    seen, pending = set(), [start]
-    while pending:
-        name = pending.pop()
-        if name not in seen:
-            seen.add(name)
-            pending.extend(transitions(STATES[name]))
-    return seen
-
-
-def values_of(key: str, value: Any) -> list[Any]:
-    """Every value stored under ``key`` anywhere in a JSON document."""
-    if isinstance(value, dict):
-        return [item for name, item in value.items() if name == key] + [
-            found for item in value.values() for found in values_of(key, item)
-        ]
-    if isinstance(value, list):
-        return [found for item in value for found in values_of(key, item)]
-    return []
+    return asl.reachable(STATES, start)
 
 
 def metric_definitions() -> list[dict[str, str]]:
-    (definitions,) = values_of("MetricDefinitions", DEFINITION)
+    (definitions,) = asl.values_of("MetricDefinitions", DEFINITION)
     return definitions
-
-
-def state_machine_properties() -> dict[str, Any]:
-    (machine,) = (
-        resource["Properties"]
-        for resource in TEMPLATE["Resources"].values()
-        if resource["Type"] == "AWS::Serverless::StateMachine"
-    )
-    return machine
 
 
 def policy_statements() -> list[dict[str, Any]]:
@@ -95,53 +57,11 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def failing_tasks() -> list[str]:
-    return [name for name, state in STATES.items() if state["Type"] == "Task" and name != NOTIFY]
-
-
-def test_every_state_is_reachable_and_every_transition_exists() -> None:
-    for name, state in STATES.items():
-        assert transitions(state) <= set(STATES), f"{name} points at a missing state"
-    assert reachable(DEFINITION["StartAt"]) == set(STATES)
-
-
 def test_the_workflow_has_no_loop_and_no_wait() -> None:
     """The .sync integration does the waiting, so nothing here can spin forever."""
     for name in STATES:
-        assert name not in set().union(*(reachable(target) for target in transitions(STATES[name]))), name
+        assert name not in set().union(*(reachable(target) for target in asl.transitions(STATES[name]))), name
     assert not [name for name, state in STATES.items() if state["Type"] == "Wait"]
-
-
-@pytest.mark.parametrize("name", failing_tasks())
-def test_every_failing_task_is_caught_and_notified_under_its_own_name(name: str) -> None:
-    (catcher,) = STATES[name]["Catch"]
-    assert catcher["ErrorEquals"] == ["States.ALL"]
-    assert catcher["ResultPath"] == "$.error"
-    marker = STATES[catcher["Next"]]
-    assert marker == {"Type": "Pass", "Result": name, "ResultPath": "$.failedState", "Next": NOTIFY}
-
-
-def test_failures_are_published_then_surface_the_real_error() -> None:
-    notify = STATES[NOTIFY]
-    assert notify["Resource"] == "arn:${Partition}:states:::sns:publish"
-    assert notify["Parameters"]["TopicArn"] == "${NotificationTopicArn}"
-    assert notify["Parameters"]["Subject"]
-    assert notify["Parameters"]["Message"] == {
-        "workflow": "sagemaker-model-tuner",
-        "execution.$": "$$.Execution.Id",
-        "state.$": "$.failedState",
-        "error.$": "$.error.Error",
-        "cause.$": "$.error.Cause",
-    }
-    assert notify["ResultPath"] is None, "the error must survive the publish"
-    assert notify["Next"] == notify["Catch"][0]["Next"] == "Failed"
-    # A Fail state may not raise a States.* name (a failed job's States.TaskFailed): the workflow's own error,
-    # and the original error and cause in the Cause.
-    assert STATES["Failed"] == {
-        "Type": "Fail",
-        "Error": "ModelTuningFailed",
-        "CausePath": "States.Format('{}: {}', $.error.Error, $.error.Cause)",
-    }
 
 
 def test_the_algorithm_source_decides_the_training_specification() -> None:
@@ -257,12 +177,14 @@ def test_the_output_is_the_contract_the_parent_merges_into_the_deployment() -> N
 
 
 def test_metric_definitions_cover_every_metric_line_the_trainer_prints() -> None:
-    expected = {
-        f"{channel}:{metric}"
+    """The trainer's own table and line format: each line it can print for any channel and model category."""
+    lines = [
+        line
         for channel in CHANNELS
         for metrics in METRICS_BY_CATEGORY.values()
-        for metric in metrics
-    }
+        for line in metric_lines(channel, dict.fromkeys(metrics, 0.5))
+    ]
+    expected = {line.split("=")[0] for line in lines}
     definitions = metric_definitions()
     names = [definition["Name"] for definition in definitions]
     assert len(names) == len(set(names)), "a metric is defined twice"
@@ -270,6 +192,9 @@ def test_metric_definitions_cover_every_metric_line_the_trainer_prints() -> None
     assert len(definitions) <= 40, "SageMaker accepts at most 40 metric definitions"
     for definition in definitions:
         assert definition == {"Name": definition["Name"], "Regex": f"{definition['Name']}=([-+0-9.eE]+);"}
+    regexes = {definition["Name"]: definition["Regex"] for definition in definitions}
+    for line in lines:
+        assert re.fullmatch(regexes[line.split("=")[0]], line).group(1) == "0.5", line
 
 
 def test_each_regex_reads_its_own_line_only() -> None:
@@ -285,23 +210,8 @@ def test_each_regex_reads_its_own_line_only() -> None:
 
 
 def test_metric_definitions_live_in_one_place() -> None:
-    assert len(values_of("MetricDefinitions", DEFINITION)) == 1
+    assert len(asl.values_of("MetricDefinitions", DEFINITION)) == 1
     assert "MetricDefinitions" not in (APP / "template.yaml").read_text()
-
-
-def test_only_portable_constructs_are_used() -> None:
-    text = ASL_FILE.read_text()
-    for key in ("QueryLanguage", "Assign", "Arguments", "Output", "RoleArn.$"):
-        assert not values_of(key, DEFINITION), key
-    assert "{%" not in text, "JSONPath only"
-
-
-def test_placeholders_and_definition_substitutions_match() -> None:
-    used = set(re.findall(r"\$\{(\w+)\}", ASL_FILE.read_text()))
-    properties = state_machine_properties()
-    assert used == set(properties["DefinitionSubstitutions"])
-    assert properties["DefinitionUri"] == "statemachine/model-tuning.asl.json"
-    assert properties["Type"] == "STANDARD"
 
 
 def test_the_template_names_nothing_and_takes_the_conventional_parameters() -> None:
