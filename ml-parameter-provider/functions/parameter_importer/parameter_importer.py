@@ -28,10 +28,6 @@ logger = Logger()
 tracer = Tracer()
 
 PHYSICAL_ID_PREFIX = "ssm-parameters:"
-SOURCES = {
-    "ml-parameters": ("MlParametersKey", MlParameters),
-    "hyperparameters": ("HyperparametersKey", Hyperparameters),
-}
 
 
 def read_source(s3: Any, bucket: str, key: str) -> Any:
@@ -44,14 +40,15 @@ def read_source(s3: Any, bucket: str, key: str) -> Any:
 
 def import_documents(s3: Any, ssm: Any, properties: dict[str, Any], owner: str) -> Outcome:
     path = normalise_path(properties["ParameterStorePath"])
-    documents, parsed = {}, {}
-    for document, (key_property, model) in SOURCES.items():
-        key = properties[key_property]
-        raw = read_source(s3, properties["BucketName"], key)
-        # Fail the deployment now rather than the first run.
-        parsed[document] = parse_document(model, raw, key)
-        documents[document] = raw
-    check_compatible(parsed["ml-parameters"], parsed["hyperparameters"], properties["HyperparametersKey"])
+    bucket = properties["BucketName"]
+    ml_key, hyper_key = properties["MlParametersKey"], properties["HyperparametersKey"]
+    # Each file is validated as soon as it is read, to fail the deployment now rather than the first run.
+    ml_document = read_source(s3, bucket, ml_key)
+    ml_parameters = parse_document(MlParameters, ml_document, ml_key)
+    hyper_document = read_source(s3, bucket, hyper_key)
+    hyperparameters = parse_document(Hyperparameters, hyper_document, hyper_key)
+    check_compatible(ml_parameters, hyperparameters, hyper_key)
+    documents = {"ml-parameters": ml_document, "hyperparameters": hyper_document}
     names = write_documents(ssm, path, documents, owner)
     logger.info("Imported parameter files", extra={"parameters": names})
     return Outcome(
