@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from workflow_common.execution_input import RunIdentity, build_execution_input, unique_name
+from pydantic import ValidationError
+from workflow_common.execution_input import RunIdentity, RunInput, build_execution_input, unique_name
 from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, ParameterFileError
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "execution-input.json"
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 RUN = RunIdentity(
     "my-bucket",
@@ -149,3 +153,33 @@ def test_minimised_metrics_get_the_right_direction() -> None:
         document["tuning"]["hyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["Type"]
         == "Minimize"
     )
+
+
+def test_the_example_input_is_a_run_input_and_survives_the_round_trip() -> None:
+    document = json.loads(EXAMPLE.read_text())
+
+    assert RunInput.model_validate(document).to_document() == document
+
+
+def test_optional_parts_are_left_out_since_the_state_machines_test_their_presence() -> None:
+    document = build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN)
+
+    assert "vpcConfig" not in document["tuning"]["model"]
+    assert set(document["tuning"]["algorithm"]) == {"trainingImage", "inferenceImage"}
+    algorithm = build_execution_input(
+        ml_parameters(
+            trainingImage=None, inferenceImage=None, algorithmARN="arn:aws:sagemaker:eu-west-1:1:algorithm/a"
+        ),
+        HYPERPARAMETERS,
+        MANIFEST,
+        RUN,
+    )
+    assert algorithm["tuning"]["algorithm"] == {"algorithmArn": "arn:aws:sagemaker:eu-west-1:1:algorithm/a"}
+
+
+def test_a_key_the_contract_does_not_know_is_refused() -> None:
+    document = json.loads(EXAMPLE.read_text())
+    document["deployment"]["pollIntervalSecond"] = document["deployment"].pop("pollIntervalSeconds")
+
+    with pytest.raises(ValidationError, match="pollIntervalSecond"):
+        RunInput.model_validate(document)

@@ -1,4 +1,8 @@
-"""Build the input of the tuning-and-deployment state machine from the validated user files.
+"""The run contract, and the run's input built from the validated user files.
+
+The contract is what the three state machines exchange: the parent's input (``RunInput``, built here for the
+manifest trigger), the parts it hands to the model-tuning and endpoint-deployment state machines, and what
+those return. tests/templates/test_run_contract.py checks every path the state machines read against it.
 
 Everything SageMaker would reject later (name lengths, strategy rules, spot settings) is settled here, so the
 state machines stay plain and a bad file fails in seconds instead of minutes into a run.
@@ -11,10 +15,116 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, check_compatible
+from workflow_common.ml_parameters import (
+    Hyperparameters,
+    Manifest,
+    MlParameters,
+    TargetTracking,
+    check_compatible,
+)
+from workflow_common.models import CamelCaseModel, PascalCaseModel
 from workflow_common.sagemaker_names import RESOURCE_NAME_MAX_LENGTH, TUNING_JOB_NAME_MAX_LENGTH
 
 VARIANT_NAME = "AllTraffic"
+
+
+class VpcConfig(PascalCaseModel):
+    security_group_ids: list[str]
+    subnets: list[str]
+
+
+class AlgorithmSource(CamelCaseModel):
+    """An algorithm resource, or the training and inference images: ml-parameters settles which."""
+
+    algorithm_arn: str | None = None
+    training_image: str | None = None
+    inference_image: str | None = None
+
+
+class ModelToCreate(CamelCaseModel):
+    model_name: str
+    vpc_config: VpcConfig | None = None  # absent: the model is hosted outside a VPC
+
+
+class TuningInput(CamelCaseModel):
+    """The model-tuning state machine's input."""
+
+    hyper_parameter_tuning_job_name: str
+    # Both go to CreateHyperParameterTuningJob as they are, in SageMaker's own shape.
+    hyper_parameter_tuning_job_config: dict[str, Any]
+    training_job_definition: dict[str, Any]
+    algorithm: AlgorithmSource
+    model: ModelToCreate
+
+
+class Objective(PascalCaseModel):
+    metric_name: str
+    value: float
+
+
+class TuningOutput(CamelCaseModel):
+    """The model-tuning state machine's output: the model it created and where it came from."""
+
+    model_name: str
+    hyper_parameter_tuning_job_name: str
+    training_job_name: str
+    model_data_url: str
+    inference_image: str
+    objective: Objective
+    hyper_parameters: dict[str, str]
+
+
+class ProductionVariant(PascalCaseModel):
+    variant_name: str
+    instance_type: str
+    initial_instance_count: int
+    initial_variant_weight: int
+
+
+class Autoscaling(PascalCaseModel):
+    min_capacity: int
+    max_capacity: int
+    policy_name: str
+    target_tracking_scaling_policy_configuration: TargetTracking
+
+
+class DeploymentSettings(CamelCaseModel):
+    """The parent's settings for the endpoint-deployment state machine; the tuned model is added to them."""
+
+    endpoint_name: str
+    endpoint_config_name: str
+    variant: ProductionVariant
+    autoscaling: Autoscaling
+    poll_interval_seconds: int
+    max_poll_attempts: int
+
+
+class DeploymentInput(DeploymentSettings, TuningOutput):
+    """The endpoint-deployment state machine's input: the parent merges the tuning output into the settings."""
+
+
+class DeploymentOutput(CamelCaseModel):
+    """The endpoint-deployment state machine's output."""
+
+    endpoint_name: str
+    endpoint_config_name: str
+    endpoint_arn: str
+    instance_count: int
+    updated: bool  # the endpoint existed and was updated, rather than created
+
+
+class RunInput(CamelCaseModel):
+    """The parent state machine's input: it hands ``tuning`` and ``deployment`` to the two child machines."""
+
+    # For people following a run: shown as the execution's input, read by no state.
+    run_id: str
+    manifest: str
+    tuning: TuningInput
+    deployment: DeploymentSettings
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON the execution starts with; optional parts left out, as the state machines test presence."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 @dataclass(frozen=True)
@@ -128,48 +238,48 @@ def _training_job_definition(
 def build_execution_input(
     params: MlParameters, hyperparameters: Hyperparameters, manifest: Manifest, run: RunIdentity
 ) -> dict[str, Any]:
-    """The parent state machine's input: ``runId``, ``tuning`` (tuner input) and ``deployment`` (deployer input)."""
+    """The parent state machine's input document, validated against ``RunInput``."""
     run_id = run.run_id
     tuning_job_name = unique_name(params.tuning_job_name, run_id, TUNING_JOB_NAME_MAX_LENGTH)
-    algorithm = (
-        {"algorithmArn": params.algorithm_arn}
-        if params.algorithm_arn
-        else {"trainingImage": params.training_image, "inferenceImage": params.inference_image}
-    )
-    model: dict[str, Any] = {"modelName": unique_name(params.model.name, run_id, RESOURCE_NAME_MAX_LENGTH)}
-    hosting_vpc = _vpc_config(params.model.hosting.security_group_ids, params.model.hosting.subnets)
-    if hosting_vpc:
-        model["vpcConfig"] = hosting_vpc
-    return {
-        "runId": run_id,
-        "manifest": f"s3://{run.bucket}/{run.key}",
-        "tuning": {
-            "hyperParameterTuningJobName": tuning_job_name,
-            "hyperParameterTuningJobConfig": _tuning_job_config(params, hyperparameters),
-            "trainingJobDefinition": _training_job_definition(
+    hosting = params.model.hosting
+    run_input = RunInput(
+        run_id=run_id,
+        manifest=f"s3://{run.bucket}/{run.key}",
+        tuning=TuningInput(
+            hyper_parameter_tuning_job_name=tuning_job_name,
+            hyper_parameter_tuning_job_config=_tuning_job_config(params, hyperparameters),
+            training_job_definition=_training_job_definition(
                 params, hyperparameters, manifest, tuning_job_name, run.bucket
             ),
-            "algorithm": algorithm,
-            "model": model,
-        },
-        "deployment": {
-            "endpointName": params.endpoint_name,
-            "endpointConfigName": unique_name(params.endpoint_name, run_id, RESOURCE_NAME_MAX_LENGTH),
-            "variant": {
-                "VariantName": VARIANT_NAME,
-                "InstanceType": params.model.hosting.instance_type,
-                "InitialInstanceCount": params.model.hosting.initial_instance_count,
-                "InitialVariantWeight": 1,
-            },
-            "autoscaling": {
-                "MinCapacity": params.autoscaling_min_capacity,
-                "MaxCapacity": params.autoscaling_max_capacity,
-                "PolicyName": f"{params.endpoint_name}-target-tracking",
-                "TargetTrackingScalingPolicyConfiguration": (
-                    params.target_tracking_scaling_policy_configuration.model_dump(by_alias=True)
-                ),
-            },
-            "pollIntervalSeconds": params.endpoint_poll_interval_seconds,
-            "maxPollAttempts": params.endpoint_max_poll_attempts,
-        },
-    }
+            algorithm=AlgorithmSource(algorithm_arn=params.algorithm_arn)
+            if params.algorithm_arn
+            else AlgorithmSource(
+                training_image=params.training_image, inference_image=params.inference_image
+            ),
+            model=ModelToCreate(
+                model_name=unique_name(params.model.name, run_id, RESOURCE_NAME_MAX_LENGTH),
+                vpc_config=VpcConfig(security_group_ids=hosting.security_group_ids, subnets=hosting.subnets)
+                if hosting.subnets
+                else None,
+            ),
+        ),
+        deployment=DeploymentSettings(
+            endpoint_name=params.endpoint_name,
+            endpoint_config_name=unique_name(params.endpoint_name, run_id, RESOURCE_NAME_MAX_LENGTH),
+            variant=ProductionVariant(
+                variant_name=VARIANT_NAME,
+                instance_type=hosting.instance_type,
+                initial_instance_count=hosting.initial_instance_count,
+                initial_variant_weight=1,
+            ),
+            autoscaling=Autoscaling(
+                min_capacity=params.autoscaling_min_capacity,
+                max_capacity=params.autoscaling_max_capacity,
+                policy_name=f"{params.endpoint_name}-target-tracking",
+                target_tracking_scaling_policy_configuration=params.target_tracking_scaling_policy_configuration,
+            ),
+            poll_interval_seconds=params.endpoint_poll_interval_seconds,
+            max_poll_attempts=params.endpoint_max_poll_attempts,
+        ),
+    )
+    return run_input.to_document()
