@@ -9,6 +9,8 @@ import re
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ import generate_ml_parameters
 import pytest
 from h2o_sagemaker_local import moto_patches
 from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, Deployer, DeploymentFailed, FunctionRegistry, Stack
+from h2o_sagemaker_local.stack.custom_resources import ResponseUrl
+from h2o_sagemaker_local.stack.resources import CustomResource, Topic, handler_for
 from moto import mock_aws
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -73,9 +77,13 @@ def write_template(folder: Path, text: str) -> Path:
     return path
 
 
-def unique_module(prefix: str) -> str:
-    """Handler modules stay in sys.modules: each test's module gets a name of its own."""
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+def write_module(folder: Path, prefix: str, source: str) -> str:
+    """Write a module of a function's code or layer into ``folder``; return its name. Handler modules stay in
+    sys.modules: each test's module gets a name of its own."""
+    module = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(source)
+    return module
 
 
 # --- ml-parameter-provider ---------------------------------------------------------------------------
@@ -94,6 +102,16 @@ def example_documents() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
         json.loads((EXAMPLES / "manifest.json").read_text()),
         {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": BUCKET},
     )
+    return ml_parameters, hyperparameters, manifest
+
+
+def upload_parameter_files() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The example documents, with ml-parameters and hyperparameters uploaded where the provider imports them."""
+    ml_parameters, hyperparameters, manifest = example_documents()
+    s3 = client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
+    s3.put_object(Bucket=BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
     return ml_parameters, hyperparameters, manifest
 
 
@@ -125,11 +143,8 @@ def deploy_provider(deployer: Deployer, target_arn: str, **parameters: str) -> S
 def test_parameter_provider_imports_both_files_into_ssm_and_subscribes_manifest_uploads(
     deployer: Deployer,
 ) -> None:
-    ml_parameters, hyperparameters, manifest = example_documents()
+    ml_parameters, hyperparameters, manifest = upload_parameter_files()
     s3, sqs = client("s3"), client("sqs")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
-    s3.put_object(Bucket=BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
     # A notification someone else put on the existing bucket: the stack must leave it in place.
     queue_url = sqs.create_queue(QueueName="other-consumer")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -196,9 +211,10 @@ def test_custom_resource_answering_failed_fails_the_deploy_with_its_reason(deplo
 def test_custom_resource_whose_function_crashes_fails_with_the_function_error(
     deployer: Deployer, tmp_path: Path
 ) -> None:
-    module = unique_module("crashing_resource")
-    (tmp_path / f"{module}.py").write_text(
-        "def handler(event, context):\n    raise RuntimeError('no reply from ' + event['LogicalResourceId'])\n"
+    module = write_module(
+        tmp_path,
+        "crashing_resource",
+        "def handler(event, context):\n    raise RuntimeError('no reply from ' + event['LogicalResourceId'])\n",
     )
     template = write_template(
         tmp_path,
@@ -222,6 +238,29 @@ def test_custom_resource_whose_function_crashes_fails_with_the_function_error(
         "Thing (Custom::Thing) CREATE_FAILED: the custom resource sent no response; "
         "its function failed: RuntimeError: no reply from Thing"
     )
+
+
+def test_every_custom_type_is_a_custom_resource_and_an_unknown_type_has_no_handler() -> None:
+    assert handler_for("Custom::Anything") is CustomResource
+    assert handler_for("AWS::CloudFormation::CustomResource") is CustomResource
+    assert handler_for("AWS::SNS::Topic") is Topic
+    assert handler_for("AWS::Logs::LogGroup") is handler_for("AWS::SNS::Subscription")
+    assert handler_for("AWS::DynamoDB::Table") is None
+
+
+def test_the_response_url_keeps_each_body_put_to_it_and_stops_serving_after_its_block() -> None:
+    with ResponseUrl("/answer?X-Amz-Signature=abc") as response_url:
+        assert response_url.url.startswith("http://127.0.0.1:")
+        assert response_url.url.endswith("/answer?X-Amz-Signature=abc")
+        for n in (1, 2):
+            request = urllib.request.Request(
+                response_url.url, data=json.dumps({"n": n}).encode(), method="PUT"
+            )
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                assert reply.status == 200
+    assert response_url.bodies == [{"n": 1}, {"n": 2}]
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(request, timeout=5)
 
 
 # --- state machines ----------------------------------------------------------------------------------
@@ -304,11 +343,7 @@ def test_tuner_state_machine_is_its_asl_file_with_every_placeholder_substituted(
 
 
 def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(deployer: Deployer) -> None:
-    ml_parameters, hyperparameters, _ = example_documents()
-    s3 = client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
-    s3.put_object(Bucket=BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
+    ml_parameters, _, _ = upload_parameter_files()
 
     stack = deployer.deploy(
         "parent",
@@ -516,8 +551,7 @@ def handler(event, context):
 def test_a_custom_resource_gets_update_requests_only_when_its_properties_change(
     deployer: Deployer, tmp_path: Path
 ) -> None:
-    module = unique_module("recording_resource")
-    (tmp_path / f"{module}.py").write_text(RECORDING_RESOURCE)
+    module = write_module(tmp_path, "recording_resource", RECORDING_RESOURCE)
     template = write_template(
         tmp_path,
         f"""
@@ -587,11 +621,8 @@ def test_a_custom_resource_gets_update_requests_only_when_its_properties_change(
 def test_the_provider_re_imports_on_a_new_revision_and_moves_the_parameters_with_their_path(
     deployer: Deployer,
 ) -> None:
-    ml_parameters, hyperparameters, _ = example_documents()
+    ml_parameters, _, _ = upload_parameter_files()
     s3, ssm = client("s3"), client("ssm")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
-    s3.put_object(Bucket=BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
     stack = deploy_provider(deployer, target_state_machine())
     changed = ml_parameters | {"maxNumberOfTrainingJobs": 3}
     s3.put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(changed))
@@ -713,11 +744,10 @@ class TestBadTemplates:
 def test_function_runs_with_the_template_environment_and_its_layer_and_logs_to_its_file(
     deployer: Deployer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module, helper = unique_module("env_reporter"), unique_module("layer_helper")
-    (tmp_path / "layer").mkdir()
-    (tmp_path / "layer" / f"{helper}.py").write_text("GREETING = 'from the layer'\n")
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / f"{module}.py").write_text(
+    helper = write_module(tmp_path / "layer", "layer_helper", "GREETING = 'from the layer'\n")
+    module = write_module(
+        tmp_path / "code",
+        "env_reporter",
         textwrap.dedent(
             f"""
             import os
@@ -728,7 +758,7 @@ def test_function_runs_with_the_template_environment_and_its_layer_and_logs_to_i
                 names = ("SHARED", "OVERRIDDEN", "STAGE", "AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION")
                 return {{name: os.environ.get(name) for name in names}}
             """
-        )
+        ),
     )
     template = write_template(
         tmp_path,
@@ -797,8 +827,7 @@ def test_without_log_dir_prints_go_to_the_callers_stdout(
     tmp_path: Path, registry: FunctionRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:
     registry.log_dir = None
-    module = unique_module("printer")
-    (tmp_path / f"{module}.py").write_text("def handler(event, context):\n    print('printed', event)\n")
+    module = write_module(tmp_path, "printer", "def handler(event, context):\n    print('printed', event)\n")
     template = write_template(
         tmp_path,
         f"""
@@ -820,10 +849,10 @@ def test_without_log_dir_prints_go_to_the_callers_stdout(
 def test_nested_application_gets_its_parameters_and_the_parents_layers(
     deployer: Deployer, tmp_path: Path
 ) -> None:
-    module = unique_module("nested_child")
     (tmp_path / "layer").mkdir()
-    (tmp_path / "child").mkdir()
-    (tmp_path / "child" / f"{module}.py").write_text("def handler(event, context):\n    return event\n")
+    module = write_module(
+        tmp_path / "child", "nested_child", "def handler(event, context):\n    return event\n"
+    )
     write_template(
         tmp_path / "child",
         f"""
