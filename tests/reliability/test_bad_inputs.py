@@ -12,7 +12,6 @@ The predictor's bad payloads and its fuzz run are in h2o-gbm-predictor/tests (te
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -23,61 +22,31 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote_plus
 
 import boto3
 import manifest_trigger
 import parameter_importer
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from events import (
+    BUCKET,
+    EXAMPLES,
+    custom_resource_request,
+    edited,
+    eventbridge_object_created,
+    example,
+    s3_object_created,
+)
 from moto import mock_aws
 
 if TYPE_CHECKING:
     from conftest import CloudFormationResponses, FakeLambdaContext
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO_ROOT / "examples"
-BUCKET = "my-ml-bucket"
-STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/ml/1111"
 PARAMETER_STORE_PATH = "/ml-project"
 MANIFEST_KEY = "manifests/titanic/manifest.json"
-DELETE = object()
-
-
-def filled(path: Path) -> Any:
-    """An example file with its placeholders filled in, as a user would upload it."""
-    text = path.read_text()
-    for placeholder, value in {
-        "<account-id>": "123456789012",
-        "<region>": "us-east-1",
-        "<s3bucket>": BUCKET,
-        "<training-security-group>": "sg-1",
-        "<training-subnet>": "subnet-1",
-        "<hosting-security-group>": "sg-2",
-        "<hosting-subnet>": "subnet-2",
-    }.items():
-        text = text.replace(placeholder, value)
-    return json.loads(text)
-
-
-ML_PARAMETERS = filled(EXAMPLES / "template-ml-parameters.json")
-HYPERPARAMETERS = filled(EXAMPLES / "hyperparameters.json")
-MANIFEST = filled(EXAMPLES / "manifest.json")
-
-
-def edited(document: Any, path: str, value: Any = DELETE) -> Any:
-    """A deep copy of ``document`` with the dotted ``path`` (list indexes as numbers) set to value or removed."""
-    result = copy.deepcopy(document)
-    *parents, last = path.split(".")
-    node = result
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    key: Any = int(last) if isinstance(node, list) else last
-    if value is DELETE:
-        del node[key]
-    else:
-        node[key] = value
-    return result
+ML_PARAMETERS = example("template-ml-parameters.json")
+HYPERPARAMETERS = example("hyperparameters.json")
+MANIFEST = example("manifest.json")
 
 
 def ranges(**groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -95,25 +64,14 @@ def with_static(**values: Any) -> dict[str, Any]:
 
 
 def import_request(endpoint_url: str, request_type: str, path: str) -> dict[str, Any]:
-    event = {
-        "RequestType": request_type,
-        "ResponseURL": endpoint_url,
-        "StackId": STACK_ID,
-        "RequestId": str(uuid.uuid4()),
-        "ResourceType": "Custom::MlParameterImport",
-        "LogicalResourceId": "ImportedParameters",
-        "ResourceProperties": {
-            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:importer",
-            "BucketName": BUCKET,
-            "MlParametersKey": "ml-parameters.json",
-            "HyperparametersKey": "hyperparameters.json",
-            "ParameterStorePath": path,
-            "Revision": "2" if request_type == "Update" else "1",
-        },
-    }
-    if request_type != "Create":
-        event["PhysicalResourceId"] = f"ssm-parameters:{path}"
-    return event
+    return custom_resource_request(
+        request_type,
+        endpoint_url,
+        physical_resource_id=None if request_type == "Create" else f"ssm-parameters:{path}",
+        request_id=str(uuid.uuid4()),
+        ParameterStorePath=path,
+        Revision="2" if request_type == "Update" else "1",
+    )
 
 
 class Provider:
@@ -466,41 +424,6 @@ def test_bad_parameter_file_fails_the_deployment_and_leaves_ssm_as_it_was(
 # manifest.json at run time.
 
 
-def s3_notification(key: str = MANIFEST_KEY, records: int = 1) -> dict[str, Any]:
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventTime": "2026-11-22T21:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
-            "object": {"key": quote_plus(key), "size": 10, "eTag": "e", "sequencer": "0055AED6DCD90281E5"},
-        },
-    }
-    return {"Records": [record] * records}
-
-
-def eventbridge_event(key: str = MANIFEST_KEY) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": "123456789012",
-        "time": "2026-11-22T21:00:00Z",
-        "region": "us-east-1",
-        "resources": [f"arn:aws:s3:::{BUCKET}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": BUCKET},
-            "object": {"key": key, "size": 10, "etag": "e", "sequencer": "0055AED6DCD90281E5"},
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": "123456789012",
-            "reason": "PutObject",
-        },
-    }
-
-
 TRAINING_CHANNEL, VALIDATION_CHANNEL = MANIFEST["channels"]
 
 # (id, manifest body: a document or raw bytes, words the notified reason must contain)
@@ -563,7 +486,7 @@ def test_bad_manifest_is_notified_and_starts_nothing(
 ) -> None:
     provider.put(MANIFEST_KEY, body)
 
-    [run] = manifest_trigger.lambda_handler(s3_notification(), lambda_context)["runs"]
+    [run] = manifest_trigger.lambda_handler(s3_object_created(MANIFEST_KEY), lambda_context)["runs"]
 
     assert run["status"] == "REJECTED"
     assert reason in run["reason"]
@@ -578,10 +501,16 @@ def test_bad_manifest_is_notified_and_starts_nothing(
 
 
 DUPLICATE_DELIVERIES: dict[str, Callable[[], list[dict[str, Any]]]] = {
-    "S3 notification twice": lambda: [s3_notification(), s3_notification()],
-    "EventBridge event twice": lambda: [eventbridge_event(), eventbridge_event()],
-    "S3 notification and EventBridge event": lambda: [s3_notification(), eventbridge_event()],
-    "one batch holding the record twice": lambda: [s3_notification(records=2)],
+    "S3 notification twice": lambda: [s3_object_created(MANIFEST_KEY), s3_object_created(MANIFEST_KEY)],
+    "EventBridge event twice": lambda: [
+        eventbridge_object_created(MANIFEST_KEY),
+        eventbridge_object_created(MANIFEST_KEY),
+    ],
+    "S3 notification and EventBridge event": lambda: [
+        s3_object_created(MANIFEST_KEY),
+        eventbridge_object_created(MANIFEST_KEY),
+    ],
+    "one batch holding the record twice": lambda: [s3_object_created(MANIFEST_KEY, records=2)],
 }
 
 

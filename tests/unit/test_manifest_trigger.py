@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 import manifest_trigger
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from events import BUCKET, eventbridge_object_created, example, s3_object_created
 from moto import mock_aws
 from workflow_common.parameter_store import write_documents
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUCKET = "my-ml-bucket"
 KEY = "manifests/titanic run/manifest.json"
 ML_PARAMETERS = {
     "tuningJobName": "survival-tuning",
@@ -29,7 +26,7 @@ ML_PARAMETERS = {
     "endpointName": "survival-endpoint",
     "model": {"artifactsS3OutputPath": f"s3://{BUCKET}/model-artifacts/", "name": "survival-model"},
 }
-MANIFEST = json.loads((REPO_ROOT / "examples/manifest.json").read_text().replace("<s3bucket>", BUCKET))
+MANIFEST = example("manifest.json")
 
 
 @pytest.fixture
@@ -57,7 +54,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "/ml-project",
             {
                 "ml-parameters": ML_PARAMETERS,
-                "hyperparameters": json.loads((REPO_ROOT / "examples/hyperparameters.json").read_text()),
+                "hyperparameters": example("hyperparameters.json"),
             },
             owner="stack",
         )
@@ -73,45 +70,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 def upload(aws: dict[str, Any], body: str | bytes, key: str = KEY) -> dict[str, Any]:
     aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=body)
-    return s3_notification(key)
-
-
-def s3_notification(key: str, sequencer: str = "0055AED6DCD90281E5") -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "eventTime": "2026-11-22T21:00:00.000Z",
-                "eventName": "ObjectCreated:Put",
-                "s3": {
-                    "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
-                    "object": {"key": quote_plus(key), "size": 10, "eTag": "e", "sequencer": sequencer},
-                },
-            }
-        ]
-    }
-
-
-def eventbridge_notification(key: str) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": "123456789012",
-        "time": "2026-11-22T21:00:00Z",
-        "region": "us-east-1",
-        "resources": [f"arn:aws:s3:::{BUCKET}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": BUCKET},
-            "object": {"key": key, "size": 10, "etag": "e", "sequencer": "0055AED6DCD90281E5"},
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": "123456789012",
-            "reason": "PutObject",
-        },
-    }
+    return s3_object_created(key)
 
 
 def executions(aws: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,16 +101,16 @@ def test_upload_starts_one_run_with_the_workflow_input(aws, lambda_context) -> N
 
 def test_eventbridge_delivery_starts_the_same_run(aws, lambda_context) -> None:
     aws["s3"].put_object(Bucket=BUCKET, Key=KEY, Body=json.dumps(MANIFEST))
-    via_notification = manifest_trigger.manifest_uploads(s3_notification(KEY))
-    via_eventbridge = manifest_trigger.manifest_uploads(eventbridge_notification(KEY))
+    via_notification = manifest_trigger.manifest_uploads(s3_object_created(KEY))
+    via_eventbridge = manifest_trigger.manifest_uploads(eventbridge_object_created(KEY))
     assert via_notification == via_eventbridge
-    manifest_trigger.lambda_handler(eventbridge_notification(KEY), lambda_context)
+    manifest_trigger.lambda_handler(eventbridge_object_created(KEY), lambda_context)
     assert len(executions(aws)) == 1
 
 
 def test_a_new_upload_of_the_same_key_starts_a_new_run(aws, lambda_context) -> None:
     manifest_trigger.lambda_handler(upload(aws, json.dumps(MANIFEST)), lambda_context)
-    manifest_trigger.lambda_handler(s3_notification(KEY, sequencer="0055AED6DCD90281F0"), lambda_context)
+    manifest_trigger.lambda_handler(s3_object_created(KEY, sequencer="0055AED6DCD90281F0"), lambda_context)
     assert len(executions(aws)) == 2
 
 
@@ -177,4 +136,4 @@ def test_invalid_stored_parameters_are_named(aws, lambda_context) -> None:
 
 def test_aws_errors_propagate_for_lambda_retries(aws, lambda_context) -> None:
     with pytest.raises(aws["s3"].exceptions.NoSuchKey):
-        manifest_trigger.lambda_handler(s3_notification("manifests/gone/manifest.json"), lambda_context)
+        manifest_trigger.lambda_handler(s3_object_created("manifests/gone/manifest.json"), lambda_context)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from events import original_ml_parameters
 from pydantic import BaseModel
 from workflow_common import ml_parameters
 from workflow_common.ml_parameters import (
@@ -23,19 +24,7 @@ EXAMPLES = REPO_ROOT / "examples"
 
 
 def filled_original_ml_parameters() -> dict:
-    """The original template with its placeholders filled in, as its jq scripts did."""
-    text = (ORIGINAL / "template-ml-parameters.json").read_text()
-    for placeholder, value in {
-        "<region>": "eu-west-1",
-        "<account-id>": "123456789012",
-        "<bucket-name>": "my-bucket",
-        "<security-group-1>": "sg-1",
-        "<subnet-1>": "subnet-1",
-        "<subnet-2>": "subnet-2",
-        "<subnet-3>": "subnet-3",
-    }.items():
-        text = text.replace(placeholder, value)
-    return json.loads(text)
+    return original_ml_parameters(region="eu-west-1", bucket="my-bucket")
 
 
 def test_original_ml_parameters_still_validate_with_their_string_numbers() -> None:

@@ -5,32 +5,19 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import parameter_importer
 import pytest
+from events import BUCKET, custom_resource_request, example, original_ml_parameters
 from moto import mock_aws
 
 if TYPE_CHECKING:
     from conftest import CloudFormationResponses
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUCKET = "my-ml-bucket"
-STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/ml/1111"
-ML_PARAMETERS = json.loads(
-    (REPO_ROOT / "tests/fixtures/original-examples/template-ml-parameters.json")
-    .read_text()
-    .replace("<region>", "us-east-1")
-    .replace("<account-id>", "123456789012")
-    .replace("<bucket-name>", BUCKET)
-    .replace("<security-group-1>", "sg-1")
-    .replace("<subnet-1>", "subnet-1")
-    .replace("<subnet-2>", "subnet-2")
-    .replace("<subnet-3>", "subnet-3")
-)
-HYPERPARAMETERS = json.loads((REPO_ROOT / "examples/hyperparameters.json").read_text())
+ML_PARAMETERS = original_ml_parameters()
+HYPERPARAMETERS = example("hyperparameters.json")
 
 
 @pytest.fixture
@@ -46,25 +33,7 @@ def aws() -> Iterator[dict[str, Any]]:
 def request(
     request_type: str, responses: CloudFormationResponses, physical_id: str | None = None, **properties: str
 ) -> dict[str, Any]:
-    event = {
-        "RequestType": request_type,
-        "ResponseURL": responses.url,
-        "StackId": STACK_ID,
-        "RequestId": "request-1",
-        "ResourceType": "Custom::MlParameterImport",
-        "LogicalResourceId": "ImportedParameters",
-        "ResourceProperties": {
-            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:importer",
-            "BucketName": BUCKET,
-            "MlParametersKey": "ml-parameters.json",
-            "HyperparametersKey": "hyperparameters.json",
-            "ParameterStorePath": "/ml-project",
-        }
-        | properties,
-    }
-    if physical_id:
-        event["PhysicalResourceId"] = physical_id
-    return event
+    return custom_resource_request(request_type, responses.url, physical_id, **properties)
 
 
 def stored(ssm: Any, name: str) -> dict[str, Any]:
