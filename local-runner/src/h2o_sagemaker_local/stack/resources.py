@@ -45,12 +45,15 @@ class Resource:
 
 
 class ResourceHandler:
+    """What CloudFormation does for one resource type; ``deployer`` deploys nested stacks and holds the clients
+    and the function registry."""
+
     def __init__(self, deployer: Deployer) -> None:
         self.deployer = deployer
         self.clients = deployer.clients
 
     def create(self, resource: Resource) -> Record:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not create")
 
     def update(self, resource: Resource, old_properties: dict[str, Any]) -> Record:
         """Called only when the properties changed. By default nothing kept locally depends on them."""
