@@ -5,9 +5,10 @@ If, Select, Split, Join), nested applications are deployed from their own templa
 created from their ASL files with the DefinitionSubstitutions resolved, and Lambda functions are registered
 so that invoking them runs their real handler module in this process. Nothing of the wiring is copied here.
 
-``deployer`` orders and evaluates a template's resources, ``intrinsics`` evaluates its functions (no AWS
-calls), ``resources`` holds one handler per resource type, ``custom_resources`` talks to custom resources,
-``roles`` creates and checks IAM roles, and ``functions`` runs the deployed Lambda functions in process.
+``deployer`` orders and evaluates a template's resources, ``templates`` reads it with the roles SAM generates,
+``intrinsics`` evaluates its functions (no AWS calls), ``resources`` holds one handler per resource type,
+``custom_resources`` talks to custom resources, ``roles`` creates and checks IAM roles, ``functions`` runs the
+deployed Lambda functions in process, and ``model`` holds the Stack record and the account and region.
 """
 
 from h2o_sagemaker_local.stack.deployer import Deployer
