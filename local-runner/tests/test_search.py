@@ -28,36 +28,71 @@ def config(strategy: str, ranges: dict | None = None, objective: str = "Maximize
     }
 
 
+def assert_within_ranges(values: dict[str, str]) -> None:
+    """Every range named once, as SageMaker sends it: a string, an integer for an integer range, inside it."""
+    assert set(values) == {"ntrees", "learn_rate", "sample_rate", "distribution"}
+    assert all(isinstance(value, str) for value in values.values())
+    assert values["ntrees"].isdigit() and 10 <= int(values["ntrees"]) <= 100
+    assert 0.001 <= float(values["learn_rate"]) <= 0.1
+    assert 0.5 <= float(values["sample_rate"]) <= 0.999
+    assert values["distribution"] in ("bernoulli", "auto")
+
+
 @pytest.mark.parametrize("strategy", ["Bayesian", "Random"])
 def test_suggestions_are_strings_within_the_ranges(strategy: str) -> None:
     search = make_search(config(strategy), max_jobs=12, seed=1)
     for _ in range(12):
         token, values = search.suggest()
-        assert set(values) == {"ntrees", "learn_rate", "sample_rate", "distribution"}
-        assert all(isinstance(value, str) for value in values.values())
-        assert 10 <= int(values["ntrees"]) <= 100
-        assert 0.001 <= float(values["learn_rate"]) <= 0.1
-        assert 0.5 <= float(values["sample_rate"]) <= 0.999
-        assert values["distribution"] in ("bernoulli", "auto")
+        assert_within_ranges(values)
         search.report(token, -abs(math.log(float(values["learn_rate"])) - math.log(0.01)))
 
 
-def test_bayesian_search_concentrates_on_the_better_region() -> None:
-    """After its random start-up trials TPE proposes learn rates closer to the optimum than random search."""
+def test_logarithmic_scales_are_dense_at_their_small_end() -> None:
+    """Half the samples of a Logarithmic range fall below its geometric midpoint (a linear scale: 9 %); half of
+    a ReverseLogarithmic one fall within the same distance of its upper bound (linear: 4 %)."""
+    search = make_search(config("Random"), max_jobs=400, seed=4)
+    samples = [search.suggest()[1] for _ in range(400)]
+    near_low = sum(float(values["learn_rate"]) < math.sqrt(0.001 * 0.1) for values in samples) / 400
+    near_high = sum(float(values["sample_rate"]) > 1 - math.sqrt(0.001 * 0.5) for values in samples) / 400
+    assert 0.4 < near_low < 0.6
+    assert 0.4 < near_high < 0.6
+    assert {values["distribution"] for values in samples} == {"bernoulli", "auto"}
+
+
+def test_an_absent_strategy_is_bayesian() -> None:
+    """SageMaker's default strategy: the same suggestions as Bayesian for the same seed and results."""
+    unnamed = config("Bayesian")
+    del unnamed["Strategy"]
+    searches = [
+        make_search(unnamed, max_jobs=12, seed=5),
+        make_search(config("Bayesian"), max_jobs=12, seed=5),
+    ]
+    for _ in range(12):
+        (token, values), (other_token, other_values) = (search.suggest() for search in searches)
+        assert values == other_values
+        for search, trial in zip(searches, (token, other_token), strict=True):
+            search.report(trial, -abs(float(values["learn_rate"]) - 0.01))
+
+
+@pytest.mark.parametrize("objective", ["Minimize", "Maximize"])
+def test_bayesian_search_concentrates_on_the_better_region(objective: str) -> None:
+    """After its random start-up trials TPE proposes values closer to the optimum than random search, whichever
+    way the objective points."""
     ranges = {
         "ContinuousParameterRanges": [
             {"Name": "x", "MinValue": "0", "MaxValue": "1", "ScalingType": "Linear"}
         ]
     }
+    sign = 1 if objective == "Minimize" else -1
 
     def late_distance(strategy: str) -> float:
-        search = make_search(config(strategy, ranges, objective="Minimize"), max_jobs=30, seed=3)
+        search = make_search(config(strategy, ranges, objective=objective), max_jobs=30, seed=3)
         distances = []
         for _ in range(30):
             token, values = search.suggest()
             distance = abs(float(values["x"]) - 0.8)
             distances.append(distance)
-            search.report(token, distance)
+            search.report(token, sign * distance)
         return sum(distances[-10:]) / 10
 
     assert late_distance("Bayesian") < late_distance("Random")
@@ -65,10 +100,15 @@ def test_bayesian_search_concentrates_on_the_better_region() -> None:
 
 def test_failed_jobs_are_reported_without_breaking_the_search() -> None:
     search = make_search(config("Bayesian"), max_jobs=6, seed=2)
+    suggested = []
     for _ in range(6):
-        token, _ = search.suggest()
+        token, values = search.suggest()
+        suggested.append(values)
         search.report(token, None)
-    assert search.suggest() is not None
+    suggestion = search.suggest()
+    assert suggestion is not None
+    assert_within_ranges(suggestion[1])
+    assert len({tuple(sorted(values.items())) for values in [*suggested, suggestion[1]]}) == 7
 
 
 def test_grid_enumerates_every_combination_once() -> None:
@@ -82,8 +122,11 @@ def test_grid_enumerates_every_combination_once() -> None:
     assert isinstance(search, GridSearch) and search.size == 6
     points = []
     while (suggestion := search.suggest()) is not None:
-        points.append(suggestion[1])
-    assert len(points) == 6 and len({tuple(sorted(point.items())) for point in points}) == 6
+        token, point = suggestion
+        search.report(token, 0.5)
+        points.append(point)
+    assert points == [{"a": a, "b": b} for a in ("1", "2") for b in ("x", "y", "z")]
+    assert search.suggest() is None
 
 
 @pytest.mark.parametrize(
