@@ -21,14 +21,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
+from h2o_sagemaker_local import events
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
 from h2o_sagemaker_local.pipeline import LocalPipeline, PipelineError
 
 DEMO_JOBS, DEMO_PARALLEL = 10, 2
 # Random gets other seeds: with the same seed its first points are TPE's random start-up points.
 RANDOM_SEED_OFFSET = 100
+# The progress events that mark where a phase ends.
+PHASE_MARKS: dict[type, str] = {
+    events.Deployed: "deployed",
+    events.ExecutionStarted: "execution-started",
+    events.TuningFinished: "tuning-finished",
+}
 
 
 class PhaseClock:
@@ -37,9 +43,10 @@ class PhaseClock:
     def __init__(self) -> None:
         self.marks: dict[str, float] = {"start": time.monotonic()}
 
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        if kind in ("deployed", "execution-started", "tuning-finished"):
-            self.marks[kind] = time.monotonic()
+    def __call__(self, event: events.Event) -> None:
+        mark = PHASE_MARKS.get(type(event))
+        if mark is not None:
+            self.marks[mark] = time.monotonic()
 
     def mark(self, name: str) -> None:
         self.marks[name] = time.monotonic()

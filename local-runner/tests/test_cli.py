@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from h2o_sagemaker_local.cli import area_under_roc, local_inputs, main, parse_arguments, tuned_names
-from h2o_sagemaker_local.pipeline import DATA_BUCKET, EXAMPLES, PipelineError, ml_parameters_for_local_run
+from h2o_sagemaker_local.pipeline import DATA_BUCKET, PipelineError, ml_parameters_for_local_run
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_defaults_are_the_examples_filled_for_the_local_bucket() -> None:

@@ -27,7 +27,7 @@ import botocore.session
 import pytest
 from botocore.model import Shape
 from botocore.validate import validate_parameters
-from h2o_sagemaker_local import sagemaker_emulator, training
+from h2o_sagemaker_local import events, sagemaker_emulator, training
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from moto import mock_aws
 from moto.sagemaker.exceptions import ValidationError
@@ -521,8 +521,8 @@ def test_stopping_a_tuning_job_stops_its_jobs_and_their_processes(sagemaker: Loc
 def test_a_stop_before_the_training_process_starts_still_stops_the_job(sagemaker: LocalSageMaker) -> None:
     """StopHyperParameterTuningJob while a job downloads its data: the job must not then train for its runtime."""
 
-    def stop_on_first_start(kind: str, data: dict[str, Any]) -> None:
-        if kind == "training-started":
+    def stop_on_first_start(event: events.Event) -> None:
+        if isinstance(event, events.TrainingStarted):
             sagemaker.stop_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "early-stop"})
 
     sagemaker.listener = stop_on_first_start

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import io
 import json
 import signal
@@ -12,36 +11,32 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, assert_never
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from h2o_sagemaker_local import events, parameter_files
 from h2o_sagemaker_local.pipeline import (
     DATA_BUCKET,
-    EXAMPLES,
     LocalPipeline,
     PipelineError,
     RunInterrupted,
     RunResult,
     ml_parameters_for_local_run,
 )
+from h2o_sagemaker_local.project import ProjectNotFound, find_project
 from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, DeploymentFailed
 
 console = Console(highlight=False)
-
-
-def load_generator() -> ModuleType:
-    """The examples' ml-parameters generator, so local defaults are filled exactly as for AWS."""
-    spec = importlib.util.spec_from_file_location(
-        "generate_ml_parameters", EXAMPLES / "generate_ml_parameters.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# Input files the run reads from the project's examples/ unless given: option, file name, help.
+EXAMPLE_FILES = (
+    ("--hyperparameters", "hyperparameters.json", "hyperparameters.json: ranges and static values"),
+    ("--manifest", "manifest.json", "manifest.json: the channels; <s3bucket> is filled"),
+    ("--train", "train.csv", "CSV for the training channel"),
+    ("--validation", "validation.csv", "CSV for the validation channel"),
+)
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -54,19 +49,20 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def local_inputs(options: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    generator = load_generator()
+    """ml-parameters, hyperparameters and manifest, filled for the emulated account by the generator users run
+    for AWS."""
     values = {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": DATA_BUCKET}
     if options.ml_parameters:
-        ml_parameters = generator.fill_placeholders(read_json(options.ml_parameters, "ml-parameters"), values)
-    else:
-        defaults = generator.parse_arguments(
-            ["--account", ACCOUNT_ID, "--region", REGION, "--bucket", DATA_BUCKET]
+        ml_parameters = parameter_files.fill_placeholders(
+            read_json(options.ml_parameters, "ml-parameters"), values
         )
-        ml_parameters = generator.generate_ml_parameters(
-            read_json(EXAMPLES / "template-ml-parameters.json", "ml-parameters"), defaults
+    else:
+        ml_parameters = parameter_files.generate_ml_parameters(
+            read_json(options.project.examples / "template-ml-parameters.json", "ml-parameters"),
+            parameter_files.Deployment(account=ACCOUNT_ID, region=REGION, bucket=DATA_BUCKET),
         )
     hyperparameters = read_json(options.hyperparameters, "hyperparameters")
-    manifest = generator.fill_placeholders(read_json(options.manifest, "manifest"), values)
+    manifest = parameter_files.fill_placeholders(read_json(options.manifest, "manifest"), values)
     return (
         ml_parameters_for_local_run(ml_parameters, options.max_jobs, options.max_parallel),
         hyperparameters,
@@ -85,59 +81,58 @@ class Reporter:
             TimeElapsedColumn(),
             console=console,
         )
-        self.task: Any = None
-        self.seen_states: set[str] = set()
+        self.task: TaskID | None = None
         self.phase_started = time.monotonic()
         self.timings: dict[str, float] = {}
 
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "deploying":
-            console.print(f"[bold]Deploying[/] {data['template']} and its nested apps into moto")
-        elif kind == "deployed":
-            console.print("  parameters imported into SSM, state machines created from their ASL files")
-        elif kind == "manifest-uploaded":
-            console.print(f"[bold]Manifest uploaded[/] {data['key']}")
-        elif kind == "execution-started":
-            console.print(f"[bold]Execution started[/] {data['arn']}")
-            self.phase_started = time.monotonic()
-        elif kind == "tuning-started":
-            config = data["request"]["HyperParameterTuningJobConfig"]
-            limits = config["ResourceLimits"]
-            console.print(
-                f"[bold]Tuning[/] {data['name']}: {config['Strategy']}, "
-                f"{limits.get('MaxNumberOfTrainingJobs', 'grid')} jobs, {limits['MaxParallelTrainingJobs']} in parallel, "
-                f"objective {config['HyperParameterTuningJobObjective']['Type']} "
-                f"{config['HyperParameterTuningJobObjective']['MetricName']}"
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("training jobs", total=limits.get("MaxNumberOfTrainingJobs"))
-        elif kind == "training-finished":
-            tuned = " ".join(f"{key}={value[:8]}" for key, value in sorted(data["hyperparameters"].items()))
-            if data["objective"] is not None:
-                outcome = f"[green]{data['metric']}={data['objective']:.4f}[/]"
-            else:
-                outcome = f"[red]{data['status']}: {data['reason']}[/]"
-            self.progress.console.print(f"  {data['name'][-12:]} {outcome}  {tuned}")
-            if self.task is not None:
-                self.progress.advance(self.task)
-        elif kind == "tuning-finished":
-            self.progress.stop()
-            self.timings["tuning"] = time.monotonic() - self.phase_started
-            self.phase_started = time.monotonic()
-            console.print(
-                f"[bold]Tuning {data['status']}[/]" + (f": {data['reason']}" if data["reason"] else "")
-            )
-        elif kind == "endpoint-deploying":
-            console.print(
-                f"[bold]Deploying endpoint[/] {data['name']} with {data['config']} at {data['url']}"
-            )
-        elif kind == "state-entered":
-            self.progress.console.print(f"  [dim]{data['execution']}[/] → {data['state']}")
-        elif kind == "endpoint-status":
-            console.print(
-                f"  endpoint {data['name']}: {data['status']}"
-                + (f" ({data['reason']})" if data["reason"] else "")
-            )
+    def __call__(self, event: events.Event) -> None:
+        match event:
+            case events.Deploying(template):
+                console.print(f"[bold]Deploying[/] {template} and its nested apps into moto")
+            case events.Deployed():
+                console.print("  parameters imported into SSM, state machines created from their ASL files")
+            case events.ManifestUploaded(s3_uri):
+                console.print(f"[bold]Manifest uploaded[/] {s3_uri}")
+            case events.ExecutionStarted(arn):
+                console.print(f"[bold]Execution started[/] {arn}")
+                self.phase_started = time.monotonic()
+            case events.TuningStarted(name, request):
+                config = request["HyperParameterTuningJobConfig"]
+                limits = config["ResourceLimits"]
+                console.print(
+                    f"[bold]Tuning[/] {name}: {config['Strategy']}, "
+                    f"{limits.get('MaxNumberOfTrainingJobs', 'grid')} jobs, {limits['MaxParallelTrainingJobs']} in parallel, "
+                    f"objective {config['HyperParameterTuningJobObjective']['Type']} "
+                    f"{config['HyperParameterTuningJobObjective']['MetricName']}"
+                )
+                self.progress.start()
+                self.task = self.progress.add_task(
+                    "training jobs", total=limits.get("MaxNumberOfTrainingJobs")
+                )
+            case events.TrainingStarted():
+                pass  # the job is reported when it finishes, with its objective
+            case events.TrainingFinished():
+                tuned = " ".join(f"{key}={value[:8]}" for key, value in sorted(event.hyperparameters.items()))
+                if event.objective is not None:
+                    outcome = f"[green]{event.metric}={event.objective:.4f}[/]"
+                else:
+                    outcome = f"[red]{event.status}: {event.reason}[/]"
+                self.progress.console.print(f"  {event.name[-12:]} {outcome}  {tuned}")
+                if self.task is not None:
+                    self.progress.advance(self.task)
+            case events.TuningFinished(status=status, reason=reason):
+                self.progress.stop()
+                self.timings["tuning"] = time.monotonic() - self.phase_started
+                self.phase_started = time.monotonic()
+                console.print(f"[bold]Tuning {status}[/]" + (f": {reason}" if reason else ""))
+            case events.EndpointDeploying(name, config_name, url):
+                console.print(f"[bold]Deploying endpoint[/] {name} with {config_name} at {url}")
+            case events.StateEntered(execution, state):
+                self.progress.console.print(f"  [dim]{execution}[/] → {state}")
+            case events.EndpointStatus(name, status, reason):
+                console.print(f"  endpoint {name}: {status}" + (f" ({reason})" if reason else ""))
+            case _:
+                assert_never(event)
 
     def deployment_done(self) -> None:
         self.timings["deployment"] = time.monotonic() - self.phase_started
@@ -201,6 +196,8 @@ def summarize(
             console.print(f"  notification: {json.dumps(notification)[:500]}")
         console.print(f"  execution history: {history_path}")
         return 1
+    if result.output is None:
+        raise PipelineError(f"execution {result.execution_arn} succeeded with no output")
     model, endpoint_output = result.output["model"], result.output["endpoint"]
     endpoint = pipeline.sagemaker.endpoints[endpoint_output["endpointName"]]
     metadata_path = endpoint.workdir / endpoint_output["endpointConfigName"] / "model" / "model-metadata.json"
@@ -236,14 +233,16 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     run.add_argument(
         "--ml-parameters", type=Path, help="ml-parameters.json (default: the example, filled for local use)"
     )
-    run.add_argument("--hyperparameters", type=Path, default=EXAMPLES / "hyperparameters.json")
-    run.add_argument("--manifest", type=Path, default=EXAMPLES / "manifest.json")
     run.add_argument(
-        "--train", type=Path, default=EXAMPLES / "train.csv", help="CSV for the training channel"
+        "--project-dir",
+        type=Path,
+        default=Path.cwd(),
+        help="the checkout to deploy: this folder or the nearest above it with the parent template.yaml "
+        "(default: the current folder)",
     )
-    run.add_argument(
-        "--validation", type=Path, default=EXAMPLES / "validation.csv", help="CSV for the validation channel"
-    )
+    # The example files' defaults are the project's, known once --project-dir is.
+    for option, example, what in EXAMPLE_FILES:
+        run.add_argument(option, type=Path, help=f"{what} (default: examples/{example} of the project)")
     run.add_argument("--max-jobs", type=int, help="override maxNumberOfTrainingJobs")
     run.add_argument("--max-parallel", type=int, help="override maxParallelTrainingJobs")
     run.add_argument("--keep-endpoint", action="store_true", help="keep serving the endpoint until Ctrl-C")
@@ -265,6 +264,14 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="run training jobs and endpoints in the built images (make images), as SageMaker does; slower",
     )
     options = parser.parse_args(argv)
+    try:
+        options.project = find_project(options.project_dir)
+    except ProjectNotFound as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    for option, example, _ in EXAMPLE_FILES:
+        name = option.removeprefix("--").replace("-", "_")
+        if getattr(options, name) is None:
+            setattr(options, name, options.project.examples / example)
     if not 0 <= options.api_faults < 1:
         parser.error("--api-faults must be at least 0 and below 1")
     for name in ("max_jobs", "max_parallel"):
@@ -285,6 +292,7 @@ def run(options: argparse.Namespace) -> int:
         seed=options.seed,
         api_fault_rate=options.api_faults,
         containers=options.containers,
+        project=options.project,
     )
 
     def interrupt(signum: int, frame: object) -> None:

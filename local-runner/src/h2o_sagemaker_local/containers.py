@@ -16,7 +16,6 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CONTAINERS_CONF = Path(__file__).resolve().parents[3] / "scripts" / "containers.conf"
 TRAINER_IMAGE = "h2o-gbm-trainer:local"
 PREDICTOR_IMAGE = "h2o-gbm-predictor:local"
 
@@ -33,8 +32,9 @@ class ContainerRuntime:
     environment: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def detect(cls) -> ContainerRuntime:
-        """docker when its engine answers, else podman; both images must be built (``make images``)."""
+    def detect(cls, containers_conf: Path) -> ContainerRuntime:
+        """docker when its engine answers, else podman (with ``containers_conf``, the settings the images were
+        built with, when it exists); both images must be built (``make images``)."""
         engine = None
         if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
             engine = "docker"
@@ -43,8 +43,8 @@ class ContainerRuntime:
         if engine is None:
             raise ContainersUnavailable("--containers needs docker or podman: `make images` installs podman")
         environment = dict(os.environ)
-        if engine == "podman" and CONTAINERS_CONF.is_file():
-            environment.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+        if engine == "podman" and containers_conf.is_file():
+            environment.setdefault("CONTAINERS_CONF", str(containers_conf))
         runtime = cls(engine, environment=environment)
         for image in (runtime.trainer_image, runtime.predictor_image):
             if runtime.call("image", "inspect", image).returncode != 0:

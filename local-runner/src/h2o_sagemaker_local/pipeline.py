@@ -23,17 +23,17 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from h2o_sagemaker_local import api_faults, moto_patches
+from h2o_sagemaker_local import api_faults, events, moto_patches
 from h2o_sagemaker_local.api_faults import ApiFaults
 from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
+from h2o_sagemaker_local.events import ProgressListener
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.iam.enforcement import AccessControl
 from h2o_sagemaker_local.iam.simulator import PolicySimulator
-from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker, ProgressListener
+from h2o_sagemaker_local.project import Project, find_project
+from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, Deployer, FunctionRegistry, Stack
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO_ROOT / "examples"
 DATA_BUCKET = "h2o-sagemaker-local-data"
 STACK_NAME = "h2o-local"
 EXECUTION_ARN = re.compile(r"arn:aws:states:[\w-]+:\d+:execution:[\w-]+:[\w-]+")
@@ -81,14 +81,17 @@ class LocalPipeline:
         seed: int | None = None,
         api_fault_rate: float = 0.0,
         containers: bool = False,
+        project: Project | None = None,
     ):
         """``api_fault_rate``: the fraction of the state machines' and functions' AWS calls that fail with the
-        errors AWS returns (``api_faults``). ``containers``: training jobs and endpoints run in the built images."""
+        errors AWS returns (``api_faults``). ``containers``: training jobs and endpoints run in the built images.
+        ``project``: the checkout to deploy (default: the one at or above the current folder)."""
         self.workdir = workdir
+        self.project = project or find_project()
         self.api_faults = ApiFaults(api_fault_rate, seed) if api_fault_rate else None
-        self.listener = listener or (lambda kind, data: None)
+        self.listener = listener or events.ignore
         try:
-            runtime = ContainerRuntime.detect() if containers else None
+            runtime = ContainerRuntime.detect(self.project.containers_conf) if containers else None
         except ContainersUnavailable as error:
             raise PipelineError(str(error)) from None
         self.sagemaker = LocalSageMaker(
@@ -96,7 +99,7 @@ class LocalPipeline:
         )
         self.registry = FunctionRegistry(log_dir=workdir / "logs")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
-        self.access = AccessControl(PolicySimulator(), ACCOUNT_ID, REGION)
+        self.access = AccessControl(PolicySimulator(search_from=self.project.root), ACCOUNT_ID, REGION)
         self.stack: Stack | None = None
         # Set from a signal handler (Ctrl-C): a run being followed stops at its next poll. Raising from the handler
         # instead can land inside moto, whose broad excepts swallow KeyboardInterrupt.
@@ -166,16 +169,16 @@ class LocalPipeline:
         self.s3.create_bucket(Bucket=DATA_BUCKET)
         self.s3.put_object(Bucket=DATA_BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
         self.s3.put_object(Bucket=DATA_BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
-        self.listener("deploying", {"template": str(REPO_ROOT / "template.yaml")})
+        self.listener(events.Deploying(self.project.template))
         self.deployer = Deployer(self.registry)
         self.stack = self.deployer.deploy(
             STACK_NAME,
-            REPO_ROOT / "template.yaml",
+            self.project.template,
             {"DataBucketName": DATA_BUCKET, "ParameterStorePath": "/h2o-local"},
         )
         self._keep_function_variables_set()
         self._subscribe_to_notifications(self.stack.outputs["NotificationTopicArn"])
-        self.listener("deployed", {"outputs": self.stack.outputs})
+        self.listener(events.Deployed(self.stack.outputs))
         return self.stack
 
     def update_stack(
@@ -225,11 +228,11 @@ class LocalPipeline:
             for item in self.sfn.list_executions(stateMachineArn=machine_arn)["executions"]
         }
         self.s3.put_object(Bucket=DATA_BUCKET, Key=manifest_key, Body=json.dumps(manifest))
-        self.listener("manifest-uploaded", {"key": f"s3://{DATA_BUCKET}/{manifest_key}"})
+        self.listener(events.ManifestUploaded(f"s3://{DATA_BUCKET}/{manifest_key}"))
         execution_arn = self._started_execution(machine_arn, before)
         if execution_arn is None:
             raise PipelineError(self._rejection_reason() or "the manifest upload started no execution")
-        self.listener("execution-started", {"arn": execution_arn})
+        self.listener(events.ExecutionStarted(execution_arn))
         return execution_arn
 
     def follow(self, execution_arn: str, timeout_seconds: float = 1800) -> RunResult:
@@ -262,16 +265,14 @@ class LocalPipeline:
         self, histories: dict[str, list[dict[str, Any]]], reported: set[tuple[str, int]]
     ) -> None:
         """Tell the listener each state entered, in every execution of the run, once."""
-        for arn, events in histories.items():
-            for event in events:
+        for arn, history in histories.items():
+            for event in history:
                 if event["type"].endswith("StateEntered") and (arn, event["id"]) not in reported:
                     reported.add((arn, event["id"]))
                     self.listener(
-                        "state-entered",
-                        {
-                            "execution": arn.rsplit(":", 1)[-1],
-                            "state": event["stateEnteredEventDetails"]["name"],
-                        },
+                        events.StateEntered(
+                            execution=arn.rsplit(":", 1)[-1], state=event["stateEnteredEventDetails"]["name"]
+                        )
                     )
 
     def histories(self, execution_arn: str) -> dict[str, list[dict[str, Any]]]:
@@ -316,7 +317,7 @@ class LocalPipeline:
     def notifications(self) -> list[dict[str, Any]]:
         """Notifications published since the last call (each a decoded JSON message)."""
         sqs = self.sqs
-        received = []
+        received: list[dict[str, Any]] = []
         while True:
             messages = sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:

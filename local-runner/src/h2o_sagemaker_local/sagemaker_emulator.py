@@ -26,14 +26,14 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from h2o_sagemaker_local import moto_patches
+from h2o_sagemaker_local import events, moto_patches
 from h2o_sagemaker_local.containers import ContainerRuntime
+from h2o_sagemaker_local.events import ProgressListener
 from h2o_sagemaker_local.hosting import LocalEndpoint
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
 from h2o_sagemaker_local.training import TrainingJob, run_training_job
 
-ProgressListener = Callable[[str, dict[str, Any]], None]
 ROUTED_ACTIONS = (
     "create_hyper_parameter_tuning_job",
     "describe_hyper_parameter_tuning_job",
@@ -153,7 +153,7 @@ class LocalSageMaker:
     ):
         """``containers``: run training jobs and endpoints in the built images (else as local processes)."""
         self.workdir, self.account_id, self.region = workdir, account_id, region
-        self.listener = listener or (lambda kind, data: None)
+        self.listener = listener or events.ignore
         self.seed = seed
         self.containers = containers
         self.tuning_jobs: dict[str, TuningJob] = {}
@@ -198,7 +198,7 @@ class LocalSageMaker:
             raise ValidationError(str(error)) from None
         job = TuningJob(name, self.arn("hyper-parameter-tuning-job", name), request)
         self.tuning_jobs[name] = job
-        self.listener("tuning-started", {"name": name, "request": request})
+        self.listener(events.TuningStarted(name, request))
         self._background(self._run_tuning_job, job, search)
         return {"HyperParameterTuningJobArn": job.arn}
 
@@ -234,7 +234,7 @@ class LocalSageMaker:
         return job
 
     def _run_training_job(self, job: TrainingJob) -> None:
-        self.listener("training-started", {"name": job.name, "hyperparameters": job.tuned_hyperparameters})
+        self.listener(events.TrainingStarted(job.name, job.tuned_hyperparameters))
         run_training_job(
             job,
             checkpoint_dir=self.workdir / "checkpoints" / job.name,
@@ -272,15 +272,14 @@ class LocalSageMaker:
                         value = tuning.objective_value(job)
                         search.report(token, value)
                         self.listener(
-                            "training-finished",
-                            {
-                                "name": job.name,
-                                "status": job.status,
-                                "objective": value,
-                                "reason": job.failure_reason,
-                                "metric": tuning.objective["MetricName"],
-                                "hyperparameters": job.tuned_hyperparameters,
-                            },
+                            events.TrainingFinished(
+                                name=job.name,
+                                status=job.status,
+                                objective=value,
+                                reason=job.failure_reason,
+                                metric=tuning.objective["MetricName"],
+                                hyperparameters=job.tuned_hyperparameters,
+                            )
                         )
         except Exception as error:  # an emulator fault must end the tuning job, not leave it InProgress
             tuning.failure_reason = f"local emulation error: {type(error).__name__}: {error}"
@@ -297,9 +296,7 @@ class LocalSageMaker:
             )
         else:
             tuning.status = "Completed"
-        self.listener(
-            "tuning-finished", {"name": tuning.name, "status": tuning.status, "reason": tuning.failure_reason}
-        )
+        self.listener(events.TuningFinished(tuning.name, tuning.status, tuning.failure_reason))
 
     def _tuning_job(self, name: str) -> TuningJob:
         if name not in self.tuning_jobs:
@@ -365,10 +362,7 @@ class LocalSageMaker:
             container=self.containers,
         )
         self.endpoints[name] = endpoint
-        self.listener(
-            "endpoint-deploying",
-            {"name": name, "config": config["EndpointConfigName"], "url": endpoint.proxy.url},
-        )
+        self.listener(events.EndpointDeploying(name, config["EndpointConfigName"], endpoint.proxy.url))
         self._background(self._deploy, endpoint, config, model)
         return {"EndpointArn": endpoint.arn}
 
@@ -384,18 +378,14 @@ class LocalSageMaker:
         config, model = self._deployment(request["EndpointConfigName"])
         endpoint.status, endpoint.config = "Updating", config
         self.listener(
-            "endpoint-deploying",
-            {"name": endpoint.name, "config": config["EndpointConfigName"], "url": endpoint.proxy.url},
+            events.EndpointDeploying(endpoint.name, config["EndpointConfigName"], endpoint.proxy.url)
         )
         self._background(self._deploy, endpoint, config, model)
         return {"EndpointArn": endpoint.arn}
 
     def _deploy(self, endpoint: LocalEndpoint, config: dict[str, Any], model: dict[str, Any]) -> None:
         endpoint.deploy(config, model)
-        self.listener(
-            "endpoint-status",
-            {"name": endpoint.name, "status": endpoint.status, "reason": endpoint.failure_reason},
-        )
+        self.listener(events.EndpointStatus(endpoint.name, endpoint.status, endpoint.failure_reason))
 
     def describe_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._endpoint(request["EndpointName"]).describe()
@@ -428,8 +418,7 @@ class LocalSageMaker:
                 endpoint.check_health()
                 if endpoint.status != before:
                     self.listener(
-                        "endpoint-status",
-                        {"name": endpoint.name, "status": endpoint.status, "reason": endpoint.failure_reason},
+                        events.EndpointStatus(endpoint.name, endpoint.status, endpoint.failure_reason)
                     )
 
     # Fault injection ------------------------------------------------------------------------------------------

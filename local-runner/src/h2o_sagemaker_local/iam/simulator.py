@@ -48,10 +48,12 @@ class Verdict:
         return self.decision == "Allowed"
 
 
-def find_node_modules() -> Path:
-    """``$H2O_SAGEMAKER_LOCAL_NODE_MODULES``, else the nearest node_modules above this package holding the simulator."""
+def find_node_modules(search_from: Path) -> Path:
+    """``$H2O_SAGEMAKER_LOCAL_NODE_MODULES``, else the nearest node_modules at or above ``search_from`` (the
+    project, where `npm ci` installs it; this package may be installed anywhere) holding the simulator."""
     configured = os.environ.get("H2O_SAGEMAKER_LOCAL_NODE_MODULES")
-    candidates = [Path(configured)] if configured else [parent / "node_modules" for parent in SCRIPT.parents]
+    folders = (search_from.resolve(), *search_from.resolve().parents)
+    candidates = [Path(configured)] if configured else [folder / "node_modules" for folder in folders]
     for candidate in candidates:
         if (candidate / SIMULATOR_PACKAGE / "package.json").is_file():
             return candidate
@@ -64,8 +66,11 @@ def find_node_modules() -> Path:
 class PolicySimulator:
     """Thread-safe; the Node process starts on the first evaluation."""
 
-    def __init__(self, node_modules: Path | None = None):
+    def __init__(self, node_modules: Path | None = None, search_from: Path | None = None):
+        """``node_modules``: the folder holding the simulator; by default found at or above ``search_from``
+        (default: the current folder)."""
         self._node_modules = node_modules
+        self._search_from = search_from or Path.cwd()
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
 
@@ -101,7 +106,7 @@ class PolicySimulator:
                     "Node.js (node) is not on PATH: the local run's IAM checks need it"
                 )
             self._process = subprocess.Popen(
-                [node, str(SCRIPT), str(self._node_modules or find_node_modules())],
+                [node, str(SCRIPT), str(self._node_modules or find_node_modules(self._search_from))],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

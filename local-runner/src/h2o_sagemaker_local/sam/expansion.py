@@ -3,8 +3,8 @@ translator, so the local run gives each the policies ``sam deploy`` would (polic
 LambdaInvokePolicy, the AWSXrayWriteOnlyAccess policy Tracing adds).
 
 The translator runs in the SAM CLI's environment (it pins a pydantic this project's Lambdas do not use), found
-as ``$H2O_SAGEMAKER_LOCAL_SAM_PYTHON``, the repository's ``.tools/sam`` (``make run`` installs it), or the
-interpreter of the ``sam`` command on PATH.
+as ``$H2O_SAGEMAKER_LOCAL_SAM_PYTHON``, the ``.tools/sam`` of the project holding the templates (``make run``
+installs it), or the interpreter of the ``sam`` command on PATH.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,17 @@ class SamUnavailable(RuntimeError):
     """The SAM CLI's interpreter could not be found or the translation failed; the message says why."""
 
 
-def sam_python() -> Path:
+def sam_python(template_paths: Iterable[Path]) -> Path:
+    """The SAM CLI's interpreter; ``.tools/sam`` is looked for above the templates, not above this package,
+    which may be installed anywhere."""
     configured = os.environ.get("H2O_SAGEMAKER_LOCAL_SAM_PYTHON")
     if configured:
         return Path(configured)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / ".tools" / "sam" / "bin" / "python"
-        if candidate.is_file():
-            return candidate
+    for template_path in template_paths:
+        for parent in template_path.resolve().parents:
+            candidate = parent / ".tools" / "sam" / "bin" / "python"
+            if candidate.is_file():
+                return candidate
     sam = shutil.which("sam")
     if sam:
         first_line = Path(sam).read_text(errors="replace").splitlines()[0]
@@ -54,8 +58,9 @@ def sam_python() -> Path:
 
 
 def generated_roles(templates: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """For each template (name -> parsed SAM template), the roles SAM generates: logical id of the function or
-    state machine -> the AWS::IAM::Role resource it gets (intrinsics left for the deployer to evaluate)."""
+    """For each template (its path -> the parsed SAM template), the roles SAM generates: logical id of the
+    function or state machine -> the AWS::IAM::Role resource it gets (intrinsics left for the deployer to
+    evaluate)."""
     packaged = {name: _packaged(template) for name, template in templates.items()}
     translated = _translated(packaged)
     roles: dict[str, dict[str, dict[str, Any]]] = {}
@@ -74,7 +79,7 @@ def generated_roles(templates: dict[str, dict[str, Any]]) -> dict[str, dict[str,
 def _translated(packaged: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """SAM's translation, kept in the user's cache keyed by the templates and the translator (about a second saved
     per deployment: most runs deploy unchanged templates)."""
-    python = sam_python()
+    python = sam_python(Path(name) for name in packaged)
     request = json.dumps(packaged, sort_keys=True)
     translator = sorted(python.parent.parent.glob("lib/python*/site-packages/samtranslator/__init__.py"))
     key = hashlib.sha256(

@@ -1,0 +1,103 @@
+"""The progress events are types: the reporter handles each one, and anything else is an error, not dropped."""
+
+from __future__ import annotations
+
+import io
+import typing
+from pathlib import Path
+
+import pytest
+from h2o_sagemaker_local import cli, events
+from mypy import api as mypy_api
+from rich.console import Console
+
+TUNING_REQUEST = {
+    "HyperParameterTuningJobConfig": {
+        "Strategy": "Bayesian",
+        "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
+        "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:auc"},
+    }
+}
+# One of each event, in a run's order, with the line the reporter prints for it (None: prints nothing).
+RUN: list[tuple[events.Event, str | None]] = [
+    (events.Deploying(Path("/p/template.yaml")), "Deploying /p/template.yaml and its nested apps into moto"),
+    (events.Deployed({"NotificationTopicArn": "arn"}), "  parameters imported into SSM, state machines"),
+    (events.ManifestUploaded("s3://b/m.json"), "Manifest uploaded s3://b/m.json"),
+    (
+        events.ExecutionStarted("arn:aws:states:r:1:execution:m:e"),
+        "Execution started arn:aws:states:r:1:execution:m:e",
+    ),
+    (events.StateEntered("run-1", "Tune"), "  run-1 → Tune"),
+    (
+        events.TuningStarted("tuning-1", TUNING_REQUEST),
+        "Tuning tuning-1: Bayesian, 2 jobs, 1 in parallel, objective",
+    ),
+    (events.TrainingStarted("tuning-1-001-ab", {"ntrees": "50"}), None),
+    (
+        events.TrainingFinished(
+            "tuning-1-001-ab", "Completed", 0.8123, None, "validation:auc", {"ntrees": "50"}
+        ),
+        "  ing-1-001-ab validation:auc=0.8123  ntrees=50",  # the job's name shortened to its last 12
+    ),
+    (
+        events.TrainingFinished("tuning-1-002-cd", "Failed", None, "out of memory", "validation:auc", {}),
+        "  ing-1-002-cd Failed: out of memory",
+    ),
+    (events.TuningFinished("tuning-1", "Completed", None), "Tuning Completed"),
+    (
+        events.EndpointDeploying("ep", "ep-config", "http://127.0.0.1:1"),
+        "Deploying endpoint ep with ep-config at",
+    ),
+    (events.EndpointStatus("ep", "Failed", "no model"), "  endpoint ep: Failed (no model)"),
+]
+
+
+@pytest.fixture
+def output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    text = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=text, highlight=False, width=200))
+    return text
+
+
+def test_every_event_type_is_in_the_run_above() -> None:
+    assert {type(event) for event, _ in RUN} == set(typing.get_args(events.Event))
+
+
+def test_the_reporter_prints_each_event(output: io.StringIO) -> None:
+    reporter = cli.Reporter()
+    for event, line in RUN:
+        before = output.tell()
+        reporter(event)
+        printed = output.getvalue()[before:]
+        if line is None:
+            assert printed == ""
+        else:
+            assert line in printed, (event, printed)
+    assert set(reporter.timings) == {"tuning"}
+
+
+@pytest.mark.parametrize("not_an_event", ["deploying", ("deploying", {"template": "t"}), {"template": "t"}])
+def test_anything_but_an_event_fails(output: io.StringIO, not_an_event: object) -> None:
+    with pytest.raises(AssertionError, match="unreachable"):
+        cli.Reporter()(not_an_event)  # type: ignore[arg-type]  # what the type checker refuses, at run time
+
+
+def test_a_misspelt_or_untyped_event_is_a_type_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the listeners got before, a name string and a dict, the type checker now refuses; a misspelt event
+    class does not exist."""
+    with pytest.raises(AttributeError):
+        events.Deployng  # type: ignore[attr-defined]  # noqa: B018  # the misspelling under test
+    caller = tmp_path / "caller.py"
+    caller.write_text(
+        "from pathlib import Path\n"
+        "from h2o_sagemaker_local import events\n"
+        "def report(listener: events.ProgressListener) -> None:\n"
+        "    listener(events.Deployng(Path('t')))\n"
+        "    listener('deploying', {'template': 't'})\n"
+    )
+    monkeypatch.setenv("MYPYPATH", str(Path(events.__file__).parents[1]))
+    # No config file: the project's names the files to check, and mypy takes either those or the given ones.
+    stdout, _, status = mypy_api.run(["--config-file=", "--no-incremental", str(caller)])
+    assert status == 1
+    assert f'{caller}:4: error: Module has no attribute "Deployng"' in stdout
+    assert f"{caller}:5: error: Too many arguments" in stdout
