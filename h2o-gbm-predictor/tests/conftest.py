@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from h2o_sagemaker_local.opt_ml import InputChannel, lay_out_training_job
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL_HYPERPARAMETERS = REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json"
@@ -92,22 +93,15 @@ def helper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def titanic_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SAGEMAKER_BASE_DIR whose model/ came from h2o-gbm-trainer's `train` on the example Titanic data."""
-    base_dir = tmp_path_factory.mktemp("titanic")
-    config = base_dir / "input" / "config"
-    config.mkdir(parents=True)
     hyperparameters = json.loads(ORIGINAL_HYPERPARAMETERS.read_text())["staticHyperParameters"]
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters | {"ntrees": "30"}))
-    channels = {
-        "training": REPO_ROOT / "examples" / "train.csv",
-        "validation": REPO_ROOT / "examples" / "validation.csv",
-    }
-    (config / "inputdataconfig.json").write_text(
-        json.dumps({name: {"ContentType": "text/csv", "TrainingInputMode": "File"} for name in channels})
+    base_dir = lay_out_training_job(
+        tmp_path_factory.mktemp("titanic"),
+        hyperparameters | {"ntrees": "30"},
+        [
+            InputChannel.of("training", REPO_ROOT / "examples" / "train.csv"),
+            InputChannel.of("validation", REPO_ROOT / "examples" / "validation.csv"),
+        ],
     )
-    for name, csv_file in channels.items():
-        channel_dir = base_dir / "input" / "data" / name
-        channel_dir.mkdir(parents=True)
-        (channel_dir / csv_file.name).write_bytes(csv_file.read_bytes())
     result = subprocess.run(
         [str(BIN_DIR / "train")],
         env=os.environ | {"SAGEMAKER_BASE_DIR": str(base_dir), "H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"},

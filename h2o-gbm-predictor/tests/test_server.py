@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import h2o
 import pytest
 import requests
+from h2o_sagemaker_local.opt_ml import lay_out_hosting
 
 if TYPE_CHECKING:
     from conftest import ModelServer
@@ -361,8 +362,7 @@ def test_concurrent_clients_each_get_their_own_rows(
 def test_a_model_folder_without_metadata_is_never_ready(
     tmp_path: Path, start_server: Callable[[Path], ModelServer]
 ) -> None:
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "model.zip").write_bytes(b"not read: the metadata names the MOJO")
+    lay_out_hosting(tmp_path, {"model.zip": b"not read: the metadata names the MOJO"})
     server = start_server(tmp_path)
     try:
         response = server.wait_listening()

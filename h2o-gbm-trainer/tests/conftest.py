@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from h2o_sagemaker_local.opt_ml import InputChannel, lay_out_training_job
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_CSV = REPO_ROOT / "examples" / "train.csv"
@@ -61,19 +62,12 @@ class Jobs:
         with_checkpoints: bool = False,
     ) -> Path:
         """A SAGEMAKER_BASE_DIR with the given hyperparameters and one CSV per channel."""
-        config = base_dir / "input" / "config"
-        config.mkdir(parents=True)
-        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-        (config / "inputdataconfig.json").write_text(
-            json.dumps({name: {"ContentType": "text/csv", "TrainingInputMode": "File"} for name in channels})
+        return lay_out_training_job(
+            base_dir,
+            hyperparameters,
+            [InputChannel.of(name, csv_file) for name, csv_file in channels.items()],
+            checkpoints=with_checkpoints,
         )
-        for name, csv_file in channels.items():
-            folder = base_dir / "input" / "data" / name
-            folder.mkdir(parents=True)
-            (folder / csv_file.name).write_bytes(csv_file.read_bytes())
-        if with_checkpoints:
-            (base_dir / "checkpoints").mkdir()
-        return base_dir
 
     @staticmethod
     def start(base_dir: Path) -> subprocess.Popen[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from h2o_sagemaker_local.opt_ml import InputChannel, lay_out_training_job
 
 pytestmark = pytest.mark.h2o
 
@@ -59,20 +60,12 @@ def engine() -> Engine:
 
 
 def sagemaker_base_dir(root: Path, hyperparameters: dict[str, str]) -> Path:
-    """/opt/ml as SageMaker lays it out for a training job with two CSV channels."""
-    config = root / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    channels = {"training": EXAMPLES / "train.csv", "validation": EXAMPLES / "validation.csv"}
-    (config / "inputdataconfig.json").write_text(
-        json.dumps({name: {"ContentType": "text/csv", "TrainingInputMode": "File"} for name in channels})
-    )
-    for name, path in channels.items():
-        (root / "input" / "data" / name).mkdir(parents=True)
-        (root / "input" / "data" / name / path.name).write_bytes(path.read_bytes())
-    for folder in ("model", "output", "checkpoints"):
-        (root / folder).mkdir()
-    return root
+    """/opt/ml as SageMaker lays it out for a training job with two CSV channels and a checkpoint folder."""
+    channels = [
+        InputChannel.of("training", EXAMPLES / "train.csv"),
+        InputChannel.of("validation", EXAMPLES / "validation.csv"),
+    ]
+    return lay_out_training_job(root, hyperparameters, channels, checkpoints=True)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from events import (
     example,
     s3_object_created,
 )
+from h2o_sagemaker_local.opt_ml import InputChannel, lay_out_training_job
 from moto import mock_aws
 
 if TYPE_CHECKING:
@@ -635,11 +636,11 @@ def training_jobs(
     """Every training-data case started as its own `train` process, all at once."""
     started = {}
     for name, hyperparameters, training_csv, _ in TRAINING_DATA_CASES:
-        base_dir = tmp_path_factory.mktemp("job")
-        (base_dir / "input" / "config").mkdir(parents=True)
-        (base_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-        (base_dir / "input" / "data" / "training").mkdir(parents=True)
-        (base_dir / "input" / "data" / "training" / "train.csv").write_bytes(training_csv)
+        base_dir = lay_out_training_job(
+            tmp_path_factory.mktemp("job"),
+            hyperparameters,
+            [InputChannel("training", {"train.csv": training_csv})],
+        )
         with (base_dir / "stderr").open("wb") as stderr:
             process = subprocess.Popen(
                 [str(TRAIN_EXECUTABLE)],

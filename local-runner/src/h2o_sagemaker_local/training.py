@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import signal
@@ -26,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from h2o_sagemaker_local import opt_ml
 from h2o_sagemaker_local.containers import ContainerRuntime, container_name
 from h2o_sagemaker_local.iam import enforcement
 
@@ -178,26 +178,20 @@ def _download_channels(s3: Any, job: TrainingJob) -> None:
 
 
 def _write_config(job: TrainingJob) -> None:
-    config = job.base_dir / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "hyperparameters.json").write_text(json.dumps(job.request["HyperParameters"]))
-    (config / "inputdataconfig.json").write_text(
-        json.dumps(
-            {
-                channel["ChannelName"]: {
-                    "ContentType": channel.get("ContentType", "text/csv"),
-                    "TrainingInputMode": "File",
-                    "S3DistributionType": channel["DataSource"]["S3DataSource"].get(
-                        "S3DataDistributionType", "FullyReplicated"
-                    ),
-                    "RecordWrapperType": "None",
-                }
-                for channel in job.request["InputDataConfig"]
-            }
-        )
-    )
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"})
+    """The rest of the job's /opt/ml around the downloaded channels."""
+    opt_ml.lay_out_training_job(
+        job.base_dir,
+        job.request["HyperParameters"],
+        [
+            opt_ml.InputChannel(
+                channel["ChannelName"],
+                content_type=channel.get("ContentType", "text/csv"),
+                distribution=channel["DataSource"]["S3DataSource"].get(
+                    "S3DataDistributionType", "FullyReplicated"
+                ),
+            )
+            for channel in job.request["InputDataConfig"]
+        ],
     )
 
 
