@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import pytest
-from best_model_selector import BestModel
 from endpoint_inspector import Inspection
 from pydantic import BaseModel
 from workflow_common.execution_input import (
+    BestModel,
     DeploymentInput,
     DeploymentOutput,
     DeploymentSettings,

@@ -62,16 +62,21 @@ class Objective(PascalCaseModel):
     value: float
 
 
-class TuningOutput(CamelCaseModel):
-    """The model-tuning state machine's output: the model it created and where it came from."""
+class BestModel(CamelCaseModel):
+    """The best training job of the tuning job and its model artifact: what the best-model selector returns."""
 
-    model_name: str
     hyper_parameter_tuning_job_name: str
     training_job_name: str
     model_data_url: str
     inference_image: str
     objective: Objective
     hyper_parameters: dict[str, str]
+
+
+class TuningOutput(BestModel):
+    """The model-tuning state machine's output: the best model and the SageMaker model created from it."""
+
+    model_name: str
 
 
 class ProductionVariant(PascalCaseModel):
@@ -124,7 +129,7 @@ class RunInput(CamelCaseModel):
 
     def to_document(self) -> dict[str, Any]:
         """The JSON the execution starts with; optional parts left out, as the state machines test presence."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 @dataclass(frozen=True)

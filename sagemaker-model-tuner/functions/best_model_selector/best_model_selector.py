@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from workflow_common.aws_clients import AwsClients
+from workflow_common.execution_input import BestModel, Objective
 from workflow_common.ml_parameters import ParameterFileError, parse_document
 from workflow_common.sagemaker_names import NAME_PATTERN, TUNING_JOB_NAME_MAX_LENGTH
 from workflow_common.service_errors import is_not_found, transient_errors_raised_as_unavailable
@@ -84,26 +85,6 @@ class SelectionRequest(BaseModel):
         max_length=TUNING_JOB_NAME_MAX_LENGTH,
     )
     algorithm: AlgorithmSource
-
-
-class Objective(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    MetricName: str
-    Value: float
-
-
-class BestModel(BaseModel):
-    """The state machine's output, minus the model name the state machine adds."""
-
-    model_config = ConfigDict(frozen=True, serialize_by_alias=True)
-
-    hyper_parameter_tuning_job_name: str = Field(alias="hyperParameterTuningJobName")
-    training_job_name: str = Field(alias="trainingJobName")
-    model_data_url: str = Field(alias="modelDataUrl")
-    inference_image: str = Field(alias="inferenceImage")
-    objective: Objective
-    hyper_parameters: dict[str, str] = Field(alias="hyperParameters")
 
 
 def describe_tuning_job(sagemaker: Any, name: str) -> dict[str, Any]:
@@ -189,12 +170,12 @@ def select_best_model(request: SelectionRequest, sagemaker: Any) -> BestModel:
         )
     objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
     selected = BestModel(
-        hyperParameterTuningJobName=tuning_job_name,
-        trainingJobName=best["TrainingJobName"],
-        modelDataUrl=artifact,
-        inferenceImage=inference_image(sagemaker, request.algorithm),
-        objective=Objective(MetricName=objective["MetricName"], Value=objective["Value"]),
-        hyperParameters=training_job.get("HyperParameters", {}),
+        hyper_parameter_tuning_job_name=tuning_job_name,
+        training_job_name=best["TrainingJobName"],
+        model_data_url=artifact,
+        inference_image=inference_image(sagemaker, request.algorithm),
+        objective=Objective(metric_name=objective["MetricName"], value=objective["Value"]),
+        hyper_parameters=training_job.get("HyperParameters", {}),
     )
     logger.info("Best model selected", extra={"bestModel": selected.model_dump()})
     return selected
