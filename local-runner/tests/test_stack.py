@@ -44,6 +44,11 @@ def emulated_aws(log_dir: Path) -> Iterator[FunctionRegistry]:
             "POWERTOOLS_TRACE_DISABLED": "true",
         }.items():
             patch.setenv(name, value)
+        # Templates written under tmp_path lie outside the project, whose .tools/sam the translator looks for
+        # above the template: name it (else the translator falls back to the sam on PATH).
+        sam_python = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
+        if sam_python.is_file() and "H2O_SAGEMAKER_LOCAL_SAM_PYTHON" not in os.environ:
+            patch.setenv("H2O_SAGEMAKER_LOCAL_SAM_PYTHON", str(sam_python))
         # The registry puts code and layer folders on sys.path: keep them to these tests.
         patch.setattr(sys, "path", list(sys.path))
         functions = FunctionRegistry(log_dir=log_dir)
