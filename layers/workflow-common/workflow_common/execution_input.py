@@ -33,7 +33,7 @@ class VpcConfig(PascalCaseModel):
     subnets: list[str]
 
 
-class AlgorithmSource(CamelCaseModel):
+class Algorithm(CamelCaseModel):
     """An algorithm resource, or the training and inference images: ml-parameters settles which."""
 
     algorithm_arn: str | None = None
@@ -53,7 +53,7 @@ class TuningInput(CamelCaseModel):
     # Both go to CreateHyperParameterTuningJob as they are, in SageMaker's own shape.
     hyper_parameter_tuning_job_config: dict[str, Any]
     training_job_definition: dict[str, Any]
-    algorithm: AlgorithmSource
+    algorithm: Algorithm
     model: ModelToCreate
 
 
@@ -256,11 +256,9 @@ def build_execution_input(
             training_job_definition=_training_job_definition(
                 params, hyperparameters, manifest, tuning_job_name, run.bucket
             ),
-            algorithm=AlgorithmSource(algorithm_arn=params.algorithm_arn)
+            algorithm=Algorithm(algorithm_arn=params.algorithm_arn)
             if params.algorithm_arn
-            else AlgorithmSource(
-                training_image=params.training_image, inference_image=params.inference_image
-            ),
+            else Algorithm(training_image=params.training_image, inference_image=params.inference_image),
             model=ModelToCreate(
                 model_name=unique_name(params.model.name, run_id, RESOURCE_NAME_MAX_LENGTH),
                 vpc_config=VpcConfig(security_group_ids=hosting.security_group_ids, subnets=hosting.subnets)
