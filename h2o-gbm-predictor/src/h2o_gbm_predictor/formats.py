@@ -18,7 +18,6 @@ from h2o_gbm_predictor.scorer import CELL_SEPARATOR, ScoredBatch
 
 CSV = "text/csv"
 JSON = "application/json"
-JSON_LINES = "application/jsonlines"
 UNKNOWN_LEVELS = "unknown_categorical_levels"
 
 
@@ -101,7 +100,6 @@ class RequestDecoder:
         self._input_columns = metadata.input_columns
         self._feature_names = tuple(feature.name for feature in metadata.features)
         self._known_columns = frozenset((*metadata.input_columns, metadata.target))
-        self._target = metadata.target
         positions = {name: index for index, name in enumerate(metadata.input_columns)}
         self._headerless_picker = _picker([positions[name] for name in self._feature_names])
 
@@ -196,7 +194,7 @@ class RequestDecoder:
         return [self._record_cells(record, row) for row, record in enumerate(records, start=1)]
 
     def _json_lines_cells(self, body: bytes) -> list[tuple[str, ...]]:
-        cells = []
+        cells: list[tuple[str, ...]] = []
         for line in body.splitlines():
             if not line.strip():
                 continue

@@ -32,10 +32,6 @@ class ModelMetadata:
     input_columns: tuple[str, ...]
     features: tuple[Feature, ...]
 
-    @property
-    def is_classifier(self) -> bool:
-        return self.model_category != "Regression"
-
 
 def _require(document: dict[str, Any], key: str, expected: type | tuple[type, ...]) -> Any:
     if key not in document:

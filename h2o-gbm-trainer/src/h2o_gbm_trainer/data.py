@@ -33,7 +33,7 @@ def check_input_data_config(env: Environment) -> None:
         return
     try:
         config = json.loads(env.input_data_config_file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError and too-long integers all are
         raise TrainingInputError(f"input/config/inputdataconfig.json is not valid JSON: {error}") from None
     if not isinstance(config, dict):
         raise TrainingInputError("input/config/inputdataconfig.json must be a JSON object of channels")

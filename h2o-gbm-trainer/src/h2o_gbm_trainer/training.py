@@ -48,7 +48,7 @@ def read_hyperparameters(env: Environment) -> Hyperparameters:
         raise TrainingInputError(f"missing {path} (the job's hyperparameters)")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError and too-long integers all are
         raise TrainingInputError(f"input/config/hyperparameters.json is not valid JSON: {error}") from None
     if not isinstance(raw, dict):
         raise TrainingInputError("input/config/hyperparameters.json must be a JSON object of strings")

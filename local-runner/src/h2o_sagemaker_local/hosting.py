@@ -31,7 +31,7 @@ from h2o_sagemaker_local.training import split_s3_uri
 
 SERVE_EXECUTABLE = Path(sys.executable).with_name("serve")
 READY_TIMEOUT_SECONDS = 60
-HEALTH_CHECK_SECONDS = 0.5
+HEALTH_CHECK_SECONDS = 0.5  # how often InService endpoints are checked for a dead model server
 FORWARDED_HEADERS = ("Content-Type", "Accept")
 
 

@@ -29,7 +29,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from h2o_sagemaker_local import events, moto_patches
 from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.events import ProgressListener
-from h2o_sagemaker_local.hosting import LocalEndpoint
+from h2o_sagemaker_local.hosting import HEALTH_CHECK_SECONDS, LocalEndpoint
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
 from h2o_sagemaker_local.training import TrainingJob, run_training_job
@@ -412,7 +412,7 @@ class LocalSageMaker:
         return endpoint.invoke(body, content_type, accept)
 
     def _watch_endpoints(self) -> None:
-        while not self._health_stop.wait(0.5):
+        while not self._health_stop.wait(HEALTH_CHECK_SECONDS):
             for endpoint in list(self.endpoints.values()):
                 before = endpoint.status
                 endpoint.check_health()
