@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import jpype
 
@@ -120,6 +121,6 @@ class Scorer:
                 rows, batch.unknownLevelColumns, batch.unknownLevelValues, strict=True
             ):
                 unknown_levels.setdefault(int(row), {})[str(column)] = str(level)
-        return ScoredBatch(
-            values=memoryview(batch.values).tolist(), width=self.width, unknown_levels=unknown_levels
-        )
+        # A Java double[] is viewed with format "d", so tolist() gives floats; typeshed types it list[int].
+        values = cast(list[float], memoryview(batch.values).tolist())
+        return ScoredBatch(values=values, width=self.width, unknown_levels=unknown_levels)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -56,25 +56,30 @@ def _h2o_spelling(choices: tuple[str, ...]) -> BeforeValidator:
     return BeforeValidator(canonical)
 
 
-DISTRIBUTIONS = (
-    "AUTO", "bernoulli", "quasibinomial", "multinomial", "gaussian", "poisson", "gamma", "tweedie", "laplace",
-    "quantile", "huber",
-)  # fmt: skip
-STOPPING_METRICS = (
+# The choices H2O accepts, as types (pydantic validates them) and as tuples (for their spelling).
+DistributionName = Literal[
+    "AUTO", "bernoulli", "quasibinomial", "multinomial", "gaussian", "poisson", "gamma", "tweedie",
+    "laplace", "quantile", "huber",
+]  # fmt: skip
+StoppingMetricName = Literal[
     "AUTO", "deviance", "logloss", "MSE", "RMSE", "MAE", "RMSLE", "AUC", "AUCPR", "lift_top_group",
     "misclassification", "mean_per_class_error",
-)  # fmt: skip
-HISTOGRAM_TYPES = ("AUTO", "UniformAdaptive", "Random", "QuantilesGlobal", "RoundRobin", "UniformRobust")
-CATEGORICAL_ENCODINGS = (
+]  # fmt: skip
+HistogramTypeName = Literal[
+    "AUTO", "UniformAdaptive", "Random", "QuantilesGlobal", "RoundRobin", "UniformRobust",
+]  # fmt: skip
+CategoricalEncodingName = Literal[
     "AUTO", "Enum", "OneHotExplicit", "Binary", "Eigen", "LabelEncoder", "SortByResponse", "EnumLimited",
-)  # fmt: skip
+]  # fmt: skip
+DISTRIBUTIONS: tuple[str, ...] = get_args(DistributionName)
+STOPPING_METRICS: tuple[str, ...] = get_args(StoppingMetricName)
+HISTOGRAM_TYPES: tuple[str, ...] = get_args(HistogramTypeName)
+CATEGORICAL_ENCODINGS: tuple[str, ...] = get_args(CategoricalEncodingName)
 
-Distribution = Annotated[Literal[DISTRIBUTIONS], _h2o_spelling(DISTRIBUTIONS)]  # type: ignore[valid-type]
-StoppingMetric = Annotated[Literal[STOPPING_METRICS], _h2o_spelling(STOPPING_METRICS)]  # type: ignore[valid-type]
-HistogramType = Annotated[Literal[HISTOGRAM_TYPES], _h2o_spelling(HISTOGRAM_TYPES)]  # type: ignore[valid-type]
-CategoricalEncoding = Annotated[  # type: ignore[valid-type]
-    Literal[CATEGORICAL_ENCODINGS], _h2o_spelling(CATEGORICAL_ENCODINGS)
-]
+Distribution = Annotated[DistributionName, _h2o_spelling(DISTRIBUTIONS)]
+StoppingMetric = Annotated[StoppingMetricName, _h2o_spelling(STOPPING_METRICS)]
+HistogramType = Annotated[HistogramTypeName, _h2o_spelling(HISTOGRAM_TYPES)]
+CategoricalEncoding = Annotated[CategoricalEncodingName, _h2o_spelling(CATEGORICAL_ENCODINGS)]
 ColumnNames = Annotated[tuple[str, ...], BeforeValidator(_column_list)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 

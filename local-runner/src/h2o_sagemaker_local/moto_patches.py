@@ -203,17 +203,18 @@ def install(lambda_resolver: LambdaResolver, *, sync_poll_seconds: float = 0.2) 
         )
     _state.resolver = lambda_resolver
     if not _state.installed:
-        _patch_moto(sync_poll_seconds)
+        _patch_moto()
         _state.installed = True
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = sync_poll_seconds
+    # Every install sets the pause (moto's constant is Final to its own code only); uninstall restores moto's,
+    # recorded by the first.
+    replace(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", sync_poll_seconds)
 
 
-def _patch_moto(sync_poll_seconds: float) -> None:
+def _patch_moto() -> None:
     replace(LambdaFunction, "invoke", _invoke_in_process)
     replace(StateTaskService, "_normalise_parameters", _normalise_parameters)
     replace(StateTaskService, "_normalise_response", _normalise_response)
     replace(state_task_factory, "state_task_service_for", _state_task_service_for)
-    replace(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", sync_poll_seconds)
     for task_class in (
         StateTaskServiceAwsSdk,
         StateTaskServiceSns,
@@ -271,7 +272,7 @@ def _invoke_in_process(
     request_id = str(uuid.uuid4())
     context = LocalLambdaContext(
         function_name=function.function_name,
-        function_version=function.version,
+        function_version=str(function.version),  # "$LATEST" or a number: a string on AWS
         invoked_function_arn=function.function_arn,
         memory_limit_in_mb=int(function.memory_size),
         aws_request_id=request_id,
@@ -419,7 +420,8 @@ def _task_failed(task: StateTaskService, env: Environment, error: str, cause: st
         env=env,
         error_name=StatesErrorName(typ=reserved[error]) if error in reserved else CustomErrorName(error),
         event_type=HistoryEventType.TaskFailed,
-        event_details=EventDetails(
+        # moto declares EventDetails total, yet every event carries one of its keys (moto's own events too).
+        event_details=EventDetails(  # type: ignore[typeddict-item]
             taskFailedEventDetails=TaskFailedEventDetails(
                 error=error,
                 cause=cause,
@@ -440,9 +442,12 @@ class _SageMakerTaskService(StateTaskServiceCallback):
     """``arn:aws:states:::sagemaker:<action>[.sync|.waitForTaskToken]`` through the boto3 SageMaker client."""
 
     def __init__(self) -> None:
-        super().__init__(
-            supported_integration_patterns={ResourceCondition.Sync, ResourceCondition.WaitForTaskToken}
-        )
+        # moto's ResourceCondition constants are plain strings; its annotation asks for ResourceConditions.
+        patterns = {
+            ResourceCondition(ResourceCondition.Sync),
+            ResourceCondition(ResourceCondition.WaitForTaskToken),
+        }
+        super().__init__(supported_integration_patterns=patterns)
 
     def _get_supported_parameters(self) -> set[str] | None:
         operation = _operation_of(self, None, None)
@@ -552,7 +557,8 @@ def _named_as_aws_names(from_error: Callable[..., FailureEvent]) -> Callable[...
             name = aws_errors.error_name_for(self.resource.resource_arn, ex.response["Error"]["Code"])
             failure.error_name = CustomErrorName(name)  # type: ignore[misc]  # moto marks it Final
             for details in (failure.event_details or {}).values():
-                details["error"] = name
+                if isinstance(details, dict):  # the one event detail set; the others are absent
+                    details["error"] = name
         return failure
 
     return named

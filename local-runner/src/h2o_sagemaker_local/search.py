@@ -34,6 +34,17 @@ def _as_string(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def _study_direction(objective_type: str) -> optuna.study.StudyDirection:
+    """SageMaker's objective type (Maximize or Minimize) as Optuna's study direction."""
+    directions = {
+        "maximize": optuna.study.StudyDirection.MAXIMIZE,
+        "minimize": optuna.study.StudyDirection.MINIMIZE,
+    }
+    if objective_type.lower() not in directions:
+        raise ValueError(f"objective type {objective_type!r} is neither Maximize nor Minimize")
+    return directions[objective_type.lower()]
+
+
 class OptunaSearch:
     def __init__(
         self, ranges: dict[str, list[dict[str, Any]]], direction: str, sampler: optuna.samplers.BaseSampler
@@ -59,7 +70,7 @@ class OptunaSearch:
             )
         for item in ranges.get("CategoricalParameterRanges", []):
             self.distributions[item["Name"]] = optuna.distributions.CategoricalDistribution(item["Values"])
-        self.study = optuna.create_study(direction=direction.lower(), sampler=sampler)
+        self.study = optuna.create_study(direction=_study_direction(direction), sampler=sampler)
 
     def suggest(self) -> tuple[optuna.trial.Trial, dict[str, str]]:
         trial = self.study.ask(self.distributions)

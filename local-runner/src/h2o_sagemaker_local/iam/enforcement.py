@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 from urllib.parse import unquote
 
 import boto3
@@ -250,7 +250,7 @@ class AccessControl:
         if call.service == "application-autoscaling" and call.operation == "RegisterScalableTarget":
             self.service_linked_roles.add(AUTOSCALING_SERVICE)
 
-    def _deny(self, denied: AccessDenied) -> None:
+    def _deny(self, denied: AccessDenied) -> NoReturn:
         with self._lock:
             self.denials.append(denied)
         raise denied
