@@ -79,9 +79,12 @@ def custom_resource_request(
     request_id: str | None = None,
     **properties: str,
 ) -> dict[str, Any]:
-    """CloudFormation's request to the parameter-import custom resource; ``properties`` override its own."""
+    """CloudFormation's request to the parameter-import custom resource; ``properties`` override its own (an
+    Update's old properties are the sample's)."""
     event = load_event("cloudformation-parameter-import-create", {"RequestType": request_type})
     event["ResponseURL"] = response_url
+    if request_type == "Update":
+        event["OldResourceProperties"] = dict(event["ResourceProperties"])
     event["ResourceProperties"] |= properties
     if request_id:
         event["RequestId"] = request_id

@@ -1,0 +1,63 @@
+"""The sample events are what AWS sends: each one, as the tests build it, parses with Powertools' models of
+that event, so a handler tested with them meets the same shape in AWS."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_plus
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import (
+    CloudFormationCustomResourceCreateModel,
+    CloudFormationCustomResourceDeleteModel,
+    CloudFormationCustomResourceUpdateModel,
+    S3EventNotificationEventBridgeModel,
+    S3Model,
+)
+
+from events import (
+    DELETE,
+    custom_resource_request,
+    eventbridge_object_created,
+    load_event,
+    s3_object_created,
+)
+
+KEY = "manifests/titanic run/manifest.json"
+
+
+def test_the_s3_notification_carries_the_upload_url_encoded() -> None:
+    event = S3Model.model_validate(s3_object_created(KEY, bucket="other-bucket", records=2))
+    assert [record.s3.bucket.name for record in event.Records] == ["other-bucket", "other-bucket"]
+    assert unquote_plus(event.Records[0].s3.object.key) == KEY
+    assert event.Records[0].s3.object.key != KEY
+
+
+def test_the_eventbridge_event_carries_the_same_upload_unencoded() -> None:
+    event = S3EventNotificationEventBridgeModel.model_validate(eventbridge_object_created(KEY))
+    assert event.detail.object.key == KEY
+    assert event.detail_type == "Object Created"
+
+
+@pytest.mark.parametrize(
+    ("request_type", "model"),
+    [
+        ("Create", CloudFormationCustomResourceCreateModel),
+        ("Update", CloudFormationCustomResourceUpdateModel),
+        ("Delete", CloudFormationCustomResourceDeleteModel),
+    ],
+)
+def test_custom_resource_requests_have_cloudformations_shape(request_type: str, model: type) -> None:
+    physical_id = None if request_type == "Create" else "ssm-parameters:/ml-project"
+    event = custom_resource_request(request_type, "http://127.0.0.1:9/response", physical_id, Revision="2")
+    parsed = model.model_validate(event)
+    assert parsed.request_type == request_type
+    assert parsed.resource_properties["Revision"] == "2"
+
+
+def test_overrides_set_and_remove_fields_by_dotted_path() -> None:
+    event = load_event(
+        "s3-object-created", {"Records.0.s3.object.size": 99, "Records.0.userIdentity": DELETE}
+    )
+    assert event["Records"][0]["s3"]["object"]["size"] == 99
+    assert "userIdentity" not in event["Records"][0]
+    assert load_event("s3-object-created")["Records"][0]["s3"]["object"]["size"] == 10
