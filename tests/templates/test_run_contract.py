@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -247,7 +247,9 @@ def transitions(state: dict[str, Any], source: Shape) -> Iterator[tuple[str, Sha
         yield catcher["Next"], written(source, catcher.get("ResultPath", "$"), CAUGHT_ERROR)
 
 
-def state_inputs(definition: dict[str, Any], start: Shape, combine: Any = common) -> dict[str, Shape]:
+def state_inputs(
+    definition: dict[str, Any], start: Shape, combine: Callable[..., Shape] = common
+) -> dict[str, Shape]:
     """The shape each state receives, combined over every way of reaching it: by default what it surely
     holds, with ``combine=merge`` what it may hold."""
     inputs = {definition["StartAt"]: start}
