@@ -71,7 +71,7 @@ def handle_request(event: CloudFormationCustomResourceEvent, s3: Any, ssm: Any) 
         return remove_documents(ssm, event.physical_resource_id, event.stack_id)
     try:
         return import_documents(s3, ssm, event.resource_properties, event.stack_id)
-    except (ParameterFileError, ValueError) as error:
+    except ValueError as error:  # ParameterFileError and pydantic's ValidationError both are
         logger.error("Parameter import rejected", extra={"reason": str(error)})
         return Outcome("FAILED", event.physical_resource_id or event.logical_resource_id, str(error))
 
