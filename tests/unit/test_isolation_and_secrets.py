@@ -16,6 +16,7 @@ import boto3
 import parameter_importer
 import pytest
 from cfnlint.decode import decode
+from events import custom_resource_request
 from h2o_sagemaker_local.stack.custom_resources import ResponseUrl
 from moto import mock_aws
 from workflow_common.execution_input import RunIdentity, build_execution_input
@@ -195,22 +196,13 @@ def test_the_parameter_import_never_logs_its_response_url_or_the_documents(
         if outcome == "crashed":
             monkeypatch.setattr(parameter_importer, "write_documents", lambda *args: 1 / 0)
         parameter_importer.lambda_handler(
-            {
-                "RequestType": "Create",
-                "ResponseURL": response_url.url,
-                "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/ml/1111",
-                "RequestId": "request-1",
-                "ResourceType": "Custom::MlParameterImport",
-                "LogicalResourceId": "ImportedParameters",
-                "ResourceProperties": {
-                    "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:import",
-                    "BucketName": BUCKET,
-                    "MlParametersKey": "ml-parameters.json",
-                    "HyperparametersKey": "missing.json" if outcome == "rejected" else "hyperparameters.json",
-                    "ParameterStorePath": "/ml-project",
-                    "Revision": "1",
-                },
-            },
+            custom_resource_request(
+                "Create",
+                response_url.url,
+                BucketName=BUCKET,
+                HyperparametersKey="missing.json" if outcome == "rejected" else "hyperparameters.json",
+                Revision="1",
+            ),
             lambda_context,
         )
     (answer,) = response_url.bodies
