@@ -145,6 +145,19 @@ def test_strategy_rules() -> None:
         build_execution_input(ml_parameters(tuningStrategy="Grid"), HYPERPARAMETERS, MANIFEST, RUN)
 
 
+def test_a_quality_gate_needs_the_validation_channel_in_the_manifest() -> None:
+    gated = ml_parameters(qualityGate={"minObjectiveValue": 0.8})
+    assert build_execution_input(gated, HYPERPARAMETERS, MANIFEST, RUN)["runId"] == RUN.run_id
+    training_only = Manifest.model_validate({"channels": MANIFEST.model_dump(by_alias=True)["channels"][:1]})
+    assert build_execution_input(ml_parameters(), HYPERPARAMETERS, training_only, RUN)["runId"] == RUN.run_id
+    with pytest.raises(
+        ParameterFileError,
+        match=r"manifest.json: channels: the qualityGate in ml-parameters "
+        r"scores models on the 'validation' channel",
+    ):
+        build_execution_input(gated, HYPERPARAMETERS, training_only, RUN)
+
+
 def test_minimised_metrics_get_the_right_direction() -> None:
     document = build_execution_input(
         ml_parameters(objectiveMetricName="validation:logloss"), HYPERPARAMETERS, MANIFEST, RUN

@@ -84,6 +84,54 @@ def test_bad_ml_parameters_name_the_field(change: dict, message: str) -> None:
         parse_document(MlParameters, filled_original_ml_parameters() | change, "ml-parameters.json")
 
 
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        (
+            {"minImprovement": -0.01},
+            r"qualityGate.minImprovement: Input should be greater than or equal to 0",
+        ),
+        (
+            {"minObjectiveValue": True},
+            r"qualityGate.minObjectiveValue: Input should be a number, not a boolean",
+        ),
+        ({"minObjectiveValue": "high"}, r"qualityGate.minObjectiveValue: Input should be a valid number"),
+        ({"mustBeatDeployedModel": False}, r"qualityGate: checks nothing: give minObjectiveValue"),
+        ({"minAuc": 0.8}, r"qualityGate.minAuc: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_quality_gates_name_the_field(gate: dict, message: str) -> None:
+    with pytest.raises(ParameterFileError, match=message):
+        parse_document(
+            MlParameters, filled_original_ml_parameters() | {"qualityGate": gate}, "ml-parameters.json"
+        )
+
+
+def test_quality_gate_defaults_and_its_objective_channel() -> None:
+    params = parse_document(
+        MlParameters, filled_original_ml_parameters() | {"qualityGate": {}}, "ml-parameters.json"
+    )
+    assert params.quality_gate is not None
+    assert (params.quality_gate.must_beat_deployed_model, params.quality_gate.min_improvement) == (True, 0.0)
+    assert params.quality_gate.min_objective_value is None
+    assert (
+        parse_document(MlParameters, filled_original_ml_parameters(), "ml-parameters.json").quality_gate
+        is None
+    )
+    # Measured on the training rows, the tuned model's objective cannot be compared with the deployed model's.
+    with pytest.raises(
+        ParameterFileError,
+        match=r"qualityGate needs an objectiveMetricName measured on the "
+        r"validation channel \(validation:<metric>\), got training:auc",
+    ):
+        parse_document(
+            MlParameters,
+            filled_original_ml_parameters()
+            | {"objectiveMetricName": "training:auc", "qualityGate": {"minObjectiveValue": "0.8"}},
+            "ml-parameters.json",
+        )
+
+
 def test_missing_required_key_is_named() -> None:
     document = filled_original_ml_parameters()
     del document["endpointName"]
@@ -225,7 +273,9 @@ ACCEPTED_KEYS = {
         "autoscalingMinCapacity",
         "autoscalingMaxCapacity",
         "targetTrackingScalingPolicyConfiguration",
+        "qualityGate",
     },
+    "QualityGate": {"minObjectiveValue", "mustBeatDeployedModel", "minImprovement"},
     "ModelSettings": {
         "artifactType",
         "artifactsS3OutputPath",

@@ -21,6 +21,7 @@ from workflow_common.ml_parameters import (
     MlParameters,
     TargetTracking,
     check_compatible,
+    check_gate_channels,
 )
 from workflow_common.models import CamelCaseModel, PascalCaseModel
 from workflow_common.sagemaker_names import RESOURCE_NAME_MAX_LENGTH, TUNING_JOB_NAME_MAX_LENGTH
@@ -244,6 +245,7 @@ def build_execution_input(
     params: MlParameters, hyperparameters: Hyperparameters, manifest: Manifest, run: RunIdentity
 ) -> dict[str, Any]:
     """The parent state machine's input document, validated against ``RunInput``."""
+    check_gate_channels(params, manifest)
     run_id = run.run_id
     tuning_job_name = unique_name(params.tuning_job_name, run_id, TUNING_JOB_NAME_MAX_LENGTH)
     hosting = params.model.hosting

@@ -26,6 +26,7 @@ from workflow_common.models import CamelCaseModel, PascalCaseModel
 from workflow_common.sagemaker_names import NAME_PATTERN, RESOURCE_NAME_MAX_LENGTH
 
 ChannelName = Literal["training", "validation"]
+VALIDATION_CHANNEL = "validation"
 MAXIMIZED_METRICS = ("auc", "aucpr", "gini", "r2")
 
 SageMakerName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1)]
@@ -104,6 +105,22 @@ class TargetTracking(PascalCaseModel):
     disable_scale_in: bool = False
 
 
+class QualityGate(CamelCaseModel):
+    """When a tuned model may replace the one serving; absent: every tuned model is deployed."""
+
+    # Direction-aware: a floor for a Maximize objective, a ceiling for a Minimize one.
+    min_objective_value: Annotated[float, NotBoolean] | None = Field(None, allow_inf_nan=False)
+    must_beat_deployed_model: bool = True
+    # How much better than the deployed model's objective, on the same validation rows, in the objective's unit.
+    min_improvement: Annotated[float, NotBoolean] = Field(0.0, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _check_something(self) -> QualityGate:
+        if self.min_objective_value is None and not self.must_beat_deployed_model:
+            raise ValueError("checks nothing: give minObjectiveValue or leave mustBeatDeployedModel true")
+        return self
+
+
 class MlParameters(CamelCaseModel):
     """ml-parameters.json. Keys added beyond the original file are optional with the original's behaviour."""
 
@@ -137,6 +154,7 @@ class MlParameters(CamelCaseModel):
     autoscaling_min_capacity: PositiveInt = 1
     autoscaling_max_capacity: PositiveInt = 4
     target_tracking_scaling_policy_configuration: TargetTracking = Field(default_factory=TargetTracking)
+    quality_gate: QualityGate | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -176,6 +194,13 @@ class MlParameters(CamelCaseModel):
         if bool(self.model.hosting.subnets) != bool(self.model.hosting.security_group_ids):
             raise ValueError(
                 "model.hosting.subnets and model.hosting.securityGroupIds go together (VPC hosting)"
+            )
+        if self.quality_gate and not self.objective_metric_name.startswith(f"{VALIDATION_CHANNEL}:"):
+            # The trainer measures the objective on the channel the metric names; the gate compares the
+            # tuned and the deployed model on the same rows, which only the validation channel holds.
+            raise ValueError(
+                f"qualityGate needs an objectiveMetricName measured on the {VALIDATION_CHANNEL} channel "
+                f"({VALIDATION_CHANNEL}:<metric>), got {self.objective_metric_name}"
             )
         return self
 
@@ -387,6 +412,17 @@ class Manifest(CamelCaseModel):
                     f"manifest.json: channel '{channel.channel_name}' S3Uri "
                     f"{channel.s3_data_source.s3_uri} is outside the data bucket s3://{bucket}/"
                 )
+
+
+def check_gate_channels(params: MlParameters, manifest: Manifest) -> None:
+    """A run's manifest must give the rows the quality gate scores both models on."""
+    if params.quality_gate and VALIDATION_CHANNEL not in {
+        channel.channel_name for channel in manifest.channels
+    }:
+        raise ParameterFileError(
+            f"manifest.json: channels: the qualityGate in ml-parameters scores models on the "
+            f"'{VALIDATION_CHANNEL}' channel, which this manifest does not give"
+        )
 
 
 def decode_json(document: str | bytes, file_name: str) -> Any:
