@@ -16,7 +16,10 @@ def test_h2o_is_pinned_to_the_release_that_exports_mojos_and_installed_as_pinned
 
     assert "h2o==3.46.0.11" in project["dependencies"]
     assert version("h2o") == "3.46.0.11"
-    assert project["scripts"] == {"train": "h2o_gbm_trainer.cli:main"}
+    assert project["scripts"] == {
+        "train": "h2o_gbm_trainer.cli:main",
+        "evaluate": "h2o_gbm_trainer.evaluation:main",  # the quality gate's Processing job
+    }
 
 
 def test_every_dependency_is_pinned_exactly() -> None:
