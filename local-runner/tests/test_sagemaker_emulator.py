@@ -27,7 +27,7 @@ import botocore.session
 import pytest
 from botocore.model import Shape
 from botocore.validate import validate_parameters
-from h2o_sagemaker_local import events, sagemaker_emulator, training
+from h2o_sagemaker_local import events, processing, sagemaker_emulator, training
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from moto import mock_aws
 from moto.sagemaker.exceptions import ValidationError
@@ -702,3 +702,193 @@ def test_responses_have_the_shapes_of_the_sagemaker_api(sagemaker: LocalSageMake
     )
     assert training_job["TuningJobArn"] == description["HyperParameterTuningJobArn"]
     assert training_job["TrainingJobStatus"] == "Completed"
+
+
+# --- processing jobs ----------------------------------------------------------------------------------------
+
+STUB_EVALUATE = """\
+#!{python}
+import json, os, sys, time
+from pathlib import Path
+
+base = Path(os.environ["SAGEMAKER_BASE_DIR"])
+(base / "started").write_text(str(os.getpid()))
+time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
+if os.environ.get("STUB_FAIL"):
+    (base / "output" / "message").write_text(os.environ["STUB_FAIL"] + "\\n")
+    sys.exit(2)
+inputs = base / "processing" / "input"
+listing = sorted(str(path.relative_to(inputs)) for path in inputs.rglob("*") if path.is_file())
+(base / "processing" / "evaluation").mkdir(parents=True)
+(base / "processing" / "evaluation" / "evaluation.json").write_text(json.dumps({{"inputs": listing, "args": sys.argv[1:]}}))
+"""
+
+
+def processing_request(name: str, **environment: str) -> dict[str, Any]:
+    return {
+        "ProcessingJobName": name,
+        "RoleArn": ROLE_ARN,
+        "AppSpecification": {
+            "ImageUri": "trainer:1",
+            "ContainerEntrypoint": ["evaluate"],
+            "ContainerArguments": ["--quiet"],
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+        },
+        "ProcessingInputs": [
+            {
+                "InputName": "model",
+                "S3Input": {
+                    "S3Uri": f"s3://{BUCKET}/artifacts/model.tar.gz",
+                    "LocalPath": "/opt/ml/processing/input/model",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            },
+            {
+                "InputName": "validation",
+                "S3Input": {
+                    "S3Uri": f"s3://{BUCKET}/data/validation",
+                    "LocalPath": "/opt/ml/processing/input/validation",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            },
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "evaluation",
+                    "S3Output": {
+                        "S3Uri": f"s3://{BUCKET}/evaluations/{name}",
+                        "LocalPath": "/opt/ml/processing/evaluation",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+        "Environment": environment,
+    }
+
+
+@pytest.fixture
+def evaluate_stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub = tmp_path / "processing-bin" / "evaluate"
+    stub.parent.mkdir()
+    stub.write_text(STUB_EVALUATE.format(python=sys.executable))
+    stub.chmod(0o755)
+    monkeypatch.setattr(processing, "COMMAND_DIR", stub.parent)
+
+
+def processing_to_end(sagemaker: LocalSageMaker, name: str, timeout: float = 15) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        description = sagemaker.describe_processing_job({"ProcessingJobName": name})
+        return description if description["ProcessingJobStatus"] not in ("InProgress", "Stopping") else None
+
+    return wait_until(finished, timeout, f"processing job {name} ending")
+
+
+def test_a_processing_job_reads_its_inputs_runs_the_entrypoint_and_uploads_its_outputs(
+    sagemaker: LocalSageMaker, evaluate_stub: None
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=BUCKET, Key="artifacts/model.tar.gz", Body=b"artifact")
+
+    sagemaker.create_processing_job(processing_request("evaluate-deployed"))
+    description = processing_to_end(sagemaker, "evaluate-deployed")
+
+    assert description["ProcessingJobStatus"] == "Completed", description.get("FailureReason")
+    assert_matches_api_shape(description, SAGEMAKER_API.operation_model("DescribeProcessingJob").output_shape)
+    uploaded = s3.get_object(Bucket=BUCKET, Key="evaluations/evaluate-deployed/evaluation.json")[
+        "Body"
+    ].read()
+    # Each input where its LocalPath says, the arguments after the entrypoint.
+    assert json.loads(uploaded) == {
+        "inputs": ["model/model.tar.gz", "validation/validation.csv"],
+        "args": ["--quiet"],
+    }
+    assert (
+        description["ProcessingJobArn"]
+        == f"arn:aws:sagemaker:{REGION}:123456789012:processing-job/evaluate-deployed"
+    )
+
+
+def test_a_failed_processing_job_reports_the_containers_message(
+    sagemaker: LocalSageMaker, evaluate_stub: None
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=BUCKET, Key="artifacts/model.tar.gz", Body=b"artifact")
+
+    sagemaker.create_processing_job(
+        processing_request("bad-rows", STUB_FAIL="channel 'validation' lacks 'Sex'")
+    )
+    description = processing_to_end(sagemaker, "bad-rows")
+
+    assert description["ProcessingJobStatus"] == "Failed"
+    assert description["ExitMessage"] == "channel 'validation' lacks 'Sex'"
+    assert description["FailureReason"].startswith("AlgorithmError: channel 'validation' lacks 'Sex'")
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="evaluations/bad-rows")
+
+
+def test_a_processing_job_without_its_input_objects_fails_before_running(
+    sagemaker: LocalSageMaker, evaluate_stub: None
+) -> None:
+    sagemaker.create_processing_job(processing_request("no-artifact"))
+    description = processing_to_end(sagemaker, "no-artifact")
+
+    assert description["ProcessingJobStatus"] == "Failed"
+    assert description["FailureReason"] == (
+        f'ClientError: No S3 objects found under S3 URL "s3://{BUCKET}/artifacts/model.tar.gz" given in input '
+        "data source model"
+    )
+    assert not (sagemaker.processing_jobs["no-artifact"].base_dir / "started").exists()
+
+
+def test_stopping_a_processing_job_stops_its_process(sagemaker: LocalSageMaker, evaluate_stub: None) -> None:
+    boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key="artifacts/model.tar.gz", Body=b"x")
+    sagemaker.create_processing_job(processing_request("long", STUB_SLEEP="60"))
+    job = sagemaker.processing_jobs["long"]
+    wait_until(lambda: (job.base_dir / "started").exists(), 10, "the evaluate stub starting")
+
+    sagemaker.stop_processing_job({"ProcessingJobName": "long"})
+
+    assert processing_to_end(sagemaker, "long")["ProcessingJobStatus"] == "Stopped"
+    assert processes_using(job.base_dir) == []
+    with pytest.raises(ValidationError, match="is not in progress"):
+        sagemaker.stop_processing_job({"ProcessingJobName": "long"})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"AppSpecification": {"ImageUri": "trainer:1", "ContainerEntrypoint": ["python3", "x.py"]}},
+            r"ContainerEntrypoint must start with one of \['evaluate'\]",
+        ),
+        ({"AppSpecification": {"ImageUri": "trainer:1"}}, r"ContainerEntrypoint must start with one of"),
+    ],
+)
+def test_processing_requests_the_emulation_cannot_run_are_refused_at_create_time(
+    sagemaker: LocalSageMaker, change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        sagemaker.create_processing_job(processing_request("refused") | change)
+    assert "refused" not in sagemaker.processing_jobs
+
+
+def test_local_paths_outside_opt_ml_processing_and_a_taken_name_are_refused(
+    sagemaker: LocalSageMaker, evaluate_stub: None
+) -> None:
+    request = processing_request("paths")
+    request["ProcessingInputs"][0]["S3Input"]["LocalPath"] = "/opt/ml/model"
+    with pytest.raises(
+        ValidationError, match=r"LocalPath /opt/ml/model must be a path under /opt/ml/processing/"
+    ):
+        sagemaker.create_processing_job(request)
+    sagemaker.create_processing_job(processing_request("taken"))
+    with pytest.raises(ValidationError, match=r"a job with this name already exists"):
+        sagemaker.create_processing_job(processing_request("taken"))
+    with pytest.raises(ValidationError, match=r"Could not find requested job with name missing"):
+        sagemaker.describe_processing_job({"ProcessingJobName": "missing"})

@@ -98,6 +98,22 @@ OPTIMISED_INTEGRATION_FIELDS: Final = {
         "TrainingJobName",
         "VpcConfig",
     ),
+    "sagemaker:createProcessingJob": _fields(
+        "aws-step-functions-data-science-sdk-python src/stepfunctions/steps/sagemaker.py ProcessingStep: the fields "
+        "of sagemaker.workflow.airflow.processing_config plus ExperimentConfig and Tags (the connect-sagemaker page "
+        "links the API's request parameters; CDK has no processing-job task)",
+        "AppSpecification",
+        "Environment",
+        "ExperimentConfig",
+        "NetworkConfig",
+        "ProcessingInputs",
+        "ProcessingJobName",
+        "ProcessingOutputConfig",
+        "ProcessingResources",
+        "RoleArn",
+        "StoppingCondition",
+        "Tags",
+    ),
     "states:startExecution": _fields(
         "https://docs.aws.amazon.com/step-functions/latest/dg/connect-stepfunctions.html; "
         f"{_CDK}stepfunctions/start-execution.ts",

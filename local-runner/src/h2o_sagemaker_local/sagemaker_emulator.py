@@ -31,6 +31,12 @@ from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.events import ProgressListener
 from h2o_sagemaker_local.hosting import HEALTH_CHECK_SECONDS, LocalEndpoint
 from h2o_sagemaker_local.iam import enforcement
+from h2o_sagemaker_local.processing import (
+    ProcessingJob,
+    ProcessingRequestError,
+    check_request,
+    run_processing_job,
+)
 from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
 from h2o_sagemaker_local.training import TrainingJob, run_training_job
 
@@ -40,6 +46,9 @@ ROUTED_ACTIONS = (
     "list_training_jobs_for_hyper_parameter_tuning_job",
     "stop_hyper_parameter_tuning_job",
     "describe_training_job",
+    "create_processing_job",
+    "describe_processing_job",
+    "stop_processing_job",
     "create_endpoint",
     "update_endpoint",
     "describe_endpoint",
@@ -158,6 +167,7 @@ class LocalSageMaker:
         self.containers = containers
         self.tuning_jobs: dict[str, TuningJob] = {}
         self.training_jobs: dict[str, TrainingJob] = {}
+        self.processing_jobs: dict[str, ProcessingJob] = {}
         self.endpoints: dict[str, LocalEndpoint] = {}
         self.threads: list[threading.Thread] = []
         self._health_stop = threading.Event()
@@ -324,6 +334,46 @@ class LocalSageMaker:
             raise ValidationError(f"Requested resource not found: training job {name}")
         return self.training_jobs[name].describe()
 
+    # Processing ----------------------------------------------------------------------------------------------
+
+    def create_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["ProcessingJobName"]
+        if name in self.processing_jobs:
+            raise ValidationError(
+                f"Job name must be unique within an AWS account and region, and a job with this name already exists ({self.arn('processing-job', name)})"
+            )
+        try:
+            check_request(request)
+        except ProcessingRequestError as error:
+            raise ValidationError(str(error)) from None
+        _check_role_can_be_assumed(request["RoleArn"])
+        job = ProcessingJob(
+            name,
+            self.arn("processing-job", name),
+            request,
+            self.workdir / "processing-jobs" / name,
+            container=self.containers,
+        )
+        job.base_dir.mkdir(parents=True, exist_ok=True)
+        self.processing_jobs[name] = job
+        self._background(run_processing_job, job)
+        return {"ProcessingJobArn": job.arn}
+
+    def _processing_job(self, name: str) -> ProcessingJob:
+        if name not in self.processing_jobs:
+            raise ValidationError(f"Could not find requested job with name {name}")
+        return self.processing_jobs[name]
+
+    def describe_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._processing_job(request["ProcessingJobName"]).describe()
+
+    def stop_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        job = self._processing_job(request["ProcessingJobName"])
+        if job.status != "InProgress":
+            raise ValidationError(f"The job {job.name} is not in progress (status {job.status})")
+        job.stop()
+        return {}
+
     # Hosting -------------------------------------------------------------------------------------------------
 
     @staticmethod
@@ -477,10 +527,14 @@ class LocalSageMaker:
             tuning.stop_requested.set()
         for job in list(self.training_jobs.values()):
             job.stop()
+        for processing in list(self.processing_jobs.values()):
+            processing.stop()
         for thread in self.threads:
             thread.join(timeout=30)
         for job in list(self.training_jobs.values()):
             job.kill()
+        for processing in list(self.processing_jobs.values()):
+            processing.kill()
         if not keep_endpoints:
             for endpoint in list(self.endpoints.values()):
                 endpoint.shutdown()

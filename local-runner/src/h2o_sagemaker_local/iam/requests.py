@@ -99,6 +99,10 @@ def _tuning_job_roles(call: ApiCall) -> list[Authorization]:
     return [_pass_role(role, "sagemaker.amazonaws.com") for role in sorted(roles)]
 
 
+def _processing_job_role(call: ApiCall) -> list[Authorization]:
+    return [_pass_role(call.params["RoleArn"], "sagemaker.amazonaws.com")]
+
+
 def _model_role(call: ApiCall) -> list[Authorization]:
     return [_pass_role(call.params["ExecutionRoleArn"], "sagemaker.amazonaws.com")]
 
@@ -267,6 +271,11 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
         "hyper-parameter-tuning-job", "HyperParameterTuningJobName"
     ),
     ("sagemaker", "DescribeTrainingJob"): _sagemaker("training-job", "TrainingJobName"),
+    ("sagemaker", "CreateProcessingJob"): _with(
+        _sagemaker("processing-job", "ProcessingJobName", tagged=True), _processing_job_role
+    ),
+    ("sagemaker", "DescribeProcessingJob"): _sagemaker("processing-job", "ProcessingJobName"),
+    ("sagemaker", "StopProcessingJob"): _sagemaker("processing-job", "ProcessingJobName"),
     ("sagemaker", "DescribeAlgorithm"): _sagemaker("algorithm", "AlgorithmName"),
     ("sagemaker", "CreateModel"): _with(_sagemaker("model", "ModelName", tagged=True), _model_role),
     ("sagemaker", "DescribeModel"): _sagemaker("model", "ModelName"),
