@@ -14,6 +14,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import sys
 import tarfile
 import time
@@ -27,7 +28,7 @@ import botocore.session
 import pytest
 from botocore.model import Shape
 from botocore.validate import validate_parameters
-from h2o_sagemaker_local import events, processing, sagemaker_emulator, training
+from h2o_sagemaker_local import events, opt_ml, processing, sagemaker_emulator, training
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from moto import mock_aws
 from moto.sagemaker.exceptions import ValidationError
@@ -892,3 +893,51 @@ def test_local_paths_outside_opt_ml_processing_and_a_taken_name_are_refused(
         sagemaker.create_processing_job(processing_request("taken"))
     with pytest.raises(ValidationError, match=r"Could not find requested job with name missing"):
         sagemaker.describe_processing_job({"ProcessingJobName": "missing"})
+
+
+@pytest.mark.h2o
+def test_the_trainer_images_evaluate_scores_a_real_artifact_as_its_training_job_did(
+    sagemaker: LocalSageMaker, tmp_path: Path
+) -> None:
+    """The real `train`, then the real `evaluate` as a Processing job on the same validation rows."""
+    examples = REPO_ROOT / "examples"
+    hyperparameters = json.loads(
+        (REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json").read_text()
+    )["staticHyperParameters"] | {"ntrees": "20"}
+    job_dir = opt_ml.lay_out_training_job(
+        tmp_path / "trained",
+        hyperparameters,
+        [
+            opt_ml.InputChannel.of("training", examples / "train.csv"),
+            opt_ml.InputChannel.of("validation", examples / "validation.csv"),
+        ],
+    )
+    environment = os.environ | {"SAGEMAKER_BASE_DIR": str(job_dir), "H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"}
+    trained = subprocess.run(
+        [str(Path(sys.executable).with_name("train"))], env=environment, capture_output=True, timeout=180
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for path in sorted((job_dir / "model").iterdir()):
+            tar.add(path, arcname=path.name)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=BUCKET, Key="artifacts/model.tar.gz", Body=archive.getvalue())
+    s3.put_object(
+        Bucket=BUCKET, Key="data/validation/validation.csv", Body=(examples / "validation.csv").read_bytes()
+    )
+    request = processing_request("evaluate-real")
+    request["AppSpecification"].pop("ContainerArguments")
+    request["Environment"] = {"H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"}
+
+    sagemaker.create_processing_job(request)
+    description = processing_to_end(sagemaker, "evaluate-real", timeout=180)
+
+    assert description["ProcessingJobStatus"] == "Completed", description.get("FailureReason")
+    evaluation = json.loads(
+        s3.get_object(Bucket=BUCKET, Key="evaluations/evaluate-real/evaluation.json")["Body"].read()
+    )
+    reported = json.loads((job_dir / "model" / "model-metadata.json").read_text())["metrics"]["validation"]
+    assert evaluation["metrics"] == pytest.approx(
+        {f"validation:{name}": value for name, value in reported.items()}
+    )
