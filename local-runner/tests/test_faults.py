@@ -375,13 +375,11 @@ def test_a_dead_predictor_is_reported_failed_and_the_next_run_fails_with_a_notif
     result = dead_predictor.result
     assert result.status == "FAILED"
     assert states_entered(result, "-deployment")[-3:] == ["InspectEndpointFailed", "NotifyFailure", "Failed"]
-    by_workflow = {message["workflow"]: message for message in dead_predictor.notifications}
-    deployer = by_workflow["sagemaker-model-deployer"]
-    assert (deployer["state"], deployer["error"]) == ("InspectEndpoint", "EndpointFailed")
+    # Published once, by the deployment that failed; the parent leaves a failed child run to it.
+    [deployer] = [message for message in dead_predictor.notifications if message["stage"] == "Failed"]
+    assert (deployer["workflow"], deployer["endpoint"]) == ("EndpointDeployment", name)
+    assert (deployer["step"], deployer["error"]) == ("InspectEndpoint", "EndpointFailed")
     assert f"Endpoint {name} is Failed: model server process exited with code -9" in deployer["cause"]
-    parent = by_workflow["model-tuning-with-endpoint-deployment"]
-    assert parent["execution"] == result.execution_arn
-    assert name in parent["cause"]
     # Nothing half made: the failed run created no endpoint configuration.
     run_input = json.loads(faults.pipeline.sfn.describe_execution(executionArn=result.execution_arn)["input"])
     configs = boto3.client("sagemaker", region_name=REGION).list_endpoint_configs()["EndpointConfigs"]
@@ -393,7 +391,7 @@ def test_a_dead_predictor_is_reported_failed_and_the_next_run_fails_with_a_notif
 def test_the_failed_endpoint_is_deleted_as_the_notification_says(
     faults: Faults, dead_predictor: DeadPredictor
 ) -> None:
-    [deployer] = [m for m in dead_predictor.notifications if m["workflow"] == "sagemaker-model-deployer"]
+    [deployer] = [m for m in dead_predictor.notifications if m["workflow"] == "EndpointDeployment"]
     command = re.search(r"aws sagemaker delete-endpoint --endpoint-name ([\w-]+)", deployer["cause"])
     assert command and command.group(1) == dead_predictor.endpoint_name
     boto3.client("sagemaker", region_name=REGION).delete_endpoint(EndpointName=command.group(1))
@@ -607,13 +605,9 @@ def test_a_tuning_job_that_trained_nothing_fails_the_run_with_notifications(
     failure_paths: FailurePaths,
 ) -> None:
     assert failure_paths.tuning.status == "FAILED"
-    workflows = [message.get("workflow") for message in failure_paths.notifications]
-    assert "sagemaker-model-tuner" in workflows and "model-tuning-with-endpoint-deployment" in workflows
-    [tuner] = [
-        message
-        for message in failure_paths.notifications
-        if message.get("workflow") == "sagemaker-model-tuner"
-    ]
+    # Published once, by the tuning run that failed.
+    [tuner] = [message for message in failure_paths.notifications if message.get("stage") == "Failed"]
+    assert (tuner["workflow"], tuner["step"]) == ("ModelTuning", "TuneHyperparameters")
     assert "no objects under" in tuner["cause"]
 
 
@@ -650,7 +644,7 @@ def test_a_refused_update_deletes_the_configuration_it_made_and_leaves_the_endpo
     entered = states_entered(result, "-deployment")
     assert entered[-4:] == ["UpdateEndpointFailed", "DeleteUnusedEndpointConfig", "NotifyFailure", "Failed"]
     [deployer] = [
-        item for item in refused_update.notifications if item.get("workflow") == "sagemaker-model-deployer"
+        item for item in refused_update.notifications if item.get("workflow") == "EndpointDeployment"
     ]
     assert deployer["error"] == "SageMaker.ResourceLimitExceededException"
     run_input = json.loads(

@@ -78,6 +78,35 @@ def test_a_manifest_upload_tunes_creates_the_best_model_and_deploys_it(
     assert len(first_run.history) == 3
 
 
+def test_each_stage_of_the_run_is_notified_once_with_its_filter_attributes(
+    pipeline: LocalPipeline, first_run: RunResult
+) -> None:
+    endpoint, model = first_run.output["endpoint"], first_run.output["model"]
+    received = pipeline.notifications_with_attributes()
+    stages = [(message["workflow"], message["stage"]) for message, _ in received]
+    assert stages == [
+        ("TuningWithDeployment", "RunStarted"),
+        ("ModelTuning", "TuningCompleted"),
+        ("EndpointDeployment", "Deployed"),
+    ]
+    for message, attributes in received:
+        assert attributes == {
+            "workflow": message["workflow"],
+            "stage": message["stage"],
+            "status": "STARTED" if message["stage"] == "RunStarted" else "SUCCEEDED",
+            "endpoint": endpoint["endpointName"],
+        }
+    started, tuned, deployed = (message for message, _ in received)
+    assert started["execution"] == first_run.execution_arn
+    assert tuned["bestTrainingJobName"] == model["trainingJobName"]
+    assert tuned["objective"] == model["objective"] and tuned["hyperParameters"] == model["hyperParameters"]
+    assert (deployed["endpointConfigName"], deployed["modelName"], deployed["instanceCount"]) == (
+        endpoint["endpointConfigName"],
+        model["modelName"],
+        endpoint["instanceCount"],
+    )
+
+
 def test_no_more_than_max_parallel_training_jobs_ran_at_once(pipeline: LocalPipeline, first_run) -> None:
     jobs = tuning_job(pipeline, first_run).training_jobs
     for job in jobs:  # the most jobs running at once is reached at some job's start

@@ -30,18 +30,18 @@ MACHINES = state_machines()
 # not raise a States.* name such as a failed job's States.TaskFailed).
 WORKFLOWS = {
     "statemachine/model-tuning-with-endpoint-deployment.asl.json": (
-        "model-tuning-with-endpoint-deployment",
+        "TuningWithDeployment",
         "TuningWithDeploymentFailed",
     ),
-    "sagemaker-model-tuner/statemachine/model-tuning.asl.json": (
-        "sagemaker-model-tuner",
-        "ModelTuningFailed",
-    ),
+    "sagemaker-model-tuner/statemachine/model-tuning.asl.json": ("ModelTuning", "ModelTuningFailed"),
     "sagemaker-model-deployer/statemachine/endpoint-deployment.asl.json": (
-        "sagemaker-model-deployer",
+        "EndpointDeployment",
         "EndpointDeploymentFailed",
     ),
 }
+# Every notification's message attributes, so a subscription's filter policy can pick stages, e.g. failures only.
+NOTIFICATION_ATTRIBUTES = {"workflow", "stage", "status", "endpoint"}
+SNS_PUBLISH = "arn:${Partition}:states:::sns:publish"
 FAILING_TASKS = [(machine, name) for machine in MACHINES for name in failing_tasks(machine.states)]
 
 
@@ -102,13 +102,18 @@ def test_failures_are_published_then_surface_the_real_error(machine: StateMachin
     assert notify["Resource"] == "arn:${Partition}:states:::sns:publish"
     assert notify["Parameters"]["TopicArn"] == "${NotificationTopicArn}"
     assert notify["Parameters"]["Subject"]
-    assert notify["Parameters"]["Message"] == {
+    message = notify["Parameters"]["Message"]
+    assert message == {
         "workflow": workflow,
+        "stage": "Failed",
         "execution.$": "$$.Execution.Id",
-        "state.$": "$.failedState",
+        "endpoint.$": message["endpoint.$"],
+        "step.$": "$.failedState",
         "error.$": "$.error.Error",
         "cause.$": "$.error.Cause",
     }
+    attributes = notify["Parameters"]["MessageAttributes"]
+    assert attributes["stage"]["StringValue"] == "Failed" and attributes["status"]["StringValue"] == "FAILED"
     assert notify["ResultPath"] is None, "the error must survive the publish"
     assert notify["Next"] == notify["Catch"][0]["Next"] == "Failed"
     # The workflow's own error, with the original error and cause in the Cause.
@@ -117,6 +122,59 @@ def test_failures_are_published_then_surface_the_real_error(machine: StateMachin
         "Error": error,
         "CausePath": "States.Format('{}: {}', $.error.Error, $.error.Cause)",
     }
+
+
+@pytest.mark.parametrize("machine", MACHINES, ids=str)
+def test_every_notification_carries_the_stage_attributes_a_filter_policy_matches(
+    machine: StateMachine,
+) -> None:
+    """The JSON message names its workflow and stage; the attributes repeat them with the status and endpoint,
+    as plain strings (SNS refuses an empty one), so a subscription can filter without parsing the message."""
+    workflow, _ = WORKFLOWS[str(machine)]
+    publishes = [(n, s) for n, s in walk_states(machine.states) if s.get("Resource") == SNS_PUBLISH]
+    assert publishes
+    for name, state in publishes:
+        parameters = state["Parameters"]
+        assert parameters["TopicArn"] == "${NotificationTopicArn}", name
+        attributes = parameters["MessageAttributes"]
+        assert set(attributes) == NOTIFICATION_ATTRIBUTES, name
+        for attribute, value in attributes.items():
+            assert value["DataType"] == "String", f"{name}: {attribute}"
+            assert set(value) in ({"DataType", "StringValue"}, {"DataType", "StringValue.$"}), name
+            assert value.get("StringValue", "x"), f"{name}: {attribute} is empty"
+        message = parameters["Message"]
+        assert attributes["workflow"] == {"DataType": "String", "StringValue": workflow}, name
+        assert message["workflow"] == workflow, name
+        assert attributes["stage"]["StringValue"] == message["stage"], name
+        assert attributes["endpoint"]["StringValue.$"] == message["endpoint.$"], name
+
+
+def test_each_stage_is_published_by_one_state_machine_only() -> None:
+    """A child publishes its own stages (it can run alone), so the parent never publishes them again."""
+    publishers: dict[str, list[str]] = {}
+    for machine in MACHINES:
+        for _, state in walk_states(machine.states):
+            if state.get("Resource") == SNS_PUBLISH:
+                stage = state["Parameters"]["MessageAttributes"]["stage"]["StringValue"]
+                publishers.setdefault(stage, []).append(str(machine))
+    assert publishers.pop("Failed") == [str(machine) for machine in MACHINES], "each reports its own failures"
+    assert all(len(machines) == 1 for machines in publishers.values()), publishers
+    assert {"RunStarted", "TuningCompleted", "Deployed"} <= set(publishers)
+
+
+def test_the_parent_leaves_a_failed_child_run_to_its_own_notification() -> None:
+    """A child run that failed (States.TaskFailed) published its Failed message; the parent publishes failures
+    to start or follow it (StepFunctions.*), which no child saw."""
+    [parent] = [
+        m for m in MACHINES if str(m) == "statemachine/model-tuning-with-endpoint-deployment.asl.json"
+    ]
+    for task in ("TuneModel", "DeployModel"):
+        choice = parent.states[parent.states[task]["Catch"][0]["Next"]]
+        assert choice["Type"] == "Choice"
+        assert choice["Choices"] == [
+            {"Variable": "$.error.Error", "StringEquals": "States.TaskFailed", "Next": "Failed"}
+        ]
+        assert parent.states[choice["Default"]]["Next"] == NOTIFY
 
 
 @pytest.mark.parametrize("machine", MACHINES, ids=str)

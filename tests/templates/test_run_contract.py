@@ -47,8 +47,6 @@ LAMBDA_RESULTS: dict[str, type[BaseModel]] = {
     "${BestModelSelectorFunctionArn}": BestModel,
     "${EndpointInspectorFunctionArn}": Inspection,
 }
-# Shown in the execution's input for people following a run; no state reads them.
-FOR_PEOPLE = {"runId", "manifest"}
 
 # A shape is what a JSON value is known to hold: a dict of its keys' shapes, LEAF (a value nothing is read
 # from, such as a string or a list) or ANY (a document passed on as it is, e.g. SageMaker's own request parts).
@@ -374,4 +372,4 @@ def test_every_contract_field_is_read_or_returned() -> None:
     )
     assert "$.tuningResult.output" in input_reads(load("parent")["States"]["Summarize"])
     assert "$.deploymentResult.output" in input_reads(load("parent")["States"]["Summarize"])
-    assert set(unread(RunInput, "parent")) == {f"$.{field}" for field in FOR_PEOPLE}
+    assert not set(unread(RunInput, "parent"))

@@ -163,7 +163,7 @@ def test_the_model_is_created_from_the_selected_job_inside_its_vpc_when_given() 
     }
     assert parameters["EnableNetworkIsolation"] is True
     for name in CREATE_MODEL_TASKS:
-        assert STATES[name]["Next"] == "Summarize"
+        assert STATES[name]["Next"] == "NotifyTuningCompleted"
         assert STATES[name]["ResultPath"] is None
 
 

@@ -89,6 +89,7 @@ def test_execution_input_has_the_tuner_and_deployer_contracts() -> None:
         "inferenceImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/h2o-gbm-predictor:1",
     }
     assert deployment["endpointName"] == "survival-endpoint"  # stable, so a second run updates it
+    assert tuning["endpointName"] == "survival-endpoint"  # named in the tuning run's notifications
     assert deployment["endpointConfigName"] == f"survival-endpoint-{RUN.run_id}"
     assert deployment["autoscaling"]["MinCapacity"] == 1 and deployment["autoscaling"]["MaxCapacity"] == 4
     assert deployment["autoscaling"]["TargetTrackingScalingPolicyConfiguration"][

@@ -56,6 +56,7 @@ class TuningInput(CamelCaseModel):
     training_job_definition: dict[str, Any]
     algorithm: Algorithm
     model: ModelToCreate
+    endpoint_name: str  # the endpoint the model is tuned for: named in the stage notifications
 
 
 class Objective(PascalCaseModel):
@@ -122,7 +123,7 @@ class DeploymentOutput(CamelCaseModel):
 class RunInput(CamelCaseModel):
     """The parent state machine's input: it hands ``tuning`` and ``deployment`` to the two child machines."""
 
-    # For people following a run: shown as the execution's input, read by no state.
+    # For people following a run: named in the RunStarted notification.
     run_id: str
     manifest: str
     tuning: TuningInput
@@ -267,6 +268,7 @@ def build_execution_input(
                 if hosting.subnets
                 else None,
             ),
+            endpoint_name=params.endpoint_name,
         ),
         deployment=DeploymentSettings(
             endpoint_name=params.endpoint_name,

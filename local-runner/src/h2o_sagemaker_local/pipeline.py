@@ -316,17 +316,27 @@ class LocalPipeline:
 
     def notifications(self) -> list[dict[str, Any]]:
         """Notifications published since the last call (each a decoded JSON message)."""
+        return [message for message, _ in self.notifications_with_attributes()]
+
+    def notifications_with_attributes(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
+        """Notifications published since the last call, each with the message attributes filters match."""
         sqs = self.sqs
-        received: list[dict[str, Any]] = []
+        received: list[tuple[dict[str, Any], dict[str, str]]] = []
         while True:
-            messages = sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10).get("Messages", [])
+            messages = sqs.receive_message(
+                QueueUrl=self.inbox, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
             if not messages:
                 return received
             for message in messages:
+                # Raw delivery: the SNS message attributes arrive as the SQS message's attributes.
+                attributes = {
+                    name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()
+                }
                 try:
-                    received.append(json.loads(message["Body"]))
+                    received.append((json.loads(message["Body"]), attributes))
                 except json.JSONDecodeError:
-                    received.append({"message": message["Body"]})
+                    received.append(({"message": message["Body"]}, attributes))
                 sqs.delete_message(QueueUrl=self.inbox, ReceiptHandle=message["ReceiptHandle"])
 
     def _rejection_reason(self) -> str | None:
