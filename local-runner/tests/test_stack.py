@@ -369,6 +369,7 @@ def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(
             "EndpointDeploymentStateMachineArn": children["ModelDeployer"].outputs["StateMachineArn"],
             "NotificationTopicArn": stack.resources["NotificationTopic"]["Ref"],
             "Partition": "aws",
+            "DataWatermarkParameterName": "/parent-test/data-watermark",
         },
     )
     # One topic for the whole system: the children were given the parent's, so created none.

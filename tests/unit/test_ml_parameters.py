@@ -244,7 +244,7 @@ ACCEPTED_KEYS = {
     "HyperbandStrategyConfig": {"MinResource", "MaxResource"},
     "Hyperparameters": {"parameterRanges", "staticHyperParameters", "hyperbandStrategyConfig"},
     "IntegerRange": {"Name", "MinValue", "MaxValue", "ScalingType"},
-    "Manifest": {"channels"},
+    "Manifest": {"channels", "dataWatermark"},
     "MlParameters": {
         "tuningJobName",
         "tuningStrategy",
@@ -274,8 +274,10 @@ ACCEPTED_KEYS = {
         "autoscalingMaxCapacity",
         "targetTrackingScalingPolicyConfiguration",
         "qualityGate",
+        "retraining",
     },
     "QualityGate": {"minObjectiveValue", "mustBeatDeployedModel", "minImprovement"},
+    "Retraining": {"trainingDataPrefixes", "trainingWindowDays", "validationS3Uri"},
     "ModelSettings": {
         "artifactType",
         "artifactsS3OutputPath",

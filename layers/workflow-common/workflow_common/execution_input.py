@@ -128,6 +128,8 @@ class RunInput(CamelCaseModel):
     manifest: str
     tuning: TuningInput
     deployment: DeploymentSettings
+    # From a scheduled run's manifest: written to SSM as the data watermark when the run completes.
+    data_watermark: str | None = None
 
     def to_document(self) -> dict[str, Any]:
         """The JSON the execution starts with; optional parts left out, as the state machines test presence."""
@@ -253,6 +255,7 @@ def build_execution_input(
     run_input = RunInput(
         run_id=run_id,
         manifest=f"s3://{run.bucket}/{run.key}",
+        data_watermark=manifest.data_watermark.isoformat() if manifest.data_watermark else None,
         tuning=TuningInput(
             hyper_parameter_tuning_job_name=tuning_job_name,
             hyper_parameter_tuning_job_config=_tuning_job_config(params, hyperparameters),

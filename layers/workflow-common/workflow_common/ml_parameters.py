@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     Field,
@@ -121,6 +122,17 @@ class QualityGate(CamelCaseModel):
         return self
 
 
+class Retraining(CamelCaseModel):
+    """What a scheduled retraining (the stack's RetrainingSchedule) watches and trains on."""
+
+    # Each tick lists the objects under these; one newer than the data watermark starts a run.
+    training_data_prefixes: list[S3Uri] = Field(min_length=1)
+    # The run trains on every object under the prefixes modified in the last N days before the tick.
+    training_window_days: PositiveInt = 30
+    # The run's validation channel; absent: the run has none.
+    validation_s3_uri: S3Uri | None = None
+
+
 class MlParameters(CamelCaseModel):
     """ml-parameters.json. Keys added beyond the original file are optional with the original's behaviour."""
 
@@ -155,6 +167,7 @@ class MlParameters(CamelCaseModel):
     autoscaling_max_capacity: PositiveInt = 4
     target_tracking_scaling_policy_configuration: TargetTracking = Field(default_factory=TargetTracking)
     quality_gate: QualityGate | None = None
+    retraining: Retraining | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -394,6 +407,8 @@ class Channel(CamelCaseModel):
 
 class Manifest(CamelCaseModel):
     channels: list[Channel] = Field(min_length=1)
+    # Written by the retraining planner: the newest data object's time, recorded once the run completes.
+    data_watermark: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _check_channels(self) -> Manifest:

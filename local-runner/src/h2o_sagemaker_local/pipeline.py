@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,12 @@ class RunResult:
     error: str | None
     cause: str | None
     history: dict[str, list[dict[str, Any]]]  # execution ARN -> events: the run's, then its child executions'
+
+
+@dataclass(frozen=True)
+class TickResult:
+    plan: dict[str, Any]  # what the schedule's target returned
+    execution_arn: str | None  # the run the tick's manifest started, if any
 
 
 def ml_parameters_for_local_run(
@@ -120,6 +127,7 @@ class LocalPipeline:
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.sns = boto3.client("sns", region_name=REGION)
         self.sqs = boto3.client("sqs", region_name=REGION)
+        self.scheduler = boto3.client("scheduler", region_name=REGION)
         return self
 
     def close(self, keep_endpoints: bool = False) -> None:
@@ -164,8 +172,14 @@ class LocalPipeline:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def deploy(self, ml_parameters: dict[str, Any], hyperparameters: dict[str, Any]) -> Stack:
-        """Create the bucket, upload the parameter files and deploy the parent stack, as `sam deploy` would."""
+    def deploy(
+        self,
+        ml_parameters: dict[str, Any],
+        hyperparameters: dict[str, Any],
+        parameters: dict[str, str] | None = None,
+    ) -> Stack:
+        """Create the bucket, upload the parameter files and deploy the parent stack, as `sam deploy` would
+        (``parameters``: more stack parameter values, e.g. ``RetrainingSchedule``)."""
         self.s3.create_bucket(Bucket=DATA_BUCKET)
         self.s3.put_object(Bucket=DATA_BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
         self.s3.put_object(Bucket=DATA_BUCKET, Key="hyperparameters.json", Body=json.dumps(hyperparameters))
@@ -174,7 +188,7 @@ class LocalPipeline:
         self.stack = self.deployer.deploy(
             STACK_NAME,
             self.project.template,
-            {"DataBucketName": DATA_BUCKET, "ParameterStorePath": "/h2o-local"},
+            {"DataBucketName": DATA_BUCKET, "ParameterStorePath": "/h2o-local"} | (parameters or {}),
         )
         self._keep_function_variables_set()
         self._subscribe_to_notifications(self.stack.outputs["NotificationTopicArn"])
@@ -234,6 +248,46 @@ class LocalPipeline:
             raise PipelineError(self._rejection_reason() or "the manifest upload started no execution")
         self.listener(events.ExecutionStarted(execution_arn))
         return execution_arn
+
+    def fire_schedule(self, at: datetime) -> TickResult:
+        """Deliver one tick of the stack's schedule, scheduled at ``at``, as EventBridge Scheduler does: the
+        target's Input with Scheduler's context attributes filled in, sent as the schedule's role (IAM enforced).
+        Scheduler invokes a function asynchronously; here the call waits, so the tick's result can be shown."""
+        assert self.stack is not None, "deploy first"
+        schedules = self.scheduler.list_schedules()["Schedules"]
+        if not schedules:
+            raise PipelineError("the stack has no schedule: deploy it with RetrainingSchedule set")
+        [schedule] = schedules
+        target = self.scheduler.get_schedule(Name=schedule["Name"])["Target"]
+        context = {
+            "scheduled-time": f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+            "schedule-arn": schedule["Arn"],
+            "execution-id": f"local-{at.timestamp():.0f}",
+            "attempt-number": "1",
+        }
+        payload = target.get("Input", "")
+        for name, value in context.items():
+            payload = payload.replace(f"<aws.scheduler.{name}>", value)
+        machine_arn = self.stack.outputs["TuningWithDeploymentStateMachineArn"]
+        before = {
+            item["executionArn"]
+            for item in self.sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+        }
+        lambda_client = enforcement.role_client(
+            "lambda", target["RoleArn"], "scheduler.amazonaws.com", "EventBridgeScheduler"
+        )
+        response = lambda_client.invoke(FunctionName=target["Arn"], Payload=payload.encode())
+        result = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise PipelineError(
+                f"the schedule's target failed: {result.get('errorType')}: {result.get('errorMessage')}"
+            )
+        execution_arn = (
+            self._started_execution(machine_arn, before) if result.get("status") == "PLANNED" else None
+        )
+        if result.get("status") == "PLANNED" and execution_arn is None:
+            raise PipelineError(self._rejection_reason() or "the tick's manifest started no execution")
+        return TickResult(result, execution_arn)
 
     def follow(self, execution_arn: str, timeout_seconds: float = 1800) -> RunResult:
         """Report the execution's states as they are entered until it ends; stop it after the timeout."""

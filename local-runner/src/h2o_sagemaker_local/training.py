@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import signal
@@ -165,6 +166,9 @@ def _download_channels(s3: Any, job: TrainingJob) -> None:
         bucket, prefix = split_s3_uri(source["S3Uri"])
         target = job.base_dir / "input" / "data" / channel["ChannelName"]
         target.mkdir(parents=True, exist_ok=True)
+        if source.get("S3DataType") == "ManifestFile":
+            _download_manifest_file(s3, bucket, prefix, target)
+            continue
         keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
         files = [key for key in keys if not key.endswith("/")]
         if not files:
@@ -175,6 +179,23 @@ def _download_channels(s3: Any, job: TrainingJob) -> None:
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(destination))
+
+
+def _download_manifest_file(s3: Any, bucket: str, key: str, target: Path) -> None:
+    """A ManifestFile channel: ``[{"prefix": "s3://bucket/path/"}, "relative/key", ...]``, each object
+    downloaded to its relative key under the channel (SageMaker's format)."""
+    try:
+        entries = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        prefix_bucket, prefix = split_s3_uri(entries[0]["prefix"])
+        relative_keys = [str(entry) for entry in entries[1:]]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise TrainingFailed(f"s3://{bucket}/{key} is not a SageMaker manifest file") from None
+    if not relative_keys:
+        raise TrainingFailed(f"manifest file s3://{bucket}/{key} lists no objects")
+    for relative in relative_keys:
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(prefix_bucket, prefix + relative, str(destination))
 
 
 def _write_config(job: TrainingJob) -> None:

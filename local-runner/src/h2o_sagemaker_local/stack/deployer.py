@@ -23,7 +23,7 @@ class Deployer:
         self.registry = registry
         self.clients = {
             name: boto3.client(name, region_name=REGION)
-            for name in ("lambda", "iam", "sns", "s3", "stepfunctions")
+            for name in ("lambda", "iam", "sns", "s3", "stepfunctions", "scheduler")
         }
         self._templates = Templates()
 

@@ -287,6 +287,33 @@ class StateMachine(ResourceHandler):
         return definition
 
 
+@handles("AWS::Scheduler::Schedule")
+class Schedule(ResourceHandler):
+    """An EventBridge Scheduler schedule in moto. Nothing ticks locally: ``LocalPipeline.fire_schedule`` delivers
+    a tick at a given time to its target, as Scheduler would."""
+
+    FIELDS = ("Description", "ScheduleExpression", "ScheduleExpressionTimezone", "State", "Target")
+
+    def create(self, resource: Resource) -> Record:
+        name = resource.physical_name
+        arn = self.clients["scheduler"].create_schedule(Name=name, **self._settings(resource))["ScheduleArn"]
+        return {"Ref": name, "Arn": arn}
+
+    def update(self, resource: Resource, old_properties: dict[str, Any]) -> Record:
+        self.clients["scheduler"].update_schedule(Name=resource.record["Ref"], **self._settings(resource))
+        return resource.record
+
+    def delete(self, resource: Resource, physical_id: str) -> None:
+        self.clients["scheduler"].delete_schedule(Name=physical_id)
+
+    def _settings(self, resource: Resource) -> dict[str, Any]:
+        properties = resource.properties
+        return {
+            "FlexibleTimeWindow": properties["FlexibleTimeWindow"],
+            **{field: properties[field] for field in self.FIELDS if field in properties},
+        }
+
+
 @handles(CUSTOM_RESOURCE)  # and every Custom::<Name>
 class CustomResource(ResourceHandler):
     """Create, Update and Delete requests to the resource's function; its physical id is its answer's."""

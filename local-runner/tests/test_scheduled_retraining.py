@@ -1,0 +1,121 @@
+"""Scheduled retraining through the local pipeline: schedule ticks at given times (a frozen clock), the real
+planner, trigger, state machines, trainer and predictor. No new data: no run, watermark unchanged; new data:
+one run on exactly the window's files, watermark moved once it succeeded; a failed run leaves the watermark,
+so the next tick retries the same data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from h2o_sagemaker_local.cli import local_inputs, parse_arguments
+from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline
+from h2o_sagemaker_local.stack import REGION
+from moto.backends import get_backend
+
+pytestmark = pytest.mark.h2o
+
+WATERMARK = "/h2o-local/data-watermark"
+VALIDATION_KEY = "titanic/validation/validation.csv"
+
+
+@pytest.fixture(scope="module")
+def options() -> Any:
+    return parse_arguments(["run", "--max-jobs", "2", "--max-parallel", "2"])
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, options: Any) -> Iterator[LocalPipeline]:
+    ml_parameters, hyperparameters, _ = local_inputs(options)
+    ml_parameters["retraining"] = {
+        "trainingDataPrefixes": [f"s3://{DATA_BUCKET}/titanic/training/"],
+        "trainingWindowDays": 7,
+        "validationS3Uri": f"s3://{DATA_BUCKET}/{VALIDATION_KEY}",
+    }
+    with LocalPipeline(tmp_path_factory.mktemp("retraining"), seed=3) as local:
+        local.deploy(ml_parameters, hyperparameters, {"RetrainingSchedule": "rate(1 day)"})
+        local.notifications()
+        yield local
+
+
+def watermark(pipeline: LocalPipeline) -> str | None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    try:
+        return str(ssm.get_parameter(Name=WATERMARK)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        return None
+
+
+def executions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
+    assert pipeline.stack is not None
+    machine = pipeline.stack.outputs["TuningWithDeploymentStateMachineArn"]
+    return list(pipeline.sfn.list_executions(stateMachineArn=machine)["executions"])
+
+
+def backdate(key: str, modified: datetime) -> None:
+    """The object as if uploaded at ``modified`` (moto stamps the wall clock)."""
+    bucket = get_backend("s3")["123456789012"]["aws"].buckets[DATA_BUCKET]
+    bucket.keys[key].last_modified = modified.astimezone(UTC).replace(tzinfo=None)
+
+
+def test_scheduled_ticks_retrain_only_on_new_data_and_move_the_watermark_after_success(
+    pipeline: LocalPipeline, options: Any
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    # No data yet: the tick ends NoNewData, starts nothing, writes no watermark.
+    first = pipeline.fire_schedule(now + timedelta(minutes=1))
+    assert first.plan["status"] == "NO_NEW_DATA" and first.execution_arn is None
+    assert executions(pipeline) == [] and watermark(pipeline) is None
+    # The message attributes (the notification convention) are checked in tests/unit/test_retraining_planner.py.
+    [message] = pipeline.notifications()
+    assert (message["workflow"], message["stage"], message["status"]) == (
+        "RetrainingPlanner",
+        "NoNewData",
+        "NO_NEW_DATA",
+    )
+
+    # New data, one file older than the window; the validation file missing: the run fails.
+    pipeline.upload(options.train, f"s3://{DATA_BUCKET}/titanic/training/2026/train.csv")
+    pipeline.upload(options.train, f"s3://{DATA_BUCKET}/titanic/training/old/train.csv")
+    backdate("titanic/training/old/train.csv", now - timedelta(days=10))
+    failed_tick = pipeline.fire_schedule(now + timedelta(minutes=2))
+    assert failed_tick.plan["status"] == "PLANNED" and failed_tick.execution_arn
+    assert failed_tick.plan["files"] == ["titanic/training/2026/train.csv"]
+    failed = pipeline.follow(failed_tick.execution_arn, timeout_seconds=600)
+    assert failed.status == "FAILED"
+    assert watermark(pipeline) is None, "a failed run moved the watermark"
+
+    # The next tick retries the same data, and succeeds with the validation file back.
+    pipeline.upload(options.validation, f"s3://{DATA_BUCKET}/{VALIDATION_KEY}")
+    retry_tick = pipeline.fire_schedule(now + timedelta(minutes=3))
+    assert retry_tick.plan["status"] == "PLANNED" and retry_tick.execution_arn
+    assert retry_tick.plan["files"] == failed_tick.plan["files"]
+    manifest_key = retry_tick.plan["manifest"].removeprefix(f"s3://{DATA_BUCKET}/")
+    manifest = json.loads(pipeline.s3.get_object(Bucket=DATA_BUCKET, Key=manifest_key)["Body"].read())
+    file_list_key = manifest["channels"][0]["s3DataSource"]["S3Uri"].removeprefix(f"s3://{DATA_BUCKET}/")
+    file_list = json.loads(pipeline.s3.get_object(Bucket=DATA_BUCKET, Key=file_list_key)["Body"].read())
+    assert file_list == [{"prefix": f"s3://{DATA_BUCKET}/"}, "titanic/training/2026/train.csv"]
+    succeeded = pipeline.follow(retry_tick.execution_arn, timeout_seconds=900)
+    assert succeeded.status == "SUCCEEDED", succeeded.cause
+    newest = pipeline.s3.head_object(Bucket=DATA_BUCKET, Key="titanic/training/2026/train.csv")[
+        "LastModified"
+    ]
+    assert watermark(pipeline) == retry_tick.plan["dataWatermark"] == newest.isoformat()
+    # The training job got exactly the window's file, from the manifest file channel.
+    tuning = pipeline.sagemaker.tuning_jobs[succeeded.output["model"]["hyperParameterTuningJobName"]]
+    channel = tuning.training_jobs[0].base_dir / "input" / "data" / "training"
+    assert sorted(str(path.relative_to(channel)) for path in channel.rglob("*.csv")) == [
+        "titanic/training/2026/train.csv"
+    ]
+
+    # Nothing new since: NoNewData, no run, the watermark stays.
+    pipeline.notifications()
+    quiet = pipeline.fire_schedule(now + timedelta(minutes=4))
+    assert quiet.plan["status"] == "NO_NEW_DATA" and quiet.execution_arn is None
+    assert len(executions(pipeline)) == 2
+    assert watermark(pipeline) == newest.isoformat()
