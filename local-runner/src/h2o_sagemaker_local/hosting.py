@@ -241,6 +241,7 @@ class LocalEndpoint:
     # A new model server serves only once this is set; LocalSageMaker.hold_deployments clears it.
     ready_gate: threading.Event = field(default_factory=_open_gate)
     container: ContainerRuntime | None = None
+    tags: list[dict[str, str]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         config = self.deployed_config or self.config

@@ -54,6 +54,7 @@ ROUTED_ACTIONS = (
     "describe_endpoint",
     "list_endpoints",
     "delete_endpoint",
+    "list_tags",
 )
 
 
@@ -410,6 +411,7 @@ class LocalSageMaker:
             self.workdir / "endpoints" / name,
             ready_gate=self._deployments_released,
             container=self.containers,
+            tags=list(request.get("Tags", [])),
         )
         self.endpoints[name] = endpoint
         self.listener(events.EndpointDeploying(name, config["EndpointConfigName"], endpoint.proxy.url))
@@ -452,6 +454,35 @@ class LocalSageMaker:
         self._endpoint(request["EndpointName"]).shutdown()
         del self.endpoints[request["EndpointName"]]
         return {}
+
+    def list_tags(self, request: dict[str, Any]) -> dict[str, Any]:
+        tags = self._tags(request["ResourceArn"])
+        if tags is None:
+            raise ValidationError(f"Could not find resource {request['ResourceArn']}.")
+        return {"Tags": tags}
+
+    def resource_tags(self, arn: str) -> dict[str, str]:
+        """A SageMaker resource's tags (none for one that does not exist): what IAM's aws:ResourceTag sees."""
+        return {tag["Key"]: tag["Value"] for tag in self._tags(arn) or []}
+
+    def _tags(self, arn: str) -> list[dict[str, str]] | None:
+        """Endpoints are kept here, models and endpoint configurations in moto; ARNs name them in lower case."""
+        kind, _, name = arn.rpartition(":")[2].partition("/")
+        held: dict[str, Any] | None = {
+            "endpoint": self.endpoints,
+            "endpoint-config": self._backend().endpoint_configs,
+            "model": self._backend()._models,
+        }.get(kind)
+        if held is None:  # other resources are moto's alone
+            try:
+                tags, _ = self._backend().list_tags(arn=arn)
+            except (ValidationError, AttributeError):  # moto's lookup of a missing one
+                return None
+            return list(tags)
+        for key, resource in list(held.items()):
+            if key.lower() == name.lower():
+                return list(resource.tags)
+        return None
 
     def invoke_endpoint(
         self, name: str, body: bytes, content_type: str, accept: str | None

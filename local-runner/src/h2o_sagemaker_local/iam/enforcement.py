@@ -26,9 +26,9 @@ import string
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, NoReturn
 from urllib.parse import unquote
 
@@ -43,6 +43,7 @@ from botocore.model import OperationModel
 from h2o_sagemaker_local.iam.requests import (
     AUTOSCALING_ROLE_PATH,
     AUTOSCALING_SERVICE,
+    RESOURCE_TAG_ACTIONS,
     ApiCall,
     Authorization,
     UnmappedCall,
@@ -139,6 +140,8 @@ class AccessControl:
         self.allowed: dict[UsedStatement, list[tuple[Principal, Authorization]]] = {}
         self.denials: list[AccessDenied] = []
         self.service_linked_roles: set[str] = set()
+        # service -> the tags of one of its resources by ARN, for RESOURCE_TAG_ACTIONS (the emulators register it)
+        self.resource_tags: dict[str, Callable[[str], dict[str, str]]] = {}
 
     # Principals ---------------------------------------------------------------------------------------------
 
@@ -246,9 +249,17 @@ class AccessControl:
                     "iam:CreateServiceLinkedRole", role, {"iam:AWSServiceName": AUTOSCALING_SERVICE}
                 )
             )
-        self.authorize(principal, needed)
+        self.authorize(principal, [self._with_resource_tags(authorization) for authorization in needed])
         if call.service == "application-autoscaling" and call.operation == "RegisterScalableTarget":
             self.service_linked_roles.add(AUTOSCALING_SERVICE)
+
+    def _with_resource_tags(self, authorization: Authorization) -> Authorization:
+        """The resource's tags as aws:ResourceTag/<key>, as IAM evaluates an action conditioned on them."""
+        lookup = self.resource_tags.get(authorization.action.split(":")[0])
+        if authorization.action not in RESOURCE_TAG_ACTIONS or lookup is None:
+            return authorization
+        tags = {f"aws:ResourceTag/{key}": value for key, value in lookup(authorization.resource).items()}
+        return replace(authorization, context=authorization.context | tags)
 
     def _deny(self, denied: AccessDenied) -> NoReturn:
         with self._lock:

@@ -38,6 +38,13 @@ class Authorization:
     context: dict[str, Any] = field(default_factory=dict)
 
 
+# Actions whose policies here are conditioned on the resource's tags: IAM evaluates them with the resource's
+# tags as aws:ResourceTag/<key> (SageMaker supports the key for its endpoint, endpoint-config and model types).
+RESOURCE_TAG_ACTIONS: Final = frozenset(
+    {"sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"}
+)
+
+
 class UnmappedCall(LookupError):
     """No authorization is known for this API call."""
 
@@ -193,6 +200,12 @@ def _deregister_scalable_target(call: ApiCall) -> list[Authorization]:
     return [_scalable_target(call), Authorization("cloudwatch:DeleteAlarms", alarm)]
 
 
+def _delete_scaling_policy(call: ApiCall) -> list[Authorization]:
+    """A target-tracking policy's alarms are deleted with it, with the caller's permissions."""
+    alarm = call.arn("cloudwatch", f"alarm:TargetTracking-{call.params['ResourceId']}-AlarmHigh-local")
+    return [_scalable_target(call), Authorization("cloudwatch:DeleteAlarms", alarm)]
+
+
 def _anything(action: str) -> Rule:
     """An action AWS supports no resource-level permissions for: evaluated against "*"."""
     return lambda call: [Authorization(action, "*")]
@@ -291,6 +304,11 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("application-autoscaling", "DeregisterScalableTarget"): _deregister_scalable_target,
     ("application-autoscaling", "PutScalingPolicy"): _put_scaling_policy,
     ("application-autoscaling", "DescribeScalableTargets"): _anything(
+    ("sagemaker", "DeleteEndpoint"): _sagemaker("endpoint", "EndpointName"),
+    ("sagemaker", "DeleteModel"): _sagemaker("model", "ModelName"),
+    ("sagemaker", "ListEndpoints"): _anything("sagemaker:ListEndpoints"),
+    ("sagemaker", "ListEndpointConfigs"): _anything("sagemaker:ListEndpointConfigs"),
+    ("sagemaker", "ListModels"): _anything("sagemaker:ListModels"),
         "application-autoscaling:DescribeScalableTargets"
     ),
     ("application-autoscaling", "DescribeScalingPolicies"): _anything(
@@ -299,6 +317,7 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("s3", "GetObject"): _object("s3:GetObject"),
     ("s3", "HeadObject"): _object("s3:GetObject"),
     ("s3", "PutObject"): _object("s3:PutObject"),
+    ("application-autoscaling", "DeleteScalingPolicy"): _delete_scaling_policy,
     ("s3", "CreateMultipartUpload"): _object("s3:PutObject"),
     ("s3", "UploadPart"): _object("s3:PutObject"),
     ("s3", "CompleteMultipartUpload"): _object("s3:PutObject"),

@@ -81,11 +81,24 @@ class Deployer:
         for old, physical_id in replaced:
             self._handler(old).delete(old, physical_id)
         for logical_id in [key for key in stack.applied if key not in kept]:
-            removed = resources.Resource(stack, logical_id, *stack.applied.pop(logical_id))
-            self._handler(removed).delete(removed, stack.resources.pop(logical_id)["Ref"])
+            self._delete_resource(stack, logical_id)
         stack.outputs = {}
         self._outputs(stack, template)
         return stack
+
+    def delete(self, stack: Stack) -> None:
+        """DeleteStack: every resource in reverse order of creation, so what depends on a resource goes before
+        it (a custom resource gets its ``Delete`` request while its function still exists); a nested
+        application is deleted the same way. A failing deletion raises DeploymentFailed (DELETE_FAILED) and
+        leaves the rest of the stack in place, as CloudFormation does."""
+        for logical_id in reversed(list(stack.applied)):
+            self._delete_resource(stack, logical_id)
+        stack.outputs = {}
+
+    def _delete_resource(self, stack: Stack, logical_id: str) -> None:
+        resource = resources.Resource(stack, logical_id, *stack.applied[logical_id])
+        self._handler(resource).delete(resource, stack.resources[logical_id]["Ref"])
+        del stack.applied[logical_id], stack.resources[logical_id]
 
     def _handler(self, resource: resources.Resource) -> resources.ResourceHandler:
         handler = resources.handler_for(resource.kind)

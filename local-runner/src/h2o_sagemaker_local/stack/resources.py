@@ -142,6 +142,9 @@ class Application(ResourceHandler):
         return resource.record | {"Outputs": child.outputs}
 
 
+    def delete(self, resource: Resource, physical_id: str) -> None:
+        self.deployer.delete(resource.record["Stack"])
+
 @handles("AWS::Serverless::Function")
 class Function(ResourceHandler):
     """A Lambda function in moto whose invocations the registry runs in this process from its code folder."""
@@ -159,6 +162,10 @@ class Function(ResourceHandler):
         return self._put(resource, resource.record["Ref"], role_arn, update=True)
 
     def _put(self, resource: Resource, name: str, role_arn: str, update: bool) -> Record:
+    def delete(self, resource: Resource, physical_id: str) -> None:
+        self.clients["lambda"].delete_function(FunctionName=physical_id)
+        self.deployer.registry.functions.pop(physical_id, None)
+
         stack, properties, globals_ = resource.stack, resource.properties, resource.globals_
         code_dir = stack.template_path.parent / properties["CodeUri"]
         environment = globals_.get("Environment", {}).get("Variables", {}) | properties.get(
@@ -285,6 +292,9 @@ class StateMachine(ResourceHandler):
         for key, replacement in resource.properties.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace(f"${{{key}}}", str(replacement))
         return definition
+
+    def delete(self, resource: Resource, physical_id: str) -> None:
+        self.clients["stepfunctions"].delete_state_machine(stateMachineArn=physical_id)
 
 
 @handles("AWS::Scheduler::Schedule")
