@@ -4,6 +4,7 @@ templates give the state machines and functions (deployed by the local deployer,
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from h2o_sagemaker_local import moto_patches
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.iam.enforcement import AccessControl, AccessDenied
 from h2o_sagemaker_local.iam.requests import ApiCall, Authorization, integration_authorizations
@@ -191,9 +193,18 @@ def test_tags_and_passed_roles_are_authorized_separately(access: AccessControl) 
 
 
 @pytest.fixture
-def deployed(access: AccessControl, tmp_path: Path) -> Deployer:
+def deployed(access: AccessControl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployer]:
+    """A deployer whose functions run in process: the templates' custom resources answer during deployment."""
     boto3.client("s3", region_name=REGION).create_bucket(Bucket="data")
-    return Deployer(FunctionRegistry(log_dir=tmp_path / "logs"))
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the registry puts code and layer folders on it
+    registry = FunctionRegistry(log_dir=tmp_path / "logs")
+    moto_patches.install(registry.resolve)
+    try:
+        yield Deployer(registry)
+    finally:
+        moto_patches.uninstall()
+        registry.close()
 
 
 def principal_of(access: AccessControl, role_arn: str, service: str) -> Any:

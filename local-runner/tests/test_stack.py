@@ -310,6 +310,7 @@ def test_deployer_state_machine_is_its_asl_file_with_every_placeholder_substitut
             "EndpointInspectorFunctionArn": inspector_arn,
             "NotificationTopicArn": topic_arn,
             "Environment": "staging",
+            "OwnerStackName": "deployer",  # deployed alone, the stack tags with its own name
             "Partition": "aws",
         },
     )
@@ -336,6 +337,7 @@ def test_tuner_state_machine_is_its_asl_file_with_every_placeholder_substituted(
             "SageMakerExecutionRoleArn": role_arn,
             "NotificationTopicArn": stack.resources["NotificationTopic"]["Ref"],
             "Environment": "staging",
+            "OwnerStackName": "tuner",  # deployed alone, the stack tags with its own name
             "Partition": "aws",
         },
     )
@@ -380,7 +382,7 @@ def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(
     assert {name: function.layer_dirs for name, function in deployer.registry.functions.items()} == {
         name: [SHARED_LAYER] for name in deployer.registry.functions
     }
-    assert len(deployer.registry.functions) == 4
+    assert len(deployer.registry.functions) == 5
     assert json.loads(
         client("ssm").get_parameter(Name="/parent-test/ml-parameters")["Parameter"]["Value"]
     ) == (ml_parameters)
@@ -928,3 +930,37 @@ def test_the_shared_layer_keeps_no_aws_client_across_calls() -> None:
                 assert not (cached and makes_client), f"{path.name}: {node.name} caches a client"
             elif not isinstance(node, ast.ClassDef):
                 assert not makes_client, f"{path.name} line {node.lineno}: a module-level client"
+
+
+def test_deleting_a_stack_deletes_its_resources_last_created_first_and_runs_its_custom_resources(
+    deployer: Deployer,
+) -> None:
+    """The deployer alone with OnStackDelete=Delete: the teardown's Delete request runs while its function still
+    exists and removes the endpoint tagged with this stack, not the other stack's; then the stack's functions and
+    state machine go."""
+    sagemaker = client("sagemaker")
+    for name, owner in (("ours", "deployer"), ("theirs", "other-stack")):
+        tags = [{"Key": "h2o-sagemaker:stack", "Value": owner}]
+        sagemaker.create_model(
+            ModelName=name, ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/x", Tags=tags
+        )
+        variant = {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large"}
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=name, ProductionVariants=[variant | {"InitialInstanceCount": 1}], Tags=tags
+        )
+        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=tags)
+    stack = deployer.deploy(
+        "deployer",
+        REPO_ROOT / "sagemaker-model-deployer" / "template.yaml",
+        {"SharedLayerArn": LAYER_ARN, "OnStackDelete": "Delete"},
+    )
+    assert stack.resources["EndpointTeardown"]["Ref"] == "sagemaker-teardown:deployer"
+
+    deployer.delete(stack)
+
+    assert stack.resources == {} and stack.applied == {}
+    assert [item["EndpointName"] for item in sagemaker.list_endpoints()["Endpoints"]] == ["theirs"]
+    assert [item["ModelName"] for item in sagemaker.list_models()["Models"]] == ["theirs"]
+    assert client("lambda").list_functions()["Functions"] == []
+    assert client("stepfunctions").list_state_machines()["stateMachines"] == []
+    assert deployer.registry.functions == {}

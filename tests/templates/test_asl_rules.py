@@ -219,3 +219,26 @@ def test_asl_follows_the_portability_rules(machine: StateMachine) -> None:
             )
         if state["Type"] == "Wait":
             assert "SecondsPath" in state, f"{name}: waits take their length from the input"
+
+
+# SageMaker resources a run creates: each carries the stack's tag, which the teardown finds them by.
+STACK_TAGGED_CREATES = re.compile(
+    r":states:::(aws-sdk:)?sagemaker:(createModel|createEndpointConfig|createEndpoint|createHyperParameterTuningJob)\b"
+)
+
+
+@pytest.mark.parametrize("machine", MACHINES, ids=str)
+def test_every_sagemaker_resource_a_run_creates_is_tagged_with_the_stack(machine: StateMachine) -> None:
+    creates = [
+        (name, state)
+        for name, state in walk_states(machine.states)
+        if state["Type"] == "Task" and STACK_TAGGED_CREATES.search(state["Resource"])
+    ]
+    for name, state in creates:
+        tags = {tag["Key"]: tag for tag in state["Parameters"].get("Tags", [])}
+        assert tags.get("h2o-sagemaker:stack") == {
+            "Key": "h2o-sagemaker:stack",
+            "Value": "${OwnerStackName}",
+        }, name
+    if creates:
+        assert "OwnerStackName" in machine.properties["DefinitionSubstitutions"]

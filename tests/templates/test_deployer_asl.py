@@ -248,13 +248,21 @@ def test_the_template_names_nothing_and_grants_wildcards_only_where_unavoidable(
     assert {action.split(":")[0] for action in wildcard_actions} == {
         "application-autoscaling",
         "logs",
+        "sagemaker",
         "xray",
+    }
+    # The teardown finds the runs' resources by listing: SageMaker's List actions have no resource types.
+    assert {action for action in wildcard_actions if action.startswith("sagemaker:")} == {
+        "sagemaker:ListEndpoints",
+        "sagemaker:ListEndpointConfigs",
+        "sagemaker:ListModels",
     }
     assert {action for action in wildcard_actions if action.startswith("xray:")} == {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
     assert {action for action in wildcard_actions if action.startswith("application-autoscaling:")} == {
-        "application-autoscaling:DescribeScalableTargets"
+        "application-autoscaling:DescribeScalableTargets",
+        "application-autoscaling:DescribeScalingPolicies",
     }
     assert {"StateMachineArn", "StateMachineName", "NotificationTopicArn"} <= set(template["Outputs"])
