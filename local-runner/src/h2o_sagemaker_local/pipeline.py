@@ -119,9 +119,9 @@ class LocalPipeline:
         self._mock.start()
         moto_patches.install(self.registry.resolve)
         self.sagemaker.install()
+        self.access.resource_tags["sagemaker"] = self.sagemaker.resource_tags
         # Every AWS call is authorized from here on; the runner's own calls are the user's (an administrator).
         enforcement.install(self.access)
-        self.access.resource_tags["sagemaker"] = self.sagemaker.resource_tags
         if self.api_faults:
             api_faults.install(self.api_faults)
         self.s3 = boto3.client("s3", region_name=REGION)
@@ -216,8 +216,6 @@ class LocalPipeline:
         self._keep_function_variables_set()
         return updated
 
-    def upload(self, local_path: Path, s3_uri: str) -> None:
-        bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
     def delete_stack(self) -> None:
         """Delete the parent stack and its nested ones, as `sam delete` would; the data bucket is not the stack's
         and stays."""
@@ -225,6 +223,8 @@ class LocalPipeline:
         self.deployer.delete(self.stack)
         self.stack = None
 
+    def upload(self, local_path: Path, s3_uri: str) -> None:
+        bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
         self.s3.upload_file(str(local_path), bucket, key)
 
     def run(

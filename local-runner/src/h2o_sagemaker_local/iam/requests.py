@@ -295,6 +295,11 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("sagemaker", "CreateEndpointConfig"): _sagemaker("endpoint-config", "EndpointConfigName", tagged=True),
     ("sagemaker", "DescribeEndpointConfig"): _sagemaker("endpoint-config", "EndpointConfigName"),
     ("sagemaker", "DeleteEndpointConfig"): _sagemaker("endpoint-config", "EndpointConfigName"),
+    ("sagemaker", "DeleteEndpoint"): _sagemaker("endpoint", "EndpointName"),
+    ("sagemaker", "DeleteModel"): _sagemaker("model", "ModelName"),
+    ("sagemaker", "ListEndpoints"): _anything("sagemaker:ListEndpoints"),
+    ("sagemaker", "ListEndpointConfigs"): _anything("sagemaker:ListEndpointConfigs"),
+    ("sagemaker", "ListModels"): _anything("sagemaker:ListModels"),
     ("sagemaker", "CreateEndpoint"): _endpoint_and_config,
     ("sagemaker", "UpdateEndpoint"): _endpoint_and_config,
     ("sagemaker", "DescribeEndpoint"): _sagemaker("endpoint", "EndpointName"),
@@ -303,12 +308,8 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("application-autoscaling", "RegisterScalableTarget"): _register_scalable_target,
     ("application-autoscaling", "DeregisterScalableTarget"): _deregister_scalable_target,
     ("application-autoscaling", "PutScalingPolicy"): _put_scaling_policy,
+    ("application-autoscaling", "DeleteScalingPolicy"): _delete_scaling_policy,
     ("application-autoscaling", "DescribeScalableTargets"): _anything(
-    ("sagemaker", "DeleteEndpoint"): _sagemaker("endpoint", "EndpointName"),
-    ("sagemaker", "DeleteModel"): _sagemaker("model", "ModelName"),
-    ("sagemaker", "ListEndpoints"): _anything("sagemaker:ListEndpoints"),
-    ("sagemaker", "ListEndpointConfigs"): _anything("sagemaker:ListEndpointConfigs"),
-    ("sagemaker", "ListModels"): _anything("sagemaker:ListModels"),
         "application-autoscaling:DescribeScalableTargets"
     ),
     ("application-autoscaling", "DescribeScalingPolicies"): _anything(
@@ -317,7 +318,6 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("s3", "GetObject"): _object("s3:GetObject"),
     ("s3", "HeadObject"): _object("s3:GetObject"),
     ("s3", "PutObject"): _object("s3:PutObject"),
-    ("application-autoscaling", "DeleteScalingPolicy"): _delete_scaling_policy,
     ("s3", "CreateMultipartUpload"): _object("s3:PutObject"),
     ("s3", "UploadPart"): _object("s3:PutObject"),
     ("s3", "CompleteMultipartUpload"): _object("s3:PutObject"),

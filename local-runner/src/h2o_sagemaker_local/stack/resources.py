@@ -141,9 +141,9 @@ class Application(ResourceHandler):
         child = self.deployer.update(resource.record["Stack"], resource.properties.get("Parameters", {}))
         return resource.record | {"Outputs": child.outputs}
 
-
     def delete(self, resource: Resource, physical_id: str) -> None:
         self.deployer.delete(resource.record["Stack"])
+
 
 @handles("AWS::Serverless::Function")
 class Function(ResourceHandler):
@@ -161,11 +161,11 @@ class Function(ResourceHandler):
         )
         return self._put(resource, resource.record["Ref"], role_arn, update=True)
 
-    def _put(self, resource: Resource, name: str, role_arn: str, update: bool) -> Record:
     def delete(self, resource: Resource, physical_id: str) -> None:
         self.clients["lambda"].delete_function(FunctionName=physical_id)
         self.deployer.registry.functions.pop(physical_id, None)
 
+    def _put(self, resource: Resource, name: str, role_arn: str, update: bool) -> Record:
         stack, properties, globals_ = resource.stack, resource.properties, resource.globals_
         code_dir = stack.template_path.parent / properties["CodeUri"]
         environment = globals_.get("Environment", {}).get("Variables", {}) | properties.get(
@@ -279,6 +279,9 @@ class StateMachine(ResourceHandler):
             ) from None
         return record
 
+    def delete(self, resource: Resource, physical_id: str) -> None:
+        self.clients["stepfunctions"].delete_state_machine(stateMachineArn=physical_id)
+
     def _checked_role(self, resource: Resource, name: str) -> str:
         role_arn = roles.execution_role(
             self.clients["iam"], resource.stack, resource.logical_id, resource.properties
@@ -292,9 +295,6 @@ class StateMachine(ResourceHandler):
         for key, replacement in resource.properties.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace(f"${{{key}}}", str(replacement))
         return definition
-
-    def delete(self, resource: Resource, physical_id: str) -> None:
-        self.clients["stepfunctions"].delete_state_machine(stateMachineArn=physical_id)
 
 
 @handles("AWS::Scheduler::Schedule")
