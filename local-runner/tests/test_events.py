@@ -49,6 +49,19 @@ RUN: list[tuple[events.Event, str | None]] = [
         "Deploying endpoint ep with ep-config at",
     ),
     (events.EndpointStatus("ep", "Failed", "no model"), "  endpoint ep: Failed (no model)"),
+    (
+        events.NotificationPublished(
+            {"workflow": "EndpointDeployment", "stage": "Failed", "status": "FAILED", "endpoint": "ep"},
+            {"step": "InspectEndpoint", "error": "EndpointFailed"},
+        ),
+        "  notification EndpointDeployment Failed FAILED endpoint ep: InspectEndpoint EndpointFailed",
+    ),
+    (
+        events.NotificationPublished(
+            {}, {"workflow": "ml-parameter-provider", "error": "no training channel"}
+        ),
+        '  notification {"workflow": "ml-parameter-provider", "error": "no training channel"}',
+    ),
 ]
 
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.parser.models import SnsModel
 from h2o_sagemaker_local import moto_patches
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
@@ -324,6 +325,47 @@ def test_s3_notification_invokes_the_handler_in_process(handlers: Handlers) -> N
     s3.put_object(Bucket="data", Key="runs/manifest.json", Body=b"{}")
 
     assert seen == ["runs/manifest.json"]
+
+
+def test_sns_delivers_to_a_lambda_subscriber_the_event_sns_sends_asynchronously_and_filtered(
+    handlers: Handlers,
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    def failing_once_then_recording(event: dict[str, Any], context: Any) -> None:
+        if not received and len(handlers.calls) == 1:
+            raise BadInputError("first attempt fails")
+        received.append(event)
+
+    arn = handlers.add("on_notification", failing_once_then_recording)
+    sns = client("sns")
+    topic = sns.create_topic(Name="notifications")["TopicArn"]
+    subscription = sns.subscribe(
+        TopicArn=topic,
+        Protocol="lambda",
+        Endpoint=arn,
+        Attributes={"FilterPolicy": json.dumps({"status": ["FAILED"]})},
+    )["SubscriptionArn"]
+
+    def publish(status: str) -> str:
+        return sns.publish(
+            TopicArn=topic,
+            Message='{"stage": "Failed"}',
+            Subject="failed",
+            MessageAttributes={"status": {"DataType": "String", "StringValue": status}},
+        )["MessageId"]
+
+    publish("SUCCEEDED")  # filtered out
+    message_id = publish("FAILED")
+
+    assert len(handlers.calls) == 2, "the failed attempt is retried, as for any asynchronous event"
+    [event] = received
+    [record] = SnsModel.model_validate(event).Records
+    assert record.EventSubscriptionArn == subscription
+    assert (record.Sns.TopicArn, record.Sns.MessageId, record.Sns.Subject) == (topic, message_id, "failed")
+    assert event["Records"][0]["Sns"]["MessageAttributes"] == {
+        "status": {"Type": "String", "Value": "FAILED"}
+    }
 
 
 def test_s3_events_carry_a_sequencer_that_grows_and_a_version_id_when_versioned(handlers: Handlers) -> None:

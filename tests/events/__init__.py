@@ -72,6 +72,15 @@ def eventbridge_object_created(key: str, bucket: str = BUCKET) -> dict[str, Any]
     )
 
 
+def sns_notification(
+    message: Mapping[str, Any], subject: str = "ML workflow: endpoint deployed"
+) -> dict[str, Any]:
+    """SNS's delivery of one stage notification to a Lambda subscriber (attributes as the sample's)."""
+    return load_event(
+        "sns-notification", {"Records.0.Sns.Message": json.dumps(message), "Records.0.Sns.Subject": subject}
+    )
+
+
 def custom_resource_request(
     request_type: str,
     response_url: str,

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     CloudFormationCustomResourceUpdateModel,
     S3EventNotificationEventBridgeModel,
     S3Model,
+    SnsModel,
 )
 
 from events import (
@@ -20,6 +21,7 @@ from events import (
     eventbridge_object_created,
     load_event,
     s3_object_created,
+    sns_notification,
 )
 
 KEY = "manifests/titanic run/manifest.json"
@@ -36,6 +38,13 @@ def test_the_eventbridge_event_carries_the_same_upload_unencoded() -> None:
     event = S3EventNotificationEventBridgeModel.model_validate(eventbridge_object_created(KEY))
     assert event.detail.object.key == KEY
     assert event.detail_type == "Object Created"
+
+
+def test_the_sns_delivery_carries_the_stage_message_as_a_json_string_with_its_attributes() -> None:
+    event = SnsModel.model_validate(sns_notification({"stage": "Failed"}, subject="failed"))
+    [record] = event.Records
+    assert (record.Sns.Message, record.Sns.Subject) == ('{"stage": "Failed"}', "failed")
+    assert set(record.Sns.MessageAttributes or {}) == {"workflow", "stage", "status", "endpoint"}
 
 
 @pytest.mark.parametrize(

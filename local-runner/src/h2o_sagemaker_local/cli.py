@@ -131,11 +131,27 @@ class Reporter:
                 self.progress.console.print(f"  [dim]{execution}[/] → {state}")
             case events.EndpointStatus(name, status, reason):
                 console.print(f"  endpoint {name}: {status}" + (f" ({reason})" if reason else ""))
+            case events.NotificationPublished(attributes, message):
+                self.progress.console.print(notification_line(attributes, message))
             case _:
                 assert_never(event)
 
     def deployment_done(self) -> None:
         self.timings["deployment"] = time.monotonic() - self.phase_started
+
+
+def notification_line(attributes: dict[str, str], message: dict[str, Any]) -> str:
+    """A stage notification in one line: its attributes, and for a failure the step and error (any other
+    message, such as a rejected manifest's, shortened)."""
+    if "stage" not in attributes:
+        return f"  [magenta]notification[/] {json.dumps(message)[:200]}"
+    line = (
+        f"  [magenta]notification[/] {attributes['workflow']} [bold]{attributes['stage']}[/] "
+        f"{attributes['status']} endpoint {attributes['endpoint']}"
+    )
+    if attributes["stage"] == "Failed":
+        line += f": {message.get('step')} {message.get('error')}"
+    return line
 
 
 def area_under_roc(labels: list[bool], scores: list[float]) -> float:

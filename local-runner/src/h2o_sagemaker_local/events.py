@@ -78,6 +78,14 @@ class EndpointStatus:
     reason: str | None
 
 
+@dataclass(frozen=True)
+class NotificationPublished:
+    attributes: dict[
+        str, str
+    ]  # workflow, stage, status, endpoint: what a subscription's filter policy matches
+    message: dict[str, Any]  # the JSON message
+
+
 Event = (
     Deploying
     | Deployed
@@ -90,6 +98,7 @@ Event = (
     | TuningFinished
     | EndpointDeploying
     | EndpointStatus
+    | NotificationPublished
 )
 ProgressListener = Callable[[Event], None]
 

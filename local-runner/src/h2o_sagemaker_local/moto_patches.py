@@ -49,6 +49,9 @@ covered by ``tests/test_moto_patches.py``:
 12. Asynchronous invocation. moto runs an S3 notification's function once and drops its error; Lambda retries
     an asynchronous event (``MaximumRetryAttempts`` of the function's event invoke config, 2 by default) and
     then sends the failure record to the ``OnFailure`` destination, with the function's role.
+13. SNS delivery to Lambda. moto invokes a subscribed function once, synchronously, with a fixed sample
+    event (``Test`` attributes, ``EXAMPLE`` URLs and ARNs); SNS invokes it asynchronously (retried as 12.) with
+    the published message's attributes, its topic, subscription and message id, and real URLs.
 
 Other modules patch moto too (the SageMaker emulation routes moto's SageMaker actions); they go through
 ``replace``, so ``uninstall`` gives all of moto back.
@@ -78,6 +81,7 @@ from botocore.model import OperationModel, ServiceModel
 from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import JsonRESTError
 from moto.s3 import notifications as s3_notifications
+from moto.sns.models import Subscription
 from moto.stepfunctions.parser.api import HistoryEventType, InvalidDefinition, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
@@ -232,6 +236,7 @@ def _patch_moto() -> None:
     replace(StepFunctionsParserBackend, "start_execution", _start_execution_named)
     replace(s3_notifications, "_get_s3_event", _s3_event_with_sequencer)
     replace(s3_notifications, "_invoke_awslambda", _invoke_asynchronously)
+    replace(Subscription, "publish", _publish_to_lambda_as_sns)
     overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     for sfn_name, boto_name in _dashless_service_names().items():
         if sfn_name not in overrides:
@@ -749,3 +754,47 @@ def _invoke_asynchronously(account_id: str, event_body: Any, fn_arn: str, region
 def original(owner: object, name: str) -> Any:
     """What ``replace`` replaced."""
     return next(saved for patched, attr, saved in _state.originals if patched is owner and attr == name)
+
+
+# --- 13. SNS delivery to Lambda -------------------------------------------------------------------------------
+
+
+def _publish_to_lambda_as_sns(
+    subscription: Subscription,
+    message: str,
+    message_id: str,
+    subject: str | None = None,
+    message_attributes: dict[str, Any] | None = None,
+    **others: Any,
+) -> None:
+    """A lambda subscription gets SNS's event for this message, delivered asynchronously; other protocols and the
+    filter policy are moto's."""
+    if subscription.protocol != "lambda":
+        original(Subscription, "publish")(
+            subscription, message, message_id, subject, message_attributes, **others
+        )
+        return
+    matcher = subscription._filter_policy_matcher
+    if matcher is not None and not matcher.matches(message_attributes, message):
+        return
+    posted = subscription.get_post_data(message, message_id, subject)
+    region = subscription.topic.sns_backend.region_name
+    record = {
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": subscription.arn,
+        "Sns": {
+            "Type": "Notification",
+            "MessageId": message_id,
+            "TopicArn": subscription.topic.arn,
+            "Subject": subject,
+            "Message": message,
+            "Timestamp": posted["Timestamp"],
+            "SignatureVersion": posted["SignatureVersion"],
+            "Signature": posted["Signature"],
+            "SigningCertUrl": posted["SigningCertURL"],
+            "UnsubscribeUrl": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={subscription.arn}",
+            "MessageAttributes": message_attributes or {},  # moto keeps them as SNS sends them: Type, Value
+        },
+    }
+    _invoke_asynchronously(subscription.account_id, {"Records": [record]}, subscription.endpoint, region)

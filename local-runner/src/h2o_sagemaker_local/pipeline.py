@@ -112,6 +112,8 @@ class LocalPipeline:
         # instead can land inside moto, whose broad excepts swallow KeyboardInterrupt.
         self.interrupted = threading.Event()
         self._seeded_variables: list[str] = []
+        # Notifications taken from the inbox (and reported) that notifications() has not returned yet.
+        self._received: list[tuple[dict[str, Any], dict[str, str]]] = []
 
     def __enter__(self) -> LocalPipeline:
         self._capture_moto_log()
@@ -305,6 +307,7 @@ class LocalPipeline:
             description = self.sfn.describe_execution(executionArn=execution_arn)
             history = self.histories(execution_arn)
             self._report_states(history, reported)
+            self._take_notifications()
             if description["status"] in TERMINAL_EXECUTION_STATUSES:
                 break
             if time.monotonic() > deadline:
@@ -313,6 +316,7 @@ class LocalPipeline:
             if self.interrupted.wait(0.5):
                 self.sfn.stop_execution(executionArn=execution_arn, error="Interrupted")
                 raise RunInterrupted(execution_arn)
+        self._take_notifications()
         output = json.loads(description["output"]) if description.get("output") else None
         return RunResult(
             execution_arn,
@@ -382,23 +386,30 @@ class LocalPipeline:
 
     def notifications_with_attributes(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
         """Notifications published since the last call, each with the message attributes filters match."""
+        self._take_notifications()
+        received, self._received = self._received, []
+        return received
+
+    def _take_notifications(self) -> None:
+        """Move what the topic delivered to the inbox into ``_received``, telling the listener of each."""
         sqs = self.sqs
-        received: list[tuple[dict[str, Any], dict[str, str]]] = []
         while True:
             messages = sqs.receive_message(
                 QueueUrl=self.inbox, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
             ).get("Messages", [])
             if not messages:
-                return received
+                return
             for message in messages:
                 # Raw delivery: the SNS message attributes arrive as the SQS message's attributes.
                 attributes = {
                     name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()
                 }
                 try:
-                    received.append((json.loads(message["Body"]), attributes))
+                    body = json.loads(message["Body"])
                 except json.JSONDecodeError:
-                    received.append(({"message": message["Body"]}, attributes))
+                    body = {"message": message["Body"]}
+                self._received.append((body, attributes))
+                self.listener(events.NotificationPublished(attributes, body))
                 sqs.delete_message(QueueUrl=self.inbox, ReceiptHandle=message["ReceiptHandle"])
 
     def _rejection_reason(self) -> str | None:

@@ -211,7 +211,7 @@ def _anything(action: str) -> Rule:
     return lambda call: [Authorization(action, "*")]
 
 
-# --- S3, SSM, Step Functions, SNS, Lambda ---------------------------------------------------------------------
+# --- S3, SSM, Step Functions, SNS, Secrets Manager, Lambda ----------------------------------------------------
 
 
 def _object(action: str) -> Rule:
@@ -259,6 +259,15 @@ def _states(parameter: str) -> Rule:
 
 def _publish(call: ApiCall) -> list[Authorization]:
     return [Authorization("sns:Publish", call.params.get("TopicArn") or call.params["TargetArn"])]
+
+
+def _secret_value(call: ApiCall) -> list[Authorization]:
+    """IAM evaluates a secret's full ARN (with its random suffix): only a call naming the ARN is mapped, as the
+    Slack notifier's does."""
+    secret_id = call.params["SecretId"]
+    if not secret_id.startswith("arn:"):
+        raise UnmappedCall(f"secretsmanager:GetSecretValue of {secret_id!r}: pass the secret's ARN")
+    return [Authorization("secretsmanager:GetSecretValue", secret_id)]
 
 
 def _invoke_function(call: ApiCall) -> list[Authorization]:
@@ -335,6 +344,7 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("stepfunctions", "DescribeExecution"): _states("executionArn"),
     ("stepfunctions", "StopExecution"): _states("executionArn"),
     ("sns", "Publish"): _publish,
+    ("secretsmanager", "GetSecretValue"): _secret_value,
     ("lambda", "Invoke"): _invoke_function,
 }
 

@@ -8,6 +8,7 @@ keys) answer for it.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,7 +213,20 @@ class Function(ResourceHandler):
         for event in properties.get("Events", {}).values():
             if event["Type"] == "EventBridgeRule":
                 self._subscribe_s3_uploads(arn, event["Properties"]["Pattern"])
+            elif event["Type"] == "SNS":
+                self._subscribe_to_topic(arn, event["Properties"])
         return {"Ref": name, "Arn": arn}
+
+    def _subscribe_to_topic(self, function_arn: str, properties: dict[str, Any]) -> None:
+        """SAM's SNS event: a lambda subscription (subscribing again is a no-op, as on AWS), which moto delivers
+        by invoking the function in process on each publish."""
+        filter_policy = properties.get("FilterPolicy")
+        self.clients["sns"].subscribe(
+            TopicArn=properties["Topic"],
+            Protocol="lambda",
+            Endpoint=function_arn,
+            Attributes={"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {},
+        )
 
     def _subscribe_s3_uploads(self, function_arn: str, pattern: dict[str, Any]) -> None:
         """Deliver the rule's S3 'Object Created' events as a bucket notification with the same key filter.
