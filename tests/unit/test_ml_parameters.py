@@ -107,10 +107,17 @@ def test_bad_quality_gates_name_the_field(gate: dict, message: str) -> None:
         )
 
 
+def trained_with_images() -> dict:
+    document = filled_original_ml_parameters()
+    del document["algorithmARN"]
+    return document | {
+        "trainingImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/h2o-gbm-trainer:1",
+        "inferenceImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/h2o-gbm-predictor:1",
+    }
+
+
 def test_quality_gate_defaults_and_its_objective_channel() -> None:
-    params = parse_document(
-        MlParameters, filled_original_ml_parameters() | {"qualityGate": {}}, "ml-parameters.json"
-    )
+    params = parse_document(MlParameters, trained_with_images() | {"qualityGate": {}}, "ml-parameters.json")
     assert params.quality_gate is not None
     assert (params.quality_gate.must_beat_deployed_model, params.quality_gate.min_improvement) == (True, 0.0)
     assert params.quality_gate.min_objective_value is None
@@ -130,6 +137,16 @@ def test_quality_gate_defaults_and_its_objective_channel() -> None:
             | {"objectiveMetricName": "training:auc", "qualityGate": {"minObjectiveValue": "0.8"}},
             "ml-parameters.json",
         )
+
+
+def test_beating_the_deployed_model_needs_the_trainer_image_that_scores_it() -> None:
+    with pytest.raises(ParameterFileError, match=r"qualityGate.mustBeatDeployedModel needs trainingImage"):
+        parse_document(
+            MlParameters, filled_original_ml_parameters() | {"qualityGate": {}}, "ml-parameters.json"
+        )
+    floor_only = {"qualityGate": {"minObjectiveValue": 0.8, "mustBeatDeployedModel": False}}
+    params = parse_document(MlParameters, filled_original_ml_parameters() | floor_only, "ml-parameters.json")
+    assert params.quality_gate is not None and params.quality_gate.min_objective_value == 0.8
 
 
 def test_missing_required_key_is_named() -> None:

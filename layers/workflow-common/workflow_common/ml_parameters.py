@@ -215,10 +215,17 @@ class MlParameters(CamelCaseModel):
                 f"qualityGate needs an objectiveMetricName measured on the {VALIDATION_CHANNEL} channel "
                 f"({VALIDATION_CHANNEL}:<metric>), got {self.objective_metric_name}"
             )
+        if self.quality_gate and self.quality_gate.must_beat_deployed_model and self.algorithm_arn:
+            # The deployed model is scored by the training image's evaluate command, which only this
+            # project's trainer image has.
+            raise ValueError(
+                "qualityGate.mustBeatDeployedModel needs trainingImage (the h2o-gbm-trainer image scores the "
+                "deployed model), not algorithmARN: set it false or train with trainingImage"
+            )
         return self
 
     @property
-    def resolved_objective_type(self) -> str:
+    def resolved_objective_type(self) -> Literal["Maximize", "Minimize"]:
         if self.objective_type:
             return self.objective_type
         metric = self.objective_metric_name.split(":", 1)[1]
