@@ -372,6 +372,11 @@ def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(
             "NotificationTopicArn": stack.resources["NotificationTopic"]["Ref"],
             "Partition": "aws",
             "DataWatermarkParameterName": "/parent-test/data-watermark",
+            "DeployedModelFinderFunctionArn": stack.resources["DeployedModelFinderFunction"]["Arn"],
+            "QualityGateJudgeFunctionArn": stack.resources["QualityGateJudgeFunction"]["Arn"],
+            "SageMakerExecutionRoleArn": children["ModelTuner"].outputs["SageMakerExecutionRoleArn"],
+            "Environment": "development",
+            "OwnerStackName": "parent",
         },
     )
     # One topic for the whole system: the children were given the parent's, so created none.
@@ -382,7 +387,7 @@ def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(
     assert {name: function.layer_dirs for name, function in deployer.registry.functions.items()} == {
         name: [SHARED_LAYER] for name in deployer.registry.functions
     }
-    assert len(deployer.registry.functions) == 5
+    assert len(deployer.registry.functions) == 7  # 5 in the nested apps, the quality gate's finder and judge
     assert json.loads(
         client("ssm").get_parameter(Name="/parent-test/ml-parameters")["Parameter"]["Value"]
     ) == (ml_parameters)

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import pytest
+from deployed_model_finder import DeployedModel
 from endpoint_inspector import Inspection
 from pydantic import BaseModel
+from quality_gate_judge import GateDecision
 from workflow_common.execution_input import (
     BestModel,
     DeploymentInput,
@@ -46,6 +48,8 @@ CHILD_MACHINES = {
 LAMBDA_RESULTS: dict[str, type[BaseModel]] = {
     "${BestModelSelectorFunctionArn}": BestModel,
     "${EndpointInspectorFunctionArn}": Inspection,
+    "${DeployedModelFinderFunctionArn}": DeployedModel,
+    "${QualityGateJudgeFunctionArn}": GateDecision,
 }
 
 # A shape is what a JSON value is known to hold: a dict of its keys' shapes, LEAF (a value nothing is read
@@ -370,6 +374,8 @@ def test_every_contract_field_is_read_or_returned() -> None:
     assert set(model_shape(DeploymentInput)) - set(model_shape(DeploymentSettings)) == set(
         model_shape(TuningOutput)
     )
-    assert "$.tuningResult.output" in input_reads(load("parent")["States"]["Summarize"])
-    assert "$.deploymentResult.output" in input_reads(load("parent")["States"]["Summarize"])
+    parent = load("parent")["States"]
+    assert "$.tuningResult.output" in input_reads(parent["SummarizeDeployment"])
+    assert "$.deploymentResult.output" in input_reads(parent["SummarizeDeployment"])
+    assert {"$.tuningResult.output", "$.gateDecision"} <= set(input_reads(parent["SummarizeRejection"]))
     assert not set(unread(RunInput, "parent"))

@@ -159,6 +159,41 @@ def test_a_quality_gate_needs_the_validation_channel_in_the_manifest() -> None:
         build_execution_input(gated, HYPERPARAMETERS, training_only, RUN)
 
 
+def test_the_quality_gate_settings_name_the_objective_and_the_job_scoring_the_deployed_model() -> None:
+    gated = ml_parameters(qualityGate={"minObjectiveValue": 0.8, "minImprovement": 0.01})
+    document = build_execution_input(gated, HYPERPARAMETERS, MANIFEST, RUN)
+    tuning_job_name = document["tuning"]["hyperParameterTuningJobName"]
+    assert document["qualityGate"] == {
+        "objectiveMetricName": "validation:auc",
+        "objectiveType": "Maximize",
+        "minObjectiveValue": 0.8,
+        "minImprovement": 0.01,
+        "evaluation": {
+            "processingJobName": f"{tuning_job_name}-gate",
+            "imageUri": gated.training_image,
+            "instanceType": gated.training_instance_type,
+            "volumeSizeInGb": gated.training_instance_volume_size_in_gb,
+            "maxRuntimeInSeconds": gated.max_runtime_in_seconds,
+            "validationS3Uri": "s3://my-bucket/titanic/validation.csv",
+            "validationS3DataType": "S3Prefix",
+            "outputS3Uri": f"s3://my-bucket/model-artifacts/{tuning_job_name}-gate/evaluation",
+        },
+    }
+    assert SAGEMAKER_NAME.match(document["qualityGate"]["evaluation"]["processingJobName"])
+    floor_only = ml_parameters(
+        objectiveMetricName="validation:logloss",
+        qualityGate={"minObjectiveValue": 0.4, "mustBeatDeployedModel": False},
+    )
+    gate = build_execution_input(floor_only, HYPERPARAMETERS, MANIFEST, RUN)["qualityGate"]
+    assert gate == {
+        "objectiveMetricName": "validation:logloss",
+        "objectiveType": "Minimize",
+        "minObjectiveValue": 0.4,
+        "minImprovement": 0.0,
+    }
+    assert "qualityGate" not in build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN)
+
+
 def test_minimised_metrics_get_the_right_direction() -> None:
     document = build_execution_input(
         ml_parameters(objectiveMetricName="validation:logloss"), HYPERPARAMETERS, MANIFEST, RUN

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from workflow_common.ml_parameters import (
+    VALIDATION_CHANNEL,
     Hyperparameters,
     Manifest,
     MlParameters,
@@ -120,6 +121,30 @@ class DeploymentOutput(CamelCaseModel):
     updated: bool  # the endpoint existed and was updated, rather than created
 
 
+class GateEvaluation(CamelCaseModel):
+    """The Processing job scoring the deployed model on this run's validation rows with the trainer's metric code."""
+
+    processing_job_name: str
+    image_uri: str  # the training image: its `evaluate` command
+    instance_type: str
+    volume_size_in_gb: int
+    max_runtime_in_seconds: int
+    validation_s3_uri: str
+    validation_s3_data_type: str
+    output_s3_uri: str  # evaluation.json is written under it
+
+
+class QualityGateSettings(CamelCaseModel):
+    """The run's quality gate (ml-parameters' qualityGate, with the objective it judges)."""
+
+    objective_metric_name: str
+    objective_type: Literal["Maximize", "Minimize"]
+    min_objective_value: float | None = None
+    min_improvement: float
+    # Present when mustBeatDeployedModel: the deployed model, if any, is scored by this job.
+    evaluation: GateEvaluation | None = None
+
+
 class RunInput(CamelCaseModel):
     """The parent state machine's input: it hands ``tuning`` and ``deployment`` to the two child machines."""
 
@@ -130,6 +155,8 @@ class RunInput(CamelCaseModel):
     deployment: DeploymentSettings
     # From a scheduled run's manifest: written to SSM as the data watermark when the run completes.
     data_watermark: str | None = None
+    # Absent: every tuned model is deployed.
+    quality_gate: QualityGateSettings | None = None
 
     def to_document(self) -> dict[str, Any]:
         """The JSON the execution starts with; optional parts left out, as the state machines test presence."""
@@ -244,6 +271,35 @@ def _training_job_definition(
     return definition
 
 
+def _quality_gate(
+    params: MlParameters, manifest: Manifest, tuning_job_name: str
+) -> QualityGateSettings | None:
+    gate = params.quality_gate
+    if gate is None:
+        return None
+    evaluation = None
+    if gate.must_beat_deployed_model and params.training_image:  # ml-parameters requires the image then
+        [validation] = [item for item in manifest.channels if item.channel_name == VALIDATION_CHANNEL]
+        job_name = f"{tuning_job_name}-gate"  # tuning job names are 32 characters at most, jobs' 63
+        evaluation = GateEvaluation(
+            processing_job_name=job_name,
+            image_uri=params.training_image,
+            instance_type=params.training_instance_type,
+            volume_size_in_gb=params.training_instance_volume_size_in_gb,
+            max_runtime_in_seconds=params.max_runtime_in_seconds,
+            validation_s3_uri=validation.s3_data_source.s3_uri,
+            validation_s3_data_type=validation.s3_data_source.s3_data_type,
+            output_s3_uri=f"{params.model.artifacts_s3_output_path.rstrip('/')}/{job_name}/evaluation",
+        )
+    return QualityGateSettings(
+        objective_metric_name=params.objective_metric_name,
+        objective_type=params.resolved_objective_type,
+        min_objective_value=gate.min_objective_value,
+        min_improvement=gate.min_improvement,
+        evaluation=evaluation,
+    )
+
+
 def build_execution_input(
     params: MlParameters, hyperparameters: Hyperparameters, manifest: Manifest, run: RunIdentity
 ) -> dict[str, Any]:
@@ -256,6 +312,7 @@ def build_execution_input(
         run_id=run_id,
         manifest=f"s3://{run.bucket}/{run.key}",
         data_watermark=manifest.data_watermark.isoformat() if manifest.data_watermark else None,
+        quality_gate=_quality_gate(params, manifest, tuning_job_name),
         tuning=TuningInput(
             hyper_parameter_tuning_job_name=tuning_job_name,
             hyper_parameter_tuning_job_config=_tuning_job_config(params, hyperparameters),
