@@ -64,8 +64,9 @@ class Faults:
     def sagemaker(self):
         return self.pipeline.sagemaker
 
-    def start(self, name: str) -> str:
+    def start(self, name: str, **manifest_fields: str) -> str:
         _, _, manifest = local_inputs(self.options)
+        manifest |= manifest_fields
         data = {"training": self.options.train, "validation": self.options.validation}
         return self.pipeline.start(manifest, data, f"manifests/{name}/manifest.json")
 
@@ -102,7 +103,8 @@ class Faults:
 def faults(tmp_path_factory: pytest.TempPathFactory, options) -> Iterator[Faults]:
     ml_parameters, hyperparameters, _ = local_inputs(options)
     with LocalPipeline(tmp_path_factory.mktemp("faults"), seed=11) as pipeline:
-        stack = pipeline.deploy(ml_parameters, hyperparameters)
+        # Delete: the module ends by deleting the stack, so the teardown role's grants are used and checked.
+        stack = pipeline.deploy(ml_parameters, hyperparameters, {"OnStackDelete": "Delete"})
         state = Faults(
             pipeline, options, stack.resources["ParameterProvider"]["Outputs"]["ManifestTriggerFunctionArn"]
         )
@@ -407,6 +409,7 @@ def test_the_failed_endpoint_is_deleted_as_the_notification_says(
 
 SPOT_JOBS = 2
 SPOT_NTREES = "150"
+SPOT_WATERMARK = "2026-11-30T08:15:00+00:00"  # the newest training object a scheduled run would name
 
 
 @dataclass
@@ -477,7 +480,8 @@ def trees_saved(job: TrainingJob) -> int:
 
 @pytest.fixture(scope="module")
 def spot_run(faults: Faults, updated_stack: UpdatedStack) -> SpotRun:
-    execution_arn = faults.start("spot")
+    # As a scheduled run's manifest, it names the data's watermark: the parent records it once the run completed.
+    execution_arn = faults.start("spot", dataWatermark=SPOT_WATERMARK)
 
     def checkpointed() -> TrainingJob | None:
         return next((job for job in faults.training_jobs(execution_arn) if trees_saved(job) >= 30), None)
@@ -506,6 +510,12 @@ def test_the_next_run_uses_the_re_imported_parameters(faults: Faults, spot_run: 
     # The deleted endpoint was created again.
     assert result.output["endpoint"]["updated"] is False
     assert describe_endpoint(result.output["endpoint"]["endpointName"])["EndpointStatus"] == "InService"
+
+
+def test_a_completed_run_records_its_manifests_data_watermark(spot_run: SpotRun) -> None:
+    assert spot_run.result.status == "SUCCEEDED", spot_run.result.cause
+    parameter = boto3.client("ssm", region_name=REGION).get_parameter(Name="/h2o-local/data-watermark")
+    assert parameter["Parameter"]["Value"] == SPOT_WATERMARK
 
 
 def test_an_interrupted_spot_job_restarts_and_resumes_from_its_checkpoint(spot_run: SpotRun) -> None:
@@ -697,9 +707,21 @@ def statements_of_stack_roles() -> dict[tuple[str, str, int], dict[str, Any]]:
     return found
 
 
-def test_every_statement_of_every_role_was_used_or_cannot_be_used_locally(
-    faults: Faults, refused_update: RefusedUpdate
-) -> None:
+@pytest.fixture(scope="module")
+def torn_down(faults: Faults, refused_update: RefusedUpdate) -> Faults:
+    """The stack deleted after every run of the module, as `sam delete` would: its endpoint goes with it."""
+    faults.pipeline.delete_stack()
+    return faults
+
+
+def test_deleting_the_stack_removes_the_endpoint_its_runs_made(torn_down: Faults) -> None:
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert sagemaker.list_models()["Models"] == []
+
+
+def test_every_statement_of_every_role_was_used_or_cannot_be_used_locally(torn_down: Faults) -> None:
+    faults = torn_down
     used = {(item.role_name, item.policy, item.index) for item in faults.pipeline.access.used}
     unused = {
         key: statement.get("Sid")
@@ -713,14 +735,14 @@ def test_every_statement_of_every_role_was_used_or_cannot_be_used_locally(
 
 
 def test_removing_any_used_statement_denies_what_it_allowed_naming_principal_action_and_resource(
-    faults: Faults, refused_update: RefusedUpdate
+    torn_down: Faults,
 ) -> None:
     """Mutation: each statement the runs used, taken out of its role alone, and the requests it allowed asked
     again of the same policy evaluator: every one is denied, so no grant the workflow relies on is redundant or
     unchecked."""
     from h2o_sagemaker_local.iam.enforcement import AccessDenied
 
-    access = faults.pipeline.access
+    access = torn_down.pipeline.access
     iam = boto3.client("iam", region_name=REGION)
     checked = 0
     for used, requests in sorted(access.allowed.items(), key=lambda item: str(item[0])):
