@@ -16,10 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +33,7 @@ from h2o_sagemaker_local.pipeline import LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
 from h2o_sagemaker_local.training import TrainingJob
 from process_watch import no_process_left, processes_using
+from request_loop import RequestLoop
 
 pytestmark = pytest.mark.h2o
 
@@ -161,36 +159,6 @@ def states_entered(
 
 def describe_endpoint(name: str) -> dict[str, Any]:
     return boto3.client("sagemaker", region_name=REGION).describe_endpoint(EndpointName=name)
-
-
-class RequestLoop:
-    """Scores one validation row through the endpoint's URL without pause, recording each outcome."""
-
-    def __init__(self, url: str, body: bytes):
-        self.url, self.body = url, body
-        self.outcomes: list[int | str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            request = urllib.request.Request(
-                f"{self.url}/invocations", data=self.body, headers={"Content-Type": "text/csv"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    self.outcomes.append(response.status)
-            except (urllib.error.URLError, OSError) as error:
-                self.outcomes.append(repr(error))
-            time.sleep(0.01)
-
-    def __enter__(self) -> RequestLoop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # --- 1. one training job of three crashes ------------------------------------------------------------------

@@ -6,10 +6,7 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validat
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
 from process_watch import no_process_left, processes_using
+from request_loop import RequestLoop
 
 pytestmark = pytest.mark.h2o
 
@@ -153,28 +151,8 @@ def test_a_second_run_updates_the_endpoint_without_failing_a_request(
 ) -> None:
     endpoint = pipeline.sagemaker.endpoints[first_run.output["endpoint"]["endpointName"]]
     header_and_row = "\n".join(options.validation.read_text().splitlines()[:2]).encode()
-    outcomes: list[int | str] = []
-    stop = threading.Event()
-
-    def keep_requesting() -> None:
-        while not stop.is_set():
-            request = urllib.request.Request(
-                f"{endpoint.proxy.url}/invocations", data=header_and_row, headers={"Content-Type": "text/csv"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    outcomes.append(response.status)
-            except (urllib.error.URLError, OSError) as error:
-                outcomes.append(repr(error))
-            time.sleep(0.01)
-
-    client = threading.Thread(target=keep_requesting)
-    client.start()
-    try:
+    with RequestLoop(endpoint.proxy.url, header_and_row) as traffic:
         second_run = run_examples(pipeline, options, "manifests/second/manifest.json")
-    finally:
-        stop.set()
-        client.join()
 
     assert second_run.status == "SUCCEEDED", second_run.cause
     assert second_run.output["endpoint"]["updated"] is True
@@ -183,7 +161,9 @@ def test_a_second_run_updates_the_endpoint_without_failing_a_request(
         second_run.output["endpoint"]["endpointConfigName"]
         != first_run.output["endpoint"]["endpointConfigName"]
     )
-    assert outcomes and set(outcomes) == {200}, [item for item in outcomes if item != 200][:3]
+    assert traffic.outcomes and set(traffic.outcomes) == {200}, [
+        item for item in traffic.outcomes if item != 200
+    ][:3]
     assert endpoint_auc(pipeline, second_run, options) == pytest.approx(
         second_run.output["model"]["objective"]["Value"], abs=1e-9
     )

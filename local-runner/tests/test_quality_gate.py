@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +24,7 @@ from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
 from h2o_sagemaker_local.stack import REGION
 from process_watch import no_process_left
+from request_loop import RequestLoop
 
 pytestmark = pytest.mark.h2o
 
@@ -150,28 +147,8 @@ def test_a_model_not_beating_the_deployed_one_is_rejected_without_touching_the_e
     endpoint_name = serving.output["endpoint"]["endpointName"]
     endpoint = pipeline.sagemaker.endpoints[endpoint_name]
     header_and_row = "\n".join(options.validation.read_text().splitlines()[:2]).encode()
-    outcomes: list[int | str] = []
-    stop = threading.Event()
-
-    def keep_requesting() -> None:
-        while not stop.is_set():
-            request = urllib.request.Request(
-                f"{endpoint.proxy.url}/invocations", data=header_and_row, headers={"Content-Type": "text/csv"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    outcomes.append(response.status)
-            except (urllib.error.URLError, OSError) as error:
-                outcomes.append(repr(error))
-            time.sleep(0.05)
-
-    client = threading.Thread(target=keep_requesting)
-    client.start()
-    try:
+    with RequestLoop(endpoint.proxy.url, header_and_row) as traffic:
         rejected = gated_run(pipeline, options, training_files["small"], "worse")
-    finally:
-        stop.set()
-        client.join()
 
     worse, message, attributes = rejected.result, rejected.gate_message, rejected.gate_attributes
     assert attributes == {
@@ -191,7 +168,9 @@ def test_a_model_not_beating_the_deployed_one_is_rejected_without_touching_the_e
     assert worse.output["deployed"] is False
     assert worse.output["qualityGate"]["status"] == "REJECTED" and "endpoint" not in worse.output
     assert serving_config(endpoint_name) == serving.output["endpoint"]["endpointConfigName"]
-    assert outcomes and set(outcomes) == {200}, [item for item in outcomes if item != 200][:3]
+    assert traffic.outcomes and set(traffic.outcomes) == {200}, [
+        item for item in traffic.outcomes if item != 200
+    ][:3]
     assert len(worse.history) == 2, "the rejected run started no endpoint deployment (parent and tuning only)"
 
 

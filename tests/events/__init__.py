@@ -140,3 +140,16 @@ def original_ml_parameters(region: str = REGION, bucket: str = BUCKET) -> dict[s
             "<subnet-3>": "subnet-3",
         },
     )
+
+
+def minimal_ml_parameters(bucket: str = BUCKET) -> dict[str, Any]:
+    """The fewest ml-parameters a stack accepts: two images, the budget, the endpoint and the model's output."""
+    return {
+        "tuningJobName": "survival-tuning",
+        "trainingImage": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/h2o-gbm-trainer:1",
+        "inferenceImage": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/h2o-gbm-predictor:1",
+        "maxParallelTrainingJobs": 2,
+        "maxNumberOfTrainingJobs": 4,
+        "endpointName": "survival-endpoint",
+        "model": {"artifactsS3OutputPath": f"s3://{bucket}/model-artifacts/", "name": "survival-model"},
+    }

@@ -16,7 +16,7 @@ import boto3
 import parameter_importer
 import pytest
 from cfnlint.decode import decode
-from events import custom_resource_request
+from events import custom_resource_request, minimal_ml_parameters
 from h2o_sagemaker_local.stack.custom_resources import ResponseUrl
 from moto import mock_aws
 from workflow_common.execution_input import RunIdentity, build_execution_input
@@ -56,15 +56,7 @@ WHOLE_DOCUMENTS = {
 }
 
 
-ML_PARAMETERS = {
-    "tuningJobName": "survival-tuning",
-    "trainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-trainer:1",
-    "inferenceImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-predictor:1",
-    "maxParallelTrainingJobs": 2,
-    "maxNumberOfTrainingJobs": 4,
-    "endpointName": "survival-endpoint",
-    "model": {"artifactsS3OutputPath": f"s3://{BUCKET}/model-artifacts/", "name": "survival-model"},
-}
+ML_PARAMETERS = minimal_ml_parameters()
 
 
 def ml_parameters(**changes: Any) -> MlParameters:

@@ -13,21 +13,14 @@ import boto3
 import pytest
 import retraining_planner
 from cfnlint.decode import cfn_yaml
-from events import BUCKET, load_event
+from events import BUCKET, load_event, minimal_ml_parameters
 from moto import mock_aws
 from moto.backends import get_backend
 from workflow_common.parameter_store import write_documents
 
 TICK = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 TEMPLATE = Path(__file__).parents[2] / "ml-parameter-provider" / "template.yaml"
-ML_PARAMETERS = {
-    "tuningJobName": "survival-tuning",
-    "trainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-trainer:1",
-    "inferenceImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-predictor:1",
-    "maxParallelTrainingJobs": 2,
-    "maxNumberOfTrainingJobs": 4,
-    "endpointName": "survival-endpoint",
-    "model": {"artifactsS3OutputPath": f"s3://{BUCKET}/model-artifacts/", "name": "survival-model"},
+ML_PARAMETERS = minimal_ml_parameters() | {
     "retraining": {
         "trainingDataPrefixes": [f"s3://{BUCKET}/titanic/training/"],
         "trainingWindowDays": 7,

@@ -11,6 +11,8 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from . import interruption
 from .environment import BASE_DIR_ENV, MAX_MEM_SIZE_ENV, Environment
@@ -24,11 +26,26 @@ EXIT_BAD_INPUT = 2
 MAX_REASON_CHARS = 1000
 
 
-def _fail(env: Environment, reason: str, exit_code: int) -> int:
+def run_reporting_failure(job: Callable[[], object], failure_file: Path, what: str) -> int:
+    """Run ``job``; on failure its one-line reason goes to stderr and to ``failure_file``, where SageMaker reads it
+    (a training job's FailureReason, a processing job's ExitMessage: each keeps the first 1 KB)."""
+    try:
+        job()
+    except TrainingInputError as error:
+        return _fail(failure_file, what, str(error), EXIT_BAD_INPUT)
+    except TrainingError as error:
+        return _fail(failure_file, what, str(error), EXIT_FAILED)
+    except Exception as error:
+        logger.exception("unexpected error")
+        return _fail(failure_file, what, f"unexpected error: {type(error).__name__}: {error}", EXIT_FAILED)
+    return 0
+
+
+def _fail(failure_file: Path, what: str, reason: str, exit_code: int) -> int:
     one_line = " ".join(reason.split())[:MAX_REASON_CHARS]
-    print(f"training failed: {one_line}", file=sys.stderr, flush=True)
-    env.failure_file.parent.mkdir(parents=True, exist_ok=True)
-    env.failure_file.write_text(one_line + "\n", encoding="utf-8")
+    print(f"{what} failed: {one_line}", file=sys.stderr, flush=True)
+    failure_file.parent.mkdir(parents=True, exist_ok=True)
+    failure_file.write_text(one_line + "\n", encoding="utf-8")
     return exit_code
 
 
@@ -43,13 +60,4 @@ def main(argv: list[str] | None = None) -> int:
     )
     signal.signal(signal.SIGTERM, interruption.on_sigterm)
     env = Environment.from_env()
-    try:
-        train(env)
-    except TrainingInputError as error:
-        return _fail(env, str(error), EXIT_BAD_INPUT)
-    except TrainingError as error:
-        return _fail(env, str(error), EXIT_FAILED)
-    except Exception as error:
-        logger.exception("unexpected error")
-        return _fail(env, f"unexpected error: {type(error).__name__}: {error}", EXIT_FAILED)
-    return 0
+    return run_reporting_failure(lambda: train(env), env.failure_file, "training")

@@ -28,18 +28,16 @@ from typing import Any
 import h2o
 from h2o.exceptions import H2OResponseError, H2OServerError
 
+from .cli import run_reporting_failure
 from .cluster import local_h2o
 from .environment import BASE_DIR_ENV, MAX_MEM_SIZE_ENV, VALIDATION_CHANNEL, Environment
-from .errors import TrainingError, TrainingInputError
+from .errors import TrainingInputError
 from .metrics import METRICS_BY_CATEGORY, collect_metrics, metric_lines
 from .training import METADATA_FILE
 
 logger = logging.getLogger("h2o_gbm_trainer")
 
 EVALUATION_FORMAT_VERSION = 1
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-MAX_MESSAGE_CHARS = 1000  # DescribeProcessingJob's ExitMessage keeps the first 1 KB
 
 
 def model_archive(env: Environment) -> Path:
@@ -157,14 +155,6 @@ def evaluate(env: Environment) -> dict[str, Any]:
     return evaluation
 
 
-def _fail(env: Environment, reason: str, exit_code: int) -> int:
-    one_line = " ".join(reason.split())[:MAX_MESSAGE_CHARS]
-    print(f"evaluation failed: {one_line}", file=sys.stderr, flush=True)
-    message_file(env).parent.mkdir(parents=True, exist_ok=True)
-    message_file(env).write_text(one_line + "\n", encoding="utf-8")
-    return exit_code
-
-
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(
         prog="evaluate",
@@ -176,13 +166,4 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s [evaluate] %(message)s"
     )
     env = Environment.from_env()
-    try:
-        evaluate(env)
-    except TrainingInputError as error:
-        return _fail(env, str(error), EXIT_BAD_INPUT)
-    except TrainingError as error:
-        return _fail(env, str(error), EXIT_FAILED)
-    except Exception as error:
-        logger.exception("unexpected error")
-        return _fail(env, f"unexpected error: {type(error).__name__}: {error}", EXIT_FAILED)
-    return 0
+    return run_reporting_failure(lambda: evaluate(env), message_file(env), "evaluation")
