@@ -14,6 +14,8 @@ class RequestLoop:
     def __init__(self, url: str, body: bytes):
         self.url, self.body = url, body
         self.outcomes: list[int | str] = []
+        self.started_at: list[float] = []  # time.monotonic() as each request of ``outcomes`` was sent
+        self.bodies: list[bytes] = []  # each answer's body (empty for a failed request)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
 
@@ -22,10 +24,13 @@ class RequestLoop:
             request = urllib.request.Request(
                 f"{self.url}/invocations", data=self.body, headers={"Content-Type": "text/csv"}
             )
+            self.started_at.append(time.monotonic())
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
+                    self.bodies.append(response.read())
                     self.outcomes.append(response.status)
             except (urllib.error.URLError, OSError) as error:
+                self.bodies.append(b"")
                 self.outcomes.append(repr(error))
             time.sleep(0.01)
 

@@ -49,6 +49,11 @@ RUN: list[tuple[events.Event, str | None]] = [
         "Deploying endpoint ep with ep-config at",
     ),
     (events.EndpointStatus("ep", "Failed", "no model"), "  endpoint ep: Failed (no model)"),
+    (events.TrafficShifted("ep", "ep-config-2", 0.25), "  endpoint ep: 25% of traffic on ep-config-2"),
+    (
+        events.EndpointRolledBack("ep", "ep-config", ("ep-5xx",), "rollback alarm(s) in ALARM: ep-5xx"),
+        "  endpoint ep: rolled back to ep-config (rollback alarm(s) in ALARM: ep-5xx)",
+    ),
     (
         events.NotificationPublished(
             {"workflow": "EndpointDeployment", "stage": "Failed", "status": "FAILED", "endpoint": "ep"},

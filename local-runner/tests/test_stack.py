@@ -135,6 +135,7 @@ def deploy_provider(deployer: Deployer, target_arn: str, **parameters: str) -> S
         {
             "SharedLayerArn": LAYER_ARN,
             "TargetStateMachineArn": target_arn,
+            "DeploymentStateMachineArn": target_arn,
             "DataBucketName": BUCKET,
             "ParameterStorePath": "/stack-test",
             "ManifestKeyPrefix": "incoming/",
@@ -374,6 +375,7 @@ def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(
             "DataWatermarkParameterName": "/parent-test/data-watermark",
             "DeployedModelFinderFunctionArn": stack.resources["DeployedModelFinderFunction"]["Arn"],
             "QualityGateJudgeFunctionArn": stack.resources["QualityGateJudgeFunction"]["Arn"],
+            "ModelRegistrarFunctionArn": stack.resources["ModelRegistrarFunction"]["Arn"],
             "SageMakerExecutionRoleArn": children["ModelTuner"].outputs["SageMakerExecutionRoleArn"],
             "Environment": "development",
             "OwnerStackName": "parent",
@@ -387,7 +389,7 @@ def test_parent_template_deploys_its_nested_apps_and_wires_their_state_machines(
     assert {name: function.layer_dirs for name, function in deployer.registry.functions.items()} == {
         name: [SHARED_LAYER] for name in deployer.registry.functions
     }
-    assert len(deployer.registry.functions) == 7  # 5 in the nested apps, the quality gate's finder and judge
+    assert len(deployer.registry.functions) == 9  # 6 in the nested apps; the gate's finder and judge, the registrar
     assert json.loads(
         client("ssm").get_parameter(Name="/parent-test/ml-parameters")["Parameter"]["Value"]
     ) == (ml_parameters)

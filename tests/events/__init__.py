@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
+
+from workflow_common.execution_input import StackResources
 
 EVENTS = Path(__file__).resolve().parent
 REPO_ROOT = EVENTS.parents[1]
@@ -70,6 +72,25 @@ def eventbridge_object_created(key: str, bucket: str = BUCKET) -> dict[str, Any]
         "eventbridge-object-created",
         {"resources": [f"arn:aws:s3:::{bucket}"], "detail.bucket.name": bucket, "detail.object.key": key},
     )
+
+
+def model_package_state_change(
+    package_arn: str,
+    status: str = "Approved",
+    updated_fields: Sequence[str] | None = ("ModelApprovalStatus",),
+) -> dict[str, Any]:
+    """SageMaker's "Model Package State Change" for a version of its group: by default the update approving it
+    (``updated_fields`` None: a creation event, which carries no UpdatedModelPackageFields)."""
+    group, version = package_arn.rsplit("/", 2)[1:]
+    overrides: dict[str, Any] = {
+        "resources": [package_arn],
+        "detail.ModelPackageArn": package_arn,
+        "detail.ModelPackageGroupName": group,
+        "detail.ModelPackageVersion": int(version),
+        "detail.ModelApprovalStatus": status,
+        "detail.UpdatedModelPackageFields": DELETE if updated_fields is None else list(updated_fields),
+    }
+    return load_event("sagemaker-model-package-state-change", overrides)
 
 
 def sns_notification(
@@ -153,3 +174,17 @@ def minimal_ml_parameters(bucket: str = BUCKET) -> dict[str, Any]:
         "endpointName": "survival-endpoint",
         "model": {"artifactsS3OutputPath": f"s3://{bucket}/model-artifacts/", "name": "survival-model"},
     }
+
+
+# What a stack creates for its endpoint from the imported ml-parameters (the triggers' environment names them).
+STACK_RESOURCES = StackResources(
+    model_package_group_name="survival-endpoint-1a2b3c4d",
+    rollback_alarm_names=(
+        "h2o-model-tuning-deployment-survival-endpoint-invocation-5xx-errors",
+        "h2o-model-tuning-deployment-survival-endpoint-model-latency",
+    ),
+)
+STACK_RESOURCES_ENVIRONMENT = {
+    "MODEL_PACKAGE_GROUP_NAME": STACK_RESOURCES.model_package_group_name,
+    "ROLLBACK_ALARM_NAMES": ",".join(STACK_RESOURCES.rollback_alarm_names),
+}

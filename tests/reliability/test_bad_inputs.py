@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities import parameters
 from events import (
     BUCKET,
     EXAMPLES,
+    STACK_RESOURCES_ENVIRONMENT,
     custom_resource_request,
     edited,
     eventbridge_object_created,
@@ -157,6 +158,7 @@ def provider(provider_stack: Provider, monkeypatch: pytest.MonkeyPatch) -> Provi
         "TARGET_STATE_MACHINE_ARN": provider_stack.machine,
         "DATA_BUCKET_NAME": BUCKET,
         "NOTIFICATION_TOPIC_ARN": provider_stack.topic,
+        **STACK_RESOURCES_ENVIRONMENT,
     }.items():
         monkeypatch.setenv(name, value)
     assert provider_stack.stored() == provider_stack.imported

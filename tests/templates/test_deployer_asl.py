@@ -53,8 +53,13 @@ def test_a_failure_waits_for_a_busy_endpoint_or_deletes_the_unused_configuration
     """The rest of each catch is the shared rule (test_asl_rules.py)."""
     (catcher,) = STATES[name]["Catch"]
     marker = STATES[catcher["Next"]]
-    if marker["Type"] == "Choice":  # an endpoint busy with another run's operation is waited for first
-        assert {choice["Next"] for choice in marker["Choices"]} == {"HasWaitBudgetForIdleEndpoint"}
+    if marker["Type"] == "Choice":
+        # An endpoint busy with another run's operation is waited for first; a rolled-back update is marked in
+        # the registry first.
+        assert {choice["Next"] for choice in marker["Choices"]} in (
+            {"HasWaitBudgetForIdleEndpoint"},
+            {"DeploymentRolledBack"},
+        )
         marker = STATES[marker["Default"]]
     # A failure before any endpoint took this run's configuration deletes it first.
     cleanup = "DeleteUnusedEndpointConfig" if name in CONFIG_UNUSED_ON_FAILURE else NOTIFY
@@ -62,7 +67,11 @@ def test_a_failure_waits_for_a_busy_endpoint_or_deletes_the_unused_configuration
 
 
 def test_a_failure_before_the_endpoint_took_the_new_configuration_deletes_it() -> None:
-    assert asl.failure_reporting_tasks(STATES) == {NOTIFY, "DeleteUnusedEndpointConfig"}
+    assert asl.failure_reporting_tasks(STATES) == {
+        NOTIFY,
+        "DeleteUnusedEndpointConfig",
+        "MarkModelPackageRolledBack",
+    }
     cleanup = STATES["DeleteUnusedEndpointConfig"]
     assert cleanup["Resource"] == "arn:${Partition}:states:::aws-sdk:sagemaker:deleteEndpointConfig"
     assert cleanup["Parameters"] == {"EndpointConfigName.$": "$.endpointConfigName"}
@@ -126,7 +135,7 @@ def test_errors_raised_by_the_workflow_itself_have_a_name_and_a_cause() -> None:
         for name, state in STATES.items()
         if state["Type"] == "Pass" and state.get("ResultPath") == "$.error"
     ]
-    assert len(builders) == 3
+    assert len(builders) == 5
     for name in builders:
         parameters = STATES[name]["Parameters"]
         assert re.fullmatch(r"[A-Z]\w+", parameters["Error"]), name
@@ -158,10 +167,14 @@ def test_every_loop_is_bounded_by_max_poll_attempts() -> None:
         name
         for name, state in STATES.items()
         if state["Type"] == "Pass"
-        and state.get("Parameters") == {"attempts.$": "States.MathAdd($.polling.attempts, 1)"}
+        and state.get("Parameters", {}).get("attempts.$") == "States.MathAdd($.polling.attempts, 1)"
         and state["ResultPath"] == "$.polling"
     }
-    resets = {name for name, state in STATES.items() if state.get("Result") == {"attempts": 0}}
+    resets = {
+        name
+        for name, state in STATES.items()
+        if state.get("Result") == {"attempts": 0} or state.get("Parameters", {}).get("attempts") == 0
+    }
     assert has_cycle(set()), "the state machine polls"
     assert not has_cycle(budget_checks), "a loop skips the maxPollAttempts check"
     assert not has_cycle(counters), "a loop does not count its attempts"
@@ -266,3 +279,57 @@ def test_the_template_names_nothing_and_grants_wildcards_only_where_unavoidable(
         "application-autoscaling:DescribeScalingPolicies",
     }
     assert {"StateMachineArn", "StateMachineName", "NotificationTopicArn"} <= set(template["Outputs"])
+
+
+def test_only_an_approved_version_with_its_model_is_deployed() -> None:
+    """The registry gates deployment: the version is read first, and anything but an Approved version naming
+    its SageMaker model ends in a notified failure before any endpoint resource is made."""
+    assert DEFINITION["StartAt"] == "DescribeModelPackage"
+    describe = STATES["DescribeModelPackage"]
+    assert describe["Resource"] == "arn:${Partition}:states:::aws-sdk:sagemaker:describeModelPackage"
+    assert describe["Parameters"] == {"ModelPackageName.$": "$.modelPackageArn"}
+    # Each path is tested for presence before it is compared (a missing one would be an uncatchable error).
+    assert STATES["HasApprovalStatus"]["Choices"] == [
+        {
+            "Variable": "$.modelPackage.ModelApprovalStatus",
+            "IsPresent": True,
+            "Next": "IsModelPackageApproved",
+        }
+    ]
+    assert STATES["IsModelPackageApproved"]["Choices"] == [
+        {
+            "Variable": "$.modelPackage.ModelApprovalStatus",
+            "StringEquals": "Approved",
+            "Next": "HasModelOfPackage",
+        }
+    ]
+    assert STATES["HasModelOfPackage"]["Default"] == "ModelPackageWithoutModel"
+    assert STATES["UseModelOfPackage"]["Next"] == "StartWaitingForIdleEndpoint"
+    refused = {"ModelPackageNotApproved", "ModelPackageWithoutModel"}
+    assert {STATES["HasApprovalStatus"]["Default"], STATES["IsModelPackageApproved"]["Default"]} == {
+        "ModelPackageNotApproved"
+    }
+    assert not {"CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint"} & set().union(
+        *(reachable(name) for name in refused)
+    )
+
+
+def test_a_rolled_back_update_marks_the_version_rejected_and_keeps_the_alarms_reason() -> None:
+    assert STATES["UpdateEndpoint"]["Parameters"]["DeploymentConfig.$"] == "$.deploymentConfig"
+    inspect = STATES["InspectDeployment"]["Parameters"]
+    assert inspect["deploymentConfig.$"] == "$.deploymentConfig"
+    assert inspect["deploymentStartedAt.$"] == "$.polling.startedAt"
+    assert STATES["WasUpdateRolledBack"]["Choices"] == [
+        {
+            "Variable": "$.error.Error",
+            "StringEquals": "EndpointUpdateRolledBack",
+            "Next": "DeploymentRolledBack",
+        }
+    ]
+    mark = STATES["MarkModelPackageRolledBack"]
+    assert mark["Resource"] == "arn:${Partition}:states:::aws-sdk:sagemaker:updateModelPackage"
+    assert mark["Parameters"]["ModelApprovalStatus"] == "Rejected"
+    assert (
+        "$.error.Cause" in mark["Parameters"]["ApprovalDescription.$"]
+    )  # the inspector names the alarm there
+    assert mark["ResultPath"] is None and mark["Next"] == NOTIFY

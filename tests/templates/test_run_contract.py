@@ -28,6 +28,7 @@ from workflow_common.execution_input import (
     DeploymentInput,
     DeploymentOutput,
     DeploymentSettings,
+    ModelRegistration,
     RunInput,
     TuningInput,
     TuningOutput,
@@ -50,6 +51,7 @@ LAMBDA_RESULTS: dict[str, type[BaseModel]] = {
     "${EndpointInspectorFunctionArn}": Inspection,
     "${DeployedModelFinderFunctionArn}": DeployedModel,
     "${QualityGateJudgeFunctionArn}": GateDecision,
+    "${ModelRegistrarFunctionArn}": ModelRegistration,
 }
 
 # A shape is what a JSON value is known to hold: a dict of its keys' shapes, LEAF (a value nothing is read
@@ -370,12 +372,16 @@ def test_each_child_returns_its_output_model(machine: str) -> None:
 def test_every_contract_field_is_read_or_returned() -> None:
     assert unread(TuningInput, "tuner") == []
     assert unread(DeploymentSettings, "deployer") == []
-    # The rest of the deployer's input is the tuner's output, which the parent returns whole.
+    # The rest of the deployer's input is the registered version, which the parent returns whole.
     assert set(model_shape(DeploymentInput)) - set(model_shape(DeploymentSettings)) == set(
-        model_shape(TuningOutput)
+        model_shape(ModelRegistration)
     )
     parent = load("parent")["States"]
-    assert "$.tuningResult.output" in input_reads(parent["SummarizeDeployment"])
-    assert "$.deploymentResult.output" in input_reads(parent["SummarizeDeployment"])
-    assert {"$.tuningResult.output", "$.gateDecision"} <= set(input_reads(parent["SummarizeRejection"]))
+    assert {"$.tuningResult.output", "$.registration", "$.deploymentResult.output"} <= set(
+        input_reads(parent["SummarizeDeployment"])
+    )
+    assert {"$.tuningResult.output", "$.registration", "$.gateDecision"} <= set(
+        input_reads(parent["SummarizeRejection"])
+    )
+    assert {"$.tuningResult.output", "$.registration"} <= set(input_reads(parent["SummarizePendingApproval"]))
     assert not set(unread(RunInput, "parent"))

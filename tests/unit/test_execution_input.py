@@ -8,8 +8,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from events import STACK_RESOURCES
 from pydantic import ValidationError
-from workflow_common.execution_input import RunIdentity, RunInput, build_execution_input, unique_name
+from workflow_common.execution_input import (
+    DeploymentInput,
+    ModelRegistration,
+    RunIdentity,
+    RunInput,
+    build_deployment_input,
+    build_execution_input,
+    deployment_config,
+    unique_name,
+)
 from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, ParameterFileError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "execution-input.json"
@@ -72,7 +82,7 @@ def test_unique_names_fit_sagemaker_limits_without_losing_the_run_id(base: str) 
 
 
 def test_execution_input_has_the_tuner_and_deployer_contracts() -> None:
-    document = build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN)
+    document = build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)
     tuning, deployment = document["tuning"], document["deployment"]
     assert tuning["hyperParameterTuningJobName"] == f"survival-tuning-{RUN.run_id}"
     config = tuning["hyperParameterTuningJobConfig"]
@@ -103,6 +113,7 @@ def test_spot_training_gets_a_wait_budget_and_a_per_job_checkpoint_location() ->
         HYPERPARAMETERS,
         MANIFEST,
         RUN,
+        STACK_RESOURCES,
     )
     definition = document["tuning"]["trainingJobDefinition"]
     assert definition["StoppingCondition"] == {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200}
@@ -121,7 +132,7 @@ def test_vpc_settings_reach_training_and_hosting() -> None:
             "hosting": {"subnets": ["subnet-2"], "securityGroupIds": ["sg-2"]},
         }
     )
-    document = build_execution_input(params, HYPERPARAMETERS, MANIFEST, RUN)
+    document = build_execution_input(params, HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)
     assert document["tuning"]["trainingJobDefinition"]["VpcConfig"] == {
         "SecurityGroupIds": ["sg-1"],
         "Subnets": ["subnet-1"],
@@ -135,33 +146,43 @@ def test_strategy_rules() -> None:
         HYPERPARAMETERS,
         MANIFEST,
         RUN,
+        STACK_RESOURCES,
     )
     assert hyperband["tuning"]["hyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Off"
     grid_ranges = Hyperparameters.model_validate(
         {"parameterRanges": {"CategoricalParameterRanges": [{"Name": "max_depth", "Values": ["3", "5"]}]}}
     )
-    grid = build_execution_input(ml_parameters(tuningStrategy="Grid"), grid_ranges, MANIFEST, RUN)
+    grid = build_execution_input(
+        ml_parameters(tuningStrategy="Grid"), grid_ranges, MANIFEST, RUN, STACK_RESOURCES
+    )
     assert "MaxNumberOfTrainingJobs" not in grid["tuning"]["hyperParameterTuningJobConfig"]["ResourceLimits"]
     with pytest.raises(ParameterFileError, match=r"Grid strategy takes only CategoricalParameterRanges"):
-        build_execution_input(ml_parameters(tuningStrategy="Grid"), HYPERPARAMETERS, MANIFEST, RUN)
+        build_execution_input(
+            ml_parameters(tuningStrategy="Grid"), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES
+        )
 
 
 def test_a_quality_gate_needs_the_validation_channel_in_the_manifest() -> None:
     gated = ml_parameters(qualityGate={"minObjectiveValue": 0.8})
-    assert build_execution_input(gated, HYPERPARAMETERS, MANIFEST, RUN)["runId"] == RUN.run_id
+    assert (
+        build_execution_input(gated, HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)["runId"] == RUN.run_id
+    )
     training_only = Manifest.model_validate({"channels": MANIFEST.model_dump(by_alias=True)["channels"][:1]})
-    assert build_execution_input(ml_parameters(), HYPERPARAMETERS, training_only, RUN)["runId"] == RUN.run_id
+    assert (
+        build_execution_input(ml_parameters(), HYPERPARAMETERS, training_only, RUN, STACK_RESOURCES)["runId"]
+        == RUN.run_id
+    )
     with pytest.raises(
         ParameterFileError,
         match=r"manifest.json: channels: the qualityGate in ml-parameters "
         r"scores models on the 'validation' channel",
     ):
-        build_execution_input(gated, HYPERPARAMETERS, training_only, RUN)
+        build_execution_input(gated, HYPERPARAMETERS, training_only, RUN, STACK_RESOURCES)
 
 
 def test_the_quality_gate_settings_name_the_objective_and_the_job_scoring_the_deployed_model() -> None:
     gated = ml_parameters(qualityGate={"minObjectiveValue": 0.8, "minImprovement": 0.01})
-    document = build_execution_input(gated, HYPERPARAMETERS, MANIFEST, RUN)
+    document = build_execution_input(gated, HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)
     tuning_job_name = document["tuning"]["hyperParameterTuningJobName"]
     assert document["qualityGate"] == {
         "objectiveMetricName": "validation:auc",
@@ -184,19 +205,100 @@ def test_the_quality_gate_settings_name_the_objective_and_the_job_scoring_the_de
         objectiveMetricName="validation:logloss",
         qualityGate={"minObjectiveValue": 0.4, "mustBeatDeployedModel": False},
     )
-    gate = build_execution_input(floor_only, HYPERPARAMETERS, MANIFEST, RUN)["qualityGate"]
+    gate = build_execution_input(floor_only, HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)["qualityGate"]
     assert gate == {
         "objectiveMetricName": "validation:logloss",
         "objectiveType": "Minimize",
         "minObjectiveValue": 0.4,
         "minImprovement": 0.0,
     }
-    assert "qualityGate" not in build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN)
+    assert "qualityGate" not in build_execution_input(
+        ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES
+    )
+
+
+def test_the_run_registers_in_the_stacks_group_and_updates_with_its_rollback_alarms() -> None:
+    document = build_execution_input(
+        ml_parameters(modelApproval="Manual"), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES
+    )
+    assert document["registry"] == {
+        "modelPackageGroupName": STACK_RESOURCES.model_package_group_name,
+        "modelApproval": "Manual",
+    }
+    assert document["deployment"]["deploymentConfig"] == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+            "TerminationWaitInSeconds": 0,
+        },
+        "AutoRollbackConfiguration": {
+            "Alarms": [{"AlarmName": name} for name in STACK_RESOURCES.rollback_alarm_names]
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("deployment", "routing"),
+    [
+        (
+            {
+                "strategy": "Canary",
+                "canarySize": {"type": "INSTANCE_COUNT", "value": 1},
+                "waitIntervalInSeconds": 120,
+            },
+            {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 120,
+                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+            },
+        ),
+        (
+            {"strategy": "Linear", "linearStepSize": {"type": "CAPACITY_PERCENT", "value": 50}},
+            {
+                "Type": "LINEAR",
+                "WaitIntervalInSeconds": 300,
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+            },
+        ),
+    ],
+)
+def test_guarded_strategies_become_sagemakers_blue_green_policy(deployment: dict, routing: dict) -> None:
+    params = ml_parameters(
+        autoscalingMinCapacity=2,
+        model={
+            "artifactsS3OutputPath": "s3://my-bucket/model-artifacts/",
+            "name": "survival-model",
+            "hosting": {"initialInstanceCount": 2},
+        },
+        deployment=deployment | {"bakingPeriodInSeconds": 600, "maximumExecutionTimeoutInSeconds": 3600},
+    )
+    config = deployment_config(params.deployment, ())
+    assert config == {  # no alarms, no AutoRollbackConfiguration (SageMaker takes 1 to 10)
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": 600,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+        }
+    }
+
+
+def test_a_registered_version_is_deployed_with_its_own_configuration_name() -> None:
+    registration = ModelRegistration(
+        model_package_arn=f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{STACK_RESOURCES.model_package_group_name}/3",
+        model_package_version=3,
+        model_approval_status="Approved",
+    )
+    document = build_deployment_input(ml_parameters(), STACK_RESOURCES, registration, "v3-9f1c")
+    assert document["endpointConfigName"] == "survival-endpoint-v3-9f1c"
+    assert DeploymentInput.model_validate(document).model_package_arn == registration.model_package_arn
 
 
 def test_minimised_metrics_get_the_right_direction() -> None:
     document = build_execution_input(
-        ml_parameters(objectiveMetricName="validation:logloss"), HYPERPARAMETERS, MANIFEST, RUN
+        ml_parameters(objectiveMetricName="validation:logloss"),
+        HYPERPARAMETERS,
+        MANIFEST,
+        RUN,
+        STACK_RESOURCES,
     )
     assert (
         document["tuning"]["hyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["Type"]
@@ -211,7 +313,7 @@ def test_the_example_input_is_a_run_input_and_survives_the_round_trip() -> None:
 
 
 def test_optional_parts_are_left_out_since_the_state_machines_test_their_presence() -> None:
-    document = build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN)
+    document = build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)
 
     assert "vpcConfig" not in document["tuning"]["model"]
     assert set(document["tuning"]["algorithm"]) == {"trainingImage", "inferenceImage"}
@@ -222,6 +324,7 @@ def test_optional_parts_are_left_out_since_the_state_machines_test_their_presenc
         HYPERPARAMETERS,
         MANIFEST,
         RUN,
+        STACK_RESOURCES,
     )
     assert algorithm["tuning"]["algorithm"] == {"algorithmArn": "arn:aws:sagemaker:eu-west-1:1:algorithm/a"}
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import generate_ml_parameters
 import pytest
-from workflow_common.execution_input import RunIdentity, build_execution_input
+from events import STACK_RESOURCES
+from workflow_common.execution_input import (
+    ModelRegistration,
+    RunIdentity,
+    build_deployment_input,
+    build_execution_input,
+)
 from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, parse_document
 
 ACCOUNT = ["--account", "123456789012", "--region", "eu-west-1", "--bucket", "my-ml-bucket"]
@@ -167,5 +173,27 @@ def test_documented_execution_input_is_what_the_trigger_builds_from_the_examples
         ),
         parse_document(Manifest, manifest, "manifest.json"),
         run,
+        STACK_RESOURCES,
     )
     assert json.loads((examples / "execution-input.json").read_text()) == built
+
+
+def test_documented_deployment_input_is_what_the_approval_trigger_builds_from_the_examples() -> None:
+    """examples/deployment-input.json (the README's input for deploying a registered version by hand) must not
+    drift from the code."""
+    document = generate_ml_parameters.generate_ml_parameters(
+        json.loads((EXAMPLES / "template-ml-parameters.json").read_text()),
+        generate_ml_parameters.parse_arguments(ACCOUNT),
+    )
+    built = build_deployment_input(
+        parse_document(MlParameters, document, "ml-parameters.json"),
+        STACK_RESOURCES,
+        ModelRegistration(
+            model_package_arn="arn:aws:sagemaker:eu-west-1:123456789012:model-package/"
+            f"{STACK_RESOURCES.model_package_group_name}/1",
+            model_package_version=1,
+            model_approval_status="Approved",
+        ),
+        "v1-1a2b",
+    )
+    assert json.loads((EXAMPLES / "deployment-input.json").read_text()) == built

@@ -16,7 +16,7 @@ import boto3
 import parameter_importer
 import pytest
 from cfnlint.decode import decode
-from events import custom_resource_request, minimal_ml_parameters
+from events import STACK_RESOURCES, custom_resource_request, minimal_ml_parameters
 from h2o_sagemaker_local.stack.custom_resources import ResponseUrl
 from moto import mock_aws
 from workflow_common.execution_input import RunIdentity, build_execution_input
@@ -79,7 +79,7 @@ def training_job_sent_to_sagemaker(execution_input: dict[str, Any], algorithm_st
 def test_training_is_network_isolated_by_default(algorithm_state: str) -> None:
     assert MlParameters.model_fields["enable_network_isolation"].default is True
     execution_input = build_execution_input(
-        ml_parameters(), Hyperparameters.model_validate(HYPERPARAMETERS), MANIFEST, RUN
+        ml_parameters(), Hyperparameters.model_validate(HYPERPARAMETERS), MANIFEST, RUN, STACK_RESOURCES
     )
     definition = training_job_sent_to_sagemaker(execution_input, algorithm_state)
     assert definition["EnableNetworkIsolation"] is True
@@ -95,7 +95,11 @@ def test_training_runs_in_the_given_vpc_still_isolated(algorithm_state: str) -> 
         "trainingSecurityGroupIds": ["sg-1"],
     }
     execution_input = build_execution_input(
-        ml_parameters(model=model), Hyperparameters.model_validate(HYPERPARAMETERS), MANIFEST, RUN
+        ml_parameters(model=model),
+        Hyperparameters.model_validate(HYPERPARAMETERS),
+        MANIFEST,
+        RUN,
+        STACK_RESOURCES,
     )
     definition = training_job_sent_to_sagemaker(execution_input, algorithm_state)
     assert definition["VpcConfig"] == {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1", "subnet-2"]}
@@ -122,7 +126,7 @@ def log_calls(tree: ast.AST) -> Iterator[ast.Call]:
 
 
 def test_every_handler_is_checked() -> None:
-    assert len(HANDLERS) == 6
+    assert len(HANDLERS) == 7
 
 
 @pytest.mark.parametrize("handler", HANDLERS, ids=lambda path: path.name)

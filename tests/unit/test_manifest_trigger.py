@@ -12,7 +12,7 @@ import boto3
 import manifest_trigger
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from events import BUCKET, eventbridge_object_created, example, s3_object_created
+from events import BUCKET, STACK_RESOURCES_ENVIRONMENT, eventbridge_object_created, example, s3_object_created
 from moto import mock_aws
 from workflow_common.parameter_store import write_documents
 
@@ -63,6 +63,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "TARGET_STATE_MACHINE_ARN": machine,
             "DATA_BUCKET_NAME": BUCKET,
             "NOTIFICATION_TOPIC_ARN": topic,
+            **STACK_RESOURCES_ENVIRONMENT,
         }.items():
             monkeypatch.setenv(name, value)
         yield {"s3": s3, "sfn": sfn, "ssm": ssm, "machine": machine, "queue": queue}

@@ -107,6 +107,118 @@ def test_bad_quality_gates_name_the_field(gate: dict, message: str) -> None:
         )
 
 
+def with_fleet(document: dict, instances: int, largest: int = 4, instance_type: str = "ml.c5.large") -> dict:
+    document = json.loads(json.dumps(document))
+    document["model"]["hosting"] |= {"initialInstanceCount": instances, "instanceType": instance_type}
+    return document | {"autoscalingMinCapacity": instances, "autoscalingMaxCapacity": largest}
+
+
+CANARY_ONE = {"strategy": "Canary", "canarySize": {"type": "INSTANCE_COUNT", "value": 1}}
+
+
+@pytest.mark.parametrize(
+    ("deployment", "fleet", "message"),
+    [
+        ({"strategy": "Blue"}, 2, r"deployment.strategy: Input should be 'AllAtOnce', 'Canary' or 'Linear'"),
+        ({"strategy": "Canary"}, 2, r"deployment: the Canary strategy needs canarySize"),
+        (
+            CANARY_ONE | {"linearStepSize": {"type": "INSTANCE_COUNT", "value": 1}},
+            2,
+            r"linearStepSize does not apply to the Canary strategy",
+        ),
+        (
+            {"strategy": "AllAtOnce", "canarySize": {"type": "INSTANCE_COUNT", "value": 1}},
+            2,
+            r"canarySize does not",
+        ),
+        (
+            {"strategy": "Canary", "canarySize": {"type": "CAPACITY_PERCENT", "value": 60}},
+            2,
+            r"canarySize may be at most 50 percent",
+        ),
+        (
+            {"strategy": "Linear", "linearStepSize": {"type": "CAPACITY_PERCENT", "value": 5}},
+            2,
+            r"linearStepSize must be 10 to 50 percent",
+        ),
+        ({"strategy": "Canary", "canarySize": {"type": "INSTANCES", "value": 1}}, 2, r"canarySize.type"),
+        (
+            CANARY_ONE | {"waitIntervalInSeconds": 3601},
+            2,
+            r"waitIntervalInSeconds: Input should be less than",
+        ),
+        (CANARY_ONE | {"maximumExecutionTimeoutInSeconds": 60}, 2, r"greater than or equal to 600"),
+        (
+            CANARY_ONE | {"waitIntervalInSeconds": 600, "maximumExecutionTimeoutInSeconds": 600},
+            2,
+            r"maximumExecutionTimeoutInSeconds \(600\) must exceed the deployment's waits \(1200 s",
+        ),
+        (CANARY_ONE, 1, r"the endpoint needs at least 2 instances"),
+        (
+            {"strategy": "Canary", "canarySize": {"type": "INSTANCE_COUNT", "value": 2}},
+            2,
+            r"deployment.canarySize: 2 instance\(s\) is more than half of a fleet of 2",
+        ),
+        (
+            {"strategy": "Linear", "linearStepSize": {"type": "INSTANCE_COUNT", "value": 1}},
+            2,
+            r"less than 10 percent of a fleet of 20",
+        ),
+        (
+            {"strategy": "Canary", "canarySize": {"type": "CAPACITY_PERCENT", "value": 25}},
+            2,
+            r"25 percent of a fleet of 2 \(autoscalingMinCapacity\) is less than one instance",
+        ),
+        (
+            {"rollbackAlarms": {"maxErrorRate": 1.5}},
+            2,
+            r"rollbackAlarms.maxErrorRate: Input should be less than 1",
+        ),
+        ({"bakingPeriodInSeconds": 600}, 2, None),  # valid: a baking all-at-once update
+    ],
+)
+def test_deployments_sagemaker_would_refuse_are_refused_naming_the_field(
+    deployment: dict, fleet: int, message: str | None
+) -> None:
+    largest = 20 if "less than 10 percent" in (message or "") else 4
+    document = with_fleet(trained_with_images(), fleet, largest) | {"deployment": deployment}
+    if message is None:
+        assert (
+            parse_document(MlParameters, document, "ml-parameters.json").deployment.baking_period_in_seconds
+            == 600
+        )
+        return
+    with pytest.raises(ParameterFileError, match=message):
+        parse_document(MlParameters, document, "ml-parameters.json")
+
+
+def test_guardrails_exclude_inf1_instances() -> None:
+    document = with_fleet(trained_with_images(), 2, instance_type="ml.inf1.xlarge") | {
+        "deployment": CANARY_ONE
+    }
+    with pytest.raises(ParameterFileError, match=r"guardrails exclude Inf1 instances \(ml.inf1.xlarge\)"):
+        parse_document(MlParameters, document, "ml-parameters.json")
+    all_at_once = with_fleet(trained_with_images(), 1, instance_type="ml.inf1.xlarge")
+    assert parse_document(MlParameters, all_at_once, "ml-parameters.json").deployment.strategy == "AllAtOnce"
+
+
+def test_deployment_and_approval_defaults_are_todays_behaviour() -> None:
+    params = parse_document(MlParameters, filled_original_ml_parameters(), "ml-parameters.json")
+    assert params.model_approval == "Automatic"
+    deployment = params.deployment
+    assert (deployment.strategy, deployment.baking_period_in_seconds) == ("AllAtOnce", 0)
+    alarms = deployment.rollback_alarms
+    assert (alarms.max_error_rate, alarms.max_model_latency_milliseconds, alarms.evaluation_periods) == (
+        0.01,
+        1000,
+        1,
+    )
+    with pytest.raises(ParameterFileError, match=r"modelApproval: Input should be 'Automatic' or 'Manual'"):
+        parse_document(
+            MlParameters, filled_original_ml_parameters() | {"modelApproval": "Auto"}, "ml-parameters.json"
+        )
+
+
 def trained_with_images() -> dict:
     document = filled_original_ml_parameters()
     del document["algorithmARN"]
@@ -292,7 +404,20 @@ ACCEPTED_KEYS = {
         "targetTrackingScalingPolicyConfiguration",
         "qualityGate",
         "retraining",
+        "modelApproval",
+        "deployment",
     },
+    "CapacitySize": {"type", "value"},
+    "Deployment": {
+        "strategy",
+        "canarySize",
+        "linearStepSize",
+        "waitIntervalInSeconds",
+        "bakingPeriodInSeconds",
+        "maximumExecutionTimeoutInSeconds",
+        "rollbackAlarms",
+    },
+    "RollbackAlarms": {"maxErrorRate", "maxModelLatencyMilliseconds", "evaluationPeriods"},
     "QualityGate": {"minObjectiveValue", "mustBeatDeployedModel", "minImprovement"},
     "Retraining": {"trainingDataPrefixes", "trainingWindowDays", "validationS3Uri"},
     "ModelSettings": {

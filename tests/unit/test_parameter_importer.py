@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,34 @@ def test_create_imports_both_files_and_answers_success(aws, responses, lambda_co
     assert answer["Data"]["MlParametersName"] == "/ml-project/ml-parameters"
     assert stored(aws["ssm"], "/ml-project/ml-parameters") == ML_PARAMETERS
     assert stored(aws["ssm"], "/ml-project/hyperparameters") == HYPERPARAMETERS
+
+
+def test_the_answer_names_what_the_stack_creates_for_the_endpoint(aws, responses, lambda_context) -> None:
+    """The model package group (one per stack and endpoint) and the rollback alarms' thresholds."""
+    alarms = {"maxErrorRate": 0.05, "maxModelLatencyMilliseconds": 250, "evaluationPeriods": 2}
+    aws["s3"].put_object(
+        Bucket=BUCKET,
+        Key="ml-parameters.json",
+        Body=json.dumps(ML_PARAMETERS | {"deployment": {"rollbackAlarms": alarms}}),
+    )
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    [answer] = responses.bodies
+    data = answer["Data"]
+    assert data["EndpointName"] == ML_PARAMETERS["endpointName"]
+    group = data["ModelPackageGroupName"]
+    assert re.fullmatch(rf"{ML_PARAMETERS['endpointName']}-[0-9a-f]{{8}}", group)
+    assert (data["MaxErrorRate"], data["MaxModelLatencyMicroseconds"], data["AlarmEvaluationPeriods"]) == (
+        "0.05",
+        "250000",
+        "2",
+    )
+    # Another stack (a new stack id) gets another group, so a retained group never blocks a new stack.
+    other = custom_resource_request("Create", responses.url, ParameterStorePath="/other-project") | {
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/other/1"
+    }
+    parameter_importer.lambda_handler(other, lambda_context)
+    assert responses.bodies[1]["Data"]["ModelPackageGroupName"] != group
+    assert all(len(body["Data"]["ModelPackageGroupName"]) <= 63 for body in responses.bodies)
 
 
 def test_update_reimports_changed_files(aws, responses, lambda_context) -> None:

@@ -11,12 +11,15 @@ state machines stay plain and a bad file fails in seconds instead of minutes int
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from workflow_common.ml_parameters import (
     VALIDATION_CHANNEL,
+    Deployment,
     Hyperparameters,
     Manifest,
     MlParameters,
@@ -97,7 +100,7 @@ class Autoscaling(PascalCaseModel):
 
 
 class DeploymentSettings(CamelCaseModel):
-    """The parent's settings for the endpoint-deployment state machine; the tuned model is added to them."""
+    """The settings of the endpoint-deployment state machine; the registered model version is added to them."""
 
     endpoint_name: str
     endpoint_config_name: str
@@ -105,10 +108,32 @@ class DeploymentSettings(CamelCaseModel):
     autoscaling: Autoscaling
     poll_interval_seconds: int
     max_poll_attempts: int
+    # UpdateEndpoint's DeploymentConfig, in SageMaker's shape: the blue/green traffic shifting and the alarms
+    # that roll an update back.
+    deployment_config: dict[str, Any]
 
 
-class DeploymentInput(DeploymentSettings, TuningOutput):
-    """The endpoint-deployment state machine's input: the parent merges the tuning output into the settings."""
+ApprovalStatus = Literal["Approved", "PendingManualApproval", "Rejected"]
+
+
+class ModelRegistration(CamelCaseModel):
+    """A version of the endpoint's model package group: what the model registrar returns."""
+
+    model_package_arn: str
+    model_package_version: int
+    model_approval_status: ApprovalStatus
+
+
+class DeploymentInput(DeploymentSettings, ModelRegistration):
+    """The endpoint-deployment state machine's input: the settings and the registered version to deploy (the
+    state machine deploys it only while its package is Approved)."""
+
+
+class RegistrySettings(CamelCaseModel):
+    """Where a run registers its model, and how the version gets approved (ml-parameters' modelApproval)."""
+
+    model_package_group_name: str
+    model_approval: Literal["Automatic", "Manual"]
 
 
 class DeploymentOutput(CamelCaseModel):
@@ -152,6 +177,7 @@ class RunInput(CamelCaseModel):
     run_id: str
     manifest: str
     tuning: TuningInput
+    registry: RegistrySettings
     deployment: DeploymentSettings
     # From a scheduled run's manifest: written to SSM as the data watermark when the run completes.
     data_watermark: str | None = None
@@ -177,6 +203,22 @@ class RunIdentity:
         """13 characters, e.g. ``11222100-a3f9``: readable time plus a digest, same for a duplicate event."""
         digest = hashlib.sha256(f"{self.bucket}/{self.key}/{self.object_version}".encode()).hexdigest()
         return f"{self.event_time:%m%d%H%M}-{digest[:4]}"
+
+
+@dataclass(frozen=True)
+class StackResources:
+    """What the stack created for the endpoint at deploy time (from the imported ml-parameters), named in the
+    inputs the triggers build: the model package group and the alarms that roll an endpoint update back."""
+
+    model_package_group_name: str
+    rollback_alarm_names: tuple[str, ...]
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> StackResources:
+        return cls(
+            model_package_group_name=environ["MODEL_PACKAGE_GROUP_NAME"],
+            rollback_alarm_names=tuple(name for name in environ["ROLLBACK_ALARM_NAMES"].split(",") if name),
+        )
 
 
 def unique_name(base: str, run_id: str, max_length: int) -> str:
@@ -300,8 +342,73 @@ def _quality_gate(
     )
 
 
+def deployment_config(deployment: Deployment, alarm_names: tuple[str, ...]) -> dict[str, Any]:
+    """UpdateEndpoint's DeploymentConfig for ml-parameters' ``deployment``: a blue/green update."""
+    routing: dict[str, Any] = {
+        "Type": {"AllAtOnce": "ALL_AT_ONCE", "Canary": "CANARY", "Linear": "LINEAR"}[deployment.strategy],
+        "WaitIntervalInSeconds": deployment.wait_interval_in_seconds
+        if deployment.strategy != "AllAtOnce"
+        else 0,
+    }
+    for key, size in (
+        ("CanarySize", deployment.canary_size),
+        ("LinearStepSize", deployment.linear_step_size),
+    ):
+        if size is not None:
+            routing[key] = {"Type": size.type, "Value": size.value}
+    policy: dict[str, Any] = {
+        "TrafficRoutingConfiguration": routing,
+        "TerminationWaitInSeconds": deployment.baking_period_in_seconds,
+    }
+    if deployment.maximum_execution_timeout_in_seconds is not None:
+        policy["MaximumExecutionTimeoutInSeconds"] = deployment.maximum_execution_timeout_in_seconds
+    config: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
+    if alarm_names:  # SageMaker takes 1 to 10 alarms, none is no list
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarm_names]}
+    return config
+
+
+def deployment_settings(
+    params: MlParameters, stack: StackResources, deployment_id: str
+) -> DeploymentSettings:
+    """The endpoint-deployment settings from ml-parameters; ``deployment_id`` makes the configuration's name
+    unique (a run id, or a registered version's)."""
+    hosting = params.model.hosting
+    return DeploymentSettings(
+        endpoint_name=params.endpoint_name,
+        endpoint_config_name=unique_name(params.endpoint_name, deployment_id, RESOURCE_NAME_MAX_LENGTH),
+        variant=ProductionVariant(
+            variant_name=VARIANT_NAME,
+            instance_type=hosting.instance_type,
+            initial_instance_count=hosting.initial_instance_count,
+            initial_variant_weight=1,
+        ),
+        autoscaling=Autoscaling(
+            min_capacity=params.autoscaling_min_capacity,
+            max_capacity=params.autoscaling_max_capacity,
+            policy_name=f"{params.endpoint_name}-target-tracking",
+            target_tracking_scaling_policy_configuration=params.target_tracking_scaling_policy_configuration,
+        ),
+        poll_interval_seconds=params.endpoint_poll_interval_seconds,
+        max_poll_attempts=params.endpoint_max_poll_attempts,
+        deployment_config=deployment_config(params.deployment, stack.rollback_alarm_names),
+    )
+
+
+def build_deployment_input(
+    params: MlParameters, stack: StackResources, registration: ModelRegistration, deployment_id: str
+) -> dict[str, Any]:
+    """The endpoint-deployment state machine's input for a registered version (an approval, or by hand)."""
+    settings = deployment_settings(params, stack, deployment_id)
+    return DeploymentInput(**settings.model_dump(), **registration.model_dump()).model_dump(mode="json")
+
+
 def build_execution_input(
-    params: MlParameters, hyperparameters: Hyperparameters, manifest: Manifest, run: RunIdentity
+    params: MlParameters,
+    hyperparameters: Hyperparameters,
+    manifest: Manifest,
+    run: RunIdentity,
+    stack: StackResources,
 ) -> dict[str, Any]:
     """The parent state machine's input document, validated against ``RunInput``."""
     check_gate_channels(params, manifest)
@@ -330,23 +437,9 @@ def build_execution_input(
             ),
             endpoint_name=params.endpoint_name,
         ),
-        deployment=DeploymentSettings(
-            endpoint_name=params.endpoint_name,
-            endpoint_config_name=unique_name(params.endpoint_name, run_id, RESOURCE_NAME_MAX_LENGTH),
-            variant=ProductionVariant(
-                variant_name=VARIANT_NAME,
-                instance_type=hosting.instance_type,
-                initial_instance_count=hosting.initial_instance_count,
-                initial_variant_weight=1,
-            ),
-            autoscaling=Autoscaling(
-                min_capacity=params.autoscaling_min_capacity,
-                max_capacity=params.autoscaling_max_capacity,
-                policy_name=f"{params.endpoint_name}-target-tracking",
-                target_tracking_scaling_policy_configuration=params.target_tracking_scaling_policy_configuration,
-            ),
-            poll_interval_seconds=params.endpoint_poll_interval_seconds,
-            max_poll_attempts=params.endpoint_max_poll_attempts,
+        registry=RegistrySettings(
+            model_package_group_name=stack.model_package_group_name, model_approval=params.model_approval
         ),
+        deployment=deployment_settings(params, stack, run_id),
     )
     return run_input.to_document()

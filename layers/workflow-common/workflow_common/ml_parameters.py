@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -122,6 +123,76 @@ class QualityGate(CamelCaseModel):
         return self
 
 
+class CapacitySize(CamelCaseModel):
+    """A traffic-shifting step, as SageMaker's CapacitySize: instances of the variant, or a percentage of them."""
+
+    type: Literal["INSTANCE_COUNT", "CAPACITY_PERCENT"]
+    value: PositiveInt
+
+
+class RollbackAlarms(CamelCaseModel):
+    """The thresholds of the two CloudWatch alarms the stack creates on the endpoint (both fleets, each minute)."""
+
+    # Average of Invocation5XXErrors: the fraction of invocations the model answered with a 5xx.
+    max_error_rate: Annotated[float, NotBoolean] = Field(0.01, gt=0, lt=1)
+    # Average ModelLatency (SageMaker reports microseconds; the alarm converts).
+    max_model_latency_milliseconds: PositiveInt = 1000
+    # Consecutive breaching minutes before the alarm fires.
+    evaluation_periods: Annotated[int, Field(ge=1, le=5), NotBoolean] = 1
+
+
+# SageMaker's BlueGreenUpdatePolicy and TrafficRoutingConfig ranges (API reference).
+WAIT_SECONDS_MAX = 3600
+EXECUTION_TIMEOUT_RANGE = (600, 28800)
+
+
+class Deployment(CamelCaseModel):
+    """How an endpoint update shifts traffic (SageMaker deployment guardrails, a blue/green update)."""
+
+    strategy: Literal["AllAtOnce", "Canary", "Linear"] = "AllAtOnce"
+    canary_size: CapacitySize | None = None
+    linear_step_size: CapacitySize | None = None
+    # Between traffic-shifting steps: the canary's or each linear step's watch.
+    wait_interval_in_seconds: Annotated[int, Field(ge=0, le=WAIT_SECONDS_MAX), NotBoolean] = 300
+    # With all traffic on the new fleet, before the old one is terminated (TerminationWaitInSeconds).
+    baking_period_in_seconds: Annotated[int, Field(ge=0, le=WAIT_SECONDS_MAX), NotBoolean] = 0
+    maximum_execution_timeout_in_seconds: (
+        Annotated[int, Field(ge=EXECUTION_TIMEOUT_RANGE[0], le=EXECUTION_TIMEOUT_RANGE[1]), NotBoolean] | None
+    ) = None
+    rollback_alarms: RollbackAlarms = Field(default_factory=RollbackAlarms)
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> Deployment:
+        wanted = {"Canary": "canarySize", "Linear": "linearStepSize"}.get(self.strategy)
+        given = [
+            name
+            for name, value in (("canarySize", self.canary_size), ("linearStepSize", self.linear_step_size))
+            if value is not None
+        ]
+        if wanted and wanted not in given:
+            raise ValueError(f"the {self.strategy} strategy needs {wanted}")
+        extra = [name for name in given if name != wanted]
+        if extra:
+            raise ValueError(f"{extra[0]} does not apply to the {self.strategy} strategy")
+        if self.canary_size and self.canary_size.type == "CAPACITY_PERCENT" and self.canary_size.value > 50:
+            raise ValueError("canarySize may be at most 50 percent of the fleet (SageMaker's limit)")
+        step = self.linear_step_size
+        if step and step.type == "CAPACITY_PERCENT" and not 10 <= step.value <= 50:
+            raise ValueError("linearStepSize must be 10 to 50 percent of the fleet (SageMaker's limit)")
+        return self
+
+    def steps(self, instance_count: int) -> int:
+        """How many times traffic moves before all of it is on the new fleet of ``instance_count`` instances."""
+        if self.strategy == "Canary":
+            return 2
+        if self.strategy == "Linear":
+            assert self.linear_step_size is not None
+            step = self.linear_step_size
+            share = step.value / instance_count if step.type == "INSTANCE_COUNT" else step.value / 100
+            return math.ceil(1 / share)
+        return 1
+
+
 class Retraining(CamelCaseModel):
     """What a scheduled retraining (the stack's RetrainingSchedule) watches and trains on."""
 
@@ -168,6 +239,10 @@ class MlParameters(CamelCaseModel):
     target_tracking_scaling_policy_configuration: TargetTracking = Field(default_factory=TargetTracking)
     quality_gate: QualityGate | None = None
     retraining: Retraining | None = None
+    # Automatic: a model that passes the quality gate is approved in the registry and deployed by its run.
+    # Manual: it waits PendingManualApproval; approving it in the registry deploys it.
+    model_approval: Literal["Automatic", "Manual"] = "Automatic"
+    deployment: Deployment = Field(default_factory=Deployment)
 
     @model_validator(mode="before")
     @classmethod
@@ -222,7 +297,59 @@ class MlParameters(CamelCaseModel):
                 "qualityGate.mustBeatDeployedModel needs trainingImage (the h2o-gbm-trainer image scores the "
                 "deployed model), not algorithmARN: set it false or train with trainingImage"
             )
+        self._check_deployment()
         return self
+
+    def _check_deployment(self) -> None:
+        """Refuse what SageMaker's deployment guardrails cannot do with this endpoint's fleet, naming the field.
+
+        An update keeps the endpoint's current instance count, anywhere from autoscalingMinCapacity to
+        autoscalingMaxCapacity; every step size must be valid for each of those fleets."""
+        deployment = self.deployment
+        hosting = self.model.hosting
+        guarded = deployment.strategy != "AllAtOnce" or deployment.baking_period_in_seconds > 0
+        if guarded and hosting.instance_type.startswith("ml.inf1."):
+            raise ValueError(
+                f"deployment: SageMaker's deployment guardrails exclude Inf1 instances ({hosting.instance_type}); "
+                "it would update all at once without baking: use strategy AllAtOnce with bakingPeriodInSeconds 0"
+            )
+        smallest, largest = self.autoscaling_min_capacity, self.autoscaling_max_capacity
+        size = deployment.canary_size or deployment.linear_step_size
+        if size is not None:
+            name = "canarySize" if deployment.canary_size else "linearStepSize"
+            if hosting.initial_instance_count < 2 or smallest < 2:
+                raise ValueError(
+                    f"deployment.strategy {deployment.strategy} shifts traffic in steps of at most half the "
+                    "fleet, so the endpoint needs at least 2 instances: set model.hosting.initialInstanceCount "
+                    "and autoscalingMinCapacity to 2 or more, or use strategy AllAtOnce"
+                )
+            if size.type == "INSTANCE_COUNT" and size.value * 2 > smallest:
+                raise ValueError(
+                    f"deployment.{name}: {size.value} instance(s) is more than half of a fleet of "
+                    f"{smallest} (autoscalingMinCapacity), which SageMaker refuses"
+                )
+            if size.type == "INSTANCE_COUNT" and name == "linearStepSize" and size.value * 10 < largest:
+                raise ValueError(
+                    f"deployment.linearStepSize: {size.value} instance(s) is less than 10 percent of a fleet "
+                    f"of {largest} (autoscalingMaxCapacity), which SageMaker refuses"
+                )
+            if size.type == "CAPACITY_PERCENT" and size.value * smallest < 100:
+                raise ValueError(
+                    f"deployment.{name}: {size.value} percent of a fleet of {smallest} "
+                    "(autoscalingMinCapacity) is less than one instance"
+                )
+        timeout = deployment.maximum_execution_timeout_in_seconds
+        if timeout is not None:
+            # Conservative: a wait after every step (the most steps are on the largest fleet), then baking.
+            waiting = (
+                deployment.wait_interval_in_seconds * deployment.steps(largest)
+                + deployment.baking_period_in_seconds
+            )
+            if timeout <= waiting:
+                raise ValueError(
+                    f"deployment.maximumExecutionTimeoutInSeconds ({timeout}) must exceed the deployment's "
+                    f"waits ({waiting} s: the wait intervals and the baking period)"
+                )
 
     @property
     def resolved_objective_type(self) -> Literal["Maximize", "Minimize"]:

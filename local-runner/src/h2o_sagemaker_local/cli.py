@@ -131,6 +131,10 @@ class Reporter:
                 self.progress.console.print(f"  [dim]{execution}[/] → {state}")
             case events.EndpointStatus(name, status, reason):
                 console.print(f"  endpoint {name}: {status}" + (f" ({reason})" if reason else ""))
+            case events.TrafficShifted(name, config_name, green_share):
+                console.print(f"  endpoint {name}: {green_share:.0%} of traffic on {config_name}")
+            case events.EndpointRolledBack(name, config_name, _, reason):
+                console.print(f"  endpoint {name}: [red]rolled back[/] to {config_name} ({reason})")
             case events.NotificationPublished(attributes, message):
                 self.progress.console.print(notification_line(attributes, message))
             case _:

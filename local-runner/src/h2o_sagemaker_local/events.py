@@ -79,6 +79,25 @@ class EndpointStatus:
 
 
 @dataclass(frozen=True)
+class TrafficShifted:
+    """A blue/green update moved traffic to the new configuration's model server."""
+
+    name: str  # the endpoint
+    config: str  # the endpoint configuration being deployed
+    green_share: float  # of the endpoint's requests it takes from now on, 0 to 1
+
+
+@dataclass(frozen=True)
+class EndpointRolledBack:
+    """A blue/green update gave all traffic back to the old configuration, which the endpoint serves again."""
+
+    name: str
+    config: str  # the configuration served again
+    alarms: tuple[str, ...]  # the rollback alarms in ALARM; none when the update timed out
+    reason: str
+
+
+@dataclass(frozen=True)
 class NotificationPublished:
     attributes: dict[
         str, str
@@ -98,6 +117,8 @@ Event = (
     | TuningFinished
     | EndpointDeploying
     | EndpointStatus
+    | TrafficShifted
+    | EndpointRolledBack
     | NotificationPublished
 )
 ProgressListener = Callable[[Event], None]

@@ -3,12 +3,22 @@
 Each endpoint has a small reverse proxy on a fixed port; a deployment starts a new `serve` process on a
 free port, waits for `/ping`, then switches the proxy to it and stops the old process after its in-flight
 requests finished. Clients of the endpoint URL see no failed request across an update, as on SageMaker.
+
+An update with a DeploymentConfig is a blue/green update as ``deployment_guardrails`` plans it: the proxy's
+router splits the requests between the old (blue) and the new (green) model server by their shares, which move
+to green step by step while the rollback alarms are watched; then blue stops, or, on an alarm or a timeout,
+everything returns to blue and green stops. Locally a fleet is one `serve` process whatever its instance count:
+a share of the instances is a share of the requests.
+
+The proxy records each ``/invocations`` request (status, model latency, its own overhead) for the endpoint's
+CloudWatch metrics (``endpoint_metrics``), which the local SageMaker publishes off the request path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
@@ -17,6 +27,7 @@ import sys
 import tarfile
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,13 +36,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from h2o_sagemaker_local import events
 from h2o_sagemaker_local.containers import ContainerRuntime, container_name
+from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, TrafficStep
+from h2o_sagemaker_local.endpoint_metrics import Invocation
+from h2o_sagemaker_local.events import ProgressListener
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.training import split_s3_uri
 
 SERVE_EXECUTABLE = Path(sys.executable).with_name("serve")
 READY_TIMEOUT_SECONDS = 60
 HEALTH_CHECK_SECONDS = 0.5  # how often InService endpoints are checked for a dead model server
+ALARM_CHECK_SECONDS = 0.5  # how often a blue/green update looks at its rollback alarms
 FORWARDED_HEADERS = ("Content-Type", "Accept")
 
 
@@ -72,12 +88,19 @@ class ModelServerFailed(Exception):
 class ModelServer:
     """One `serve` process for one endpoint configuration."""
 
-    base_dir: Path
+    base_dir: Path  # the endpoint's folder for this endpoint configuration, named after it
+    variant_name: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     active_requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     container: ContainerRuntime | None = None  # serve in the predictor image, else as a local `serve` process
+    # Endpoint configuration name -> the status its /invocations answer (LocalSageMaker.fail_invocations).
+    invocation_faults: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def config_name(self) -> str:
+        return self.base_dir.name
 
     @property
     def log_path(self) -> Path:
@@ -136,7 +159,16 @@ class ModelServer:
         raise ModelServerFailed(f"model server not ready after {timeout:.0f} s; see {self.log_path}")
 
     def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        fault = self.invocation_faults.get(self.config_name) if path == "/invocations" else None
+        if fault is not None:
+            message = f"injected fault: endpoint configuration {self.config_name} answers {fault}"
+            return fault, json.dumps({"error": message}).encode(), "application/json"
         return loopback_request(self.port, method, path, body, headers)
+
+    def release(self) -> None:
+        """One of its requests finished."""
+        with self.lock:
+            self.active_requests -= 1
 
     def is_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -155,14 +187,51 @@ class ModelServer:
                 self.process.wait()
 
 
+@dataclass
+class _Route:
+    server: ModelServer
+    share: float
+    credit: float = 0.0
+
+
+class TrafficRouter:
+    """Picks each request's model server by smooth weighted round robin (nginx's): no randomness, and from the
+    last change of shares on, each server gets its share of the requests to within one request, so a test can
+    bound what a server answered by its share."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._routes: list[_Route] = []
+
+    def route(self, shares: Sequence[tuple[ModelServer, float]]) -> None:
+        """From now on, these servers take these shares of the requests (a server with none takes no new one)."""
+        with self._lock:
+            self._routes = [_Route(server, share) for server, share in shares if share > 0]
+
+    def acquire(self) -> ModelServer | None:
+        """The next request's server, with the request counted among its active ones (``release`` it)."""
+        with self._lock:
+            if not self._routes:
+                return None
+            for route in self._routes:
+                route.credit += route.share
+            chosen = max(self._routes, key=lambda route: route.credit)  # the first on a tie
+            chosen.credit -= sum(route.share for route in self._routes)
+            with chosen.server.lock:
+                chosen.server.active_requests += 1
+            return chosen.server
+
+
 class EndpointProxy(ThreadingHTTPServer):
-    """Stable URL of an endpoint; forwards to whichever model server is current."""
+    """Stable URL of an endpoint; forwards each request to the model server its router picks, and records each
+    /invocations request for the endpoint's metrics."""
 
     daemon_threads = True
 
     def __init__(self) -> None:
-        self.backend: ModelServer | None = None
-        self.backend_lock = threading.Lock()
+        self.router = TrafficRouter()
+        self._invocations: list[Invocation] = []
+        self._invocations_lock = threading.Lock()
         super().__init__(("127.0.0.1", free_port()), _ProxyHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -170,18 +239,19 @@ class EndpointProxy(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def acquire_backend(self) -> ModelServer | None:
-        with self.backend_lock:
-            backend = self.backend
-            if backend:
-                with backend.lock:
-                    backend.active_requests += 1
-            return backend
+    def record(self, invocation: Invocation) -> None:
+        with self._invocations_lock:
+            self._invocations.append(invocation)
 
-    def switch_to(self, backend: ModelServer) -> ModelServer | None:
-        with self.backend_lock:
-            previous, self.backend = self.backend, backend
-            return previous
+    def take_invocations(self) -> list[Invocation]:
+        """The requests recorded since the last call, for the metrics flusher."""
+        with self._invocations_lock:
+            taken, self._invocations = self._invocations, []
+        return taken
+
+
+def _microseconds(seconds: float) -> int:
+    return round(seconds * 1_000_000)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -189,14 +259,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _forward(self) -> None:
+        received, started = datetime.now(UTC), time.perf_counter()
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        backend = self.server.acquire_backend()
+        backend = self.server.router.acquire()
         if backend is None:
             self._reply(503, b'{"error": "endpoint has no model server"}', "application/json")
             return
+        model_seconds: float | None = None
         try:
             headers = {name: self.headers[name] for name in FORWARDED_HEADERS if self.headers.get(name)}
+            sent = time.perf_counter()
             status, payload, content_type = backend.request(self.command, self.path, body, headers)
+            model_seconds = time.perf_counter() - sent
         except OSError as error:
             status, payload, content_type = (
                 502,
@@ -204,9 +278,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 "application/json",
             )
         finally:
-            with backend.lock:
-                backend.active_requests -= 1
+            backend.release()
         self._reply(status, payload, content_type)
+        if self.path == "/invocations":
+            overhead = time.perf_counter() - started - (model_seconds or 0)
+            self.server.record(
+                Invocation(
+                    received,
+                    backend.variant_name,
+                    status,
+                    None if model_seconds is None else _microseconds(model_seconds),
+                    _microseconds(overhead),
+                )
+            )
 
     def _reply(self, status: int, payload: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -223,25 +307,90 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
 
 @dataclass
+class PendingDeployment:
+    """An endpoint configuration being deployed, shaped like DescribeEndpoint's PendingDeploymentSummary. Its
+    variant statuses and messages are those SageMaker reports (https://docs.aws.amazon.com/sagemaker/latest/dg/
+    automating-sagemaker-with-eventbridge.html#eventbridge-deployment-state)."""
+
+    config: dict[str, Any]
+    instance_count: int
+    variant_status: str
+    status_message: str
+    start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    status_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    instances_with_traffic: int = 0
+
+    @classmethod
+    def launching(cls, config: dict[str, Any], instance_count: int) -> PendingDeployment:
+        return cls(config, instance_count, "Creating", f"Launching {instance_count} instance(s).")
+
+    def advance(self, status: str, message: str, instances_with_traffic: int) -> None:
+        self.variant_status, self.status_message = status, message
+        self.status_time, self.instances_with_traffic = datetime.now(UTC), instances_with_traffic
+
+    def summary(self) -> dict[str, Any]:
+        variant = self.config["ProductionVariants"][0]
+        return {
+            "EndpointConfigName": self.config["EndpointConfigName"],
+            "StartTime": self.start_time,
+            "ProductionVariants": [
+                {
+                    "VariantName": variant["VariantName"],
+                    "CurrentWeight": float(variant.get("InitialVariantWeight", 1)),
+                    "DesiredWeight": float(variant.get("InitialVariantWeight", 1)),
+                    "CurrentInstanceCount": self.instances_with_traffic,
+                    "DesiredInstanceCount": self.instance_count,
+                    "InstanceType": variant["InstanceType"],
+                    "VariantStatus": [
+                        {
+                            "Status": self.variant_status,
+                            "StatusMessage": self.status_message,
+                            "StartTime": self.status_time,
+                        }
+                    ],
+                }
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Rollback:
+    alarms: tuple[str, ...]  # the rollback alarms in ALARM; none when the deployment timed out
+    reason: str
+
+
+class _DeploymentAborted(Exception):
+    """The endpoint was deleted (or the run ended) while a deployment was in progress."""
+
+
+@dataclass
 class LocalEndpoint:
     """State of one endpoint, shaped like DescribeEndpoint."""
 
     name: str
     arn: str
-    config: dict[str, Any]
+    config: dict[str, Any]  # the configuration being deployed, or deployed
     workdir: Path
+    alarms_in_alarm: Callable[[Sequence[str]], list[str]]  # those of the named CloudWatch alarms in ALARM now
     status: str = "Creating"
     failure_reason: str | None = None
     creation_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_modified_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     proxy: EndpointProxy = field(default_factory=EndpointProxy)
-    server: ModelServer | None = None
+    server: ModelServer | None = None  # the model server of the deployed configuration (blue, in an update)
     deployed_config: dict[str, Any] | None = None
-    starting: ModelServer | None = None  # the model server of a deployment in progress
+    starting: ModelServer | None = None  # the model server of a deployment in progress (green, in an update)
+    pending: PendingDeployment | None = None
+    # The DeploymentConfig of the latest CreateEndpoint or UpdateEndpoint that had one.
+    last_deployment_config: dict[str, Any] | None = None
     # A new model server serves only once this is set; LocalSageMaker.hold_deployments clears it.
     ready_gate: threading.Event = field(default_factory=_open_gate)
     container: ContainerRuntime | None = None
     tags: list[dict[str, str]] = field(default_factory=list)
+    listener: ProgressListener = events.ignore
+    invocation_faults: Mapping[str, int] = field(default_factory=dict)  # shared with its model servers
+    deployment_started: float = field(default_factory=time.monotonic)
+    aborted: threading.Event = field(default_factory=threading.Event)
 
     def describe(self) -> dict[str, Any]:
         config = self.deployed_config or self.config
@@ -265,26 +414,34 @@ class LocalEndpoint:
         }
         if self.failure_reason:
             description["FailureReason"] = self.failure_reason
+        if self.last_deployment_config is not None:
+            description["LastDeploymentConfig"] = self.last_deployment_config
+        if self.pending:
+            description["PendingDeploymentSummary"] = self.pending.summary()
         return description
 
-    def deploy(self, config: dict[str, Any], model: dict[str, Any]) -> None:
-        """Bring up ``config`` (run in a thread); on success the proxy serves it and the old server stops."""
-        base_dir = self.workdir / config["EndpointConfigName"]
+    def start_deployment(
+        self, config: dict[str, Any], instance_count: int, deployment_config: dict[str, Any] | None
+    ) -> None:
+        """As CreateEndpoint or UpdateEndpoint returns, before ``deploy`` runs: DescribeEndpoint shows the
+        deployment from the start."""
+        self.config, self.deployment_started = config, time.monotonic()
+        self.pending = PendingDeployment.launching(config, instance_count)
+        if deployment_config is not None:
+            self.last_deployment_config = deployment_config
+        if self.deployed_config is not None:
+            self._set_status("Updating")
+
+    def deploy(
+        self, config: dict[str, Any], model: dict[str, Any], plan: BlueGreenPlan | None = None
+    ) -> None:
+        """Bring up ``config`` (run in a thread). Without a plan (a new endpoint, or an update without a
+        DeploymentConfig) the proxy switches to it at once and the old server stops; with one, the update is
+        blue/green as the plan says."""
         try:
-            _download_model(
-                model["PrimaryContainer"]["ModelDataUrl"], base_dir / "model", model.get("ExecutionRoleArn")
-            )
-            server = self.starting = ModelServer(base_dir, container=self.container)
-            server.start()
-            server.wait_ready()
-            self.ready_gate.wait()
-            if not server.is_alive():  # died while the deployment was held
-                assert server.process is not None
-                raise ModelServerFailed(
-                    f"model server exited with code {server.process.returncode} before it was ready; "
-                    f"see {server.log_path}"
-                )
+            server = self._start_model_server(config, model)
         except (ModelServerFailed, OSError, tarfile.TarError, KeyError) as error:
+            self.starting = self.pending = None
             self._set_status(
                 "Failed",
                 f"{type(error).__name__}: {error}"
@@ -292,13 +449,123 @@ class LocalEndpoint:
                 else str(error),
             )
             return
-        finally:
+        previous = self.server
+        if plan is None or previous is None:
             self.starting = None
-        previous = self.proxy.switch_to(server)
-        self.server, self.config, self.deployed_config = server, config, config
+            self.proxy.router.route([(server, 1.0)])
+            self.server, self.deployed_config, self.pending = server, config, None
+            self._set_status("InService")
+            if previous:
+                previous.stop()
+            return
+        try:
+            self._shift_traffic(previous, server, plan)
+        except _DeploymentAborted:
+            return
+
+    def _start_model_server(self, config: dict[str, Any], model: dict[str, Any]) -> ModelServer:
+        """The configuration's model server, ready and released (``ready_gate``); raises why not."""
+        base_dir = self.workdir / config["EndpointConfigName"]
+        _download_model(
+            model["PrimaryContainer"]["ModelDataUrl"], base_dir / "model", model.get("ExecutionRoleArn")
+        )
+        server = self.starting = ModelServer(
+            base_dir,
+            config["ProductionVariants"][0]["VariantName"],
+            container=self.container,
+            invocation_faults=self.invocation_faults,
+        )
+        server.start()
+        server.wait_ready()
+        self.ready_gate.wait()
+        if not server.is_alive():  # died while the deployment was held
+            assert server.process is not None
+            raise ModelServerFailed(
+                f"model server exited with code {server.process.returncode} before it was ready; "
+                f"see {server.log_path}"
+            )
+        return server
+
+    def _shift_traffic(self, blue: ModelServer, green: ModelServer, plan: BlueGreenPlan) -> None:
+        """Green takes each step's share, baking between steps and after the last one while the rollback alarms
+        and the deadline are watched; then blue stops, or everything goes back to blue."""
+        pending = self.pending
+        assert pending is not None
+        *partial_steps, last_step = plan.steps
+        deadline = (
+            None
+            if plan.maximum_execution_seconds is None
+            else self.deployment_started + plan.maximum_execution_seconds
+        )
+        # An alarm already in ALARM, or a deadline passed while green started, rolls back before any shift.
+        rollback = self._bake(0, plan, deadline)
+        for step in partial_steps:
+            if rollback:
+                break
+            part = "canary" if plan.traffic_routing == "CANARY" else "partial"
+            capacity = f"{part} capacity of {step.green_instances} instance(s)"
+            self._shift(blue, green, step, f"Activating traffic on {capacity}.")
+            pending.advance(
+                "Baking",
+                f"Baking for {step.wait_seconds} seconds (WaitIntervalInSeconds) with traffic enabled on "
+                f"{capacity}.",
+                step.green_instances,
+            )
+            rollback = self._bake(step.wait_seconds, plan, deadline)
+        if not rollback:
+            capacity = f"full capacity of {last_step.green_instances} instance(s)"
+            self._shift(blue, green, last_step, f"Activating traffic on {capacity}.")
+            pending.advance(
+                "Baking",
+                f"Baking for {plan.termination_wait_seconds} seconds (TerminationWaitInSeconds) with traffic "
+                f"enabled on {capacity}.",
+                last_step.green_instances,
+            )
+            rollback = self._bake(plan.termination_wait_seconds, plan, deadline)
+        if rollback:
+            self._roll_back(blue, green, rollback)
+            return
+        self.server, self.starting = green, None
+        blue.stop()  # after its in-flight requests
+        self.deployed_config, self.pending = self.config, None
         self._set_status("InService")
-        if previous:
-            previous.stop()
+
+    def _shift(self, blue: ModelServer, green: ModelServer, step: TrafficStep, message: str) -> None:
+        assert self.pending is not None
+        self.pending.advance("ActivatingTraffic", message, self.pending.instances_with_traffic)
+        self.proxy.router.route([(blue, 1 - step.green_share), (green, step.green_share)])
+        self.listener(events.TrafficShifted(self.name, self.config["EndpointConfigName"], step.green_share))
+
+    def _bake(self, seconds: float, plan: BlueGreenPlan, deadline: float | None) -> Rollback | None:
+        """Wait ``seconds`` (looking at least once) while no rollback alarm is in ALARM and the deadline holds."""
+        until = time.monotonic() + seconds
+        while True:
+            if tripped := self.alarms_in_alarm(plan.alarm_names):
+                return Rollback(tuple(tripped), f"rollback alarm(s) in ALARM: {', '.join(tripped)}")
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return Rollback(
+                    (), f"MaximumExecutionTimeoutInSeconds ({plan.maximum_execution_seconds} s) exceeded"
+                )
+            if now >= until:
+                return None
+            if self.aborted.wait(min(ALARM_CHECK_SECONDS, until - now)):
+                raise _DeploymentAborted
+
+    def _roll_back(self, blue: ModelServer, green: ModelServer, rollback: Rollback) -> None:
+        """All traffic back to blue, green stopped: the endpoint serves its old configuration again."""
+        assert self.pending is not None and self.deployed_config is not None
+        self._set_status("RollingBack")
+        self.pending.advance("Deleting", f"Terminating {self.pending.instance_count} instance(s).", 0)
+        self.proxy.router.route([(blue, 1.0)])
+        self.listener(
+            events.EndpointRolledBack(
+                self.name, self.deployed_config["EndpointConfigName"], rollback.alarms, rollback.reason
+            )
+        )
+        green.stop()  # after its in-flight requests
+        self.starting, self.pending, self.config = None, None, self.deployed_config
+        self._set_status("InService")
 
     def check_health(self) -> None:
         """An InService endpoint whose model server died is Failed, as SageMaker reports a dead container."""
@@ -318,10 +585,12 @@ class LocalEndpoint:
         return loopback_request(self.proxy.server_address[1], "POST", "/invocations", body, headers)
 
     def shutdown(self) -> None:
+        self.aborted.set()
         self.proxy.shutdown()
         self.proxy.server_close()
-        if self.server:
-            self.server.stop(drain_seconds=0)
+        for server in (self.server, self.starting):
+            if server:
+                server.stop(drain_seconds=0)
 
     def _set_status(self, status: str, failure_reason: str | None = None) -> None:
         self.status, self.failure_reason = status, failure_reason

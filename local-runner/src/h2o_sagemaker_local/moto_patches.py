@@ -52,6 +52,9 @@ covered by ``tests/test_moto_patches.py``:
 13. SNS delivery to Lambda. moto invokes a subscribed function once, synchronously, with a fixed sample
     event (``Test`` attributes, ``EXAMPLE`` URLs and ARNs); SNS invokes it asynchronously (retried as 12.) with
     the published message's attributes, its topic, subscription and message id, and real URLs.
+14. EventBridge delivery to Lambda. moto's rules deliver to log groups, queues, buses and archives only, and
+    raise NotImplementedError for a function target; EventBridge invokes the function asynchronously (in a
+    thread here, retried as 12.) with the event, or the target's Input, InputPath or InputTransformer result.
 
 Other modules patch moto too (the SageMaker emulation routes moto's SageMaker actions); they go through
 ``replace``, so ``uninstall`` gives all of moto back.
@@ -63,9 +66,11 @@ JSON object ``Message`` already publishes its JSON text.
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import itertools
 import json
+import threading
 import time
 import traceback
 import uuid
@@ -80,6 +85,8 @@ from botocore.exceptions import ClientError
 from botocore.model import OperationModel, ServiceModel
 from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import JsonRESTError
+from moto.events.models import Rule
+from moto.events.utils import EventMessageType, EventTemplateParser
 from moto.s3 import notifications as s3_notifications
 from moto.sns.models import Subscription
 from moto.stepfunctions.parser.api import HistoryEventType, InvalidDefinition, TaskFailedEventDetails
@@ -237,6 +244,7 @@ def _patch_moto() -> None:
     replace(s3_notifications, "_get_s3_event", _s3_event_with_sequencer)
     replace(s3_notifications, "_invoke_awslambda", _invoke_asynchronously)
     replace(Subscription, "publish", _publish_to_lambda_as_sns)
+    replace(Rule, "send_to_targets", _send_to_targets_and_functions)
     overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     for sfn_name, boto_name in _dashless_service_names().items():
         if sfn_name not in overrides:
@@ -798,3 +806,47 @@ def _publish_to_lambda_as_sns(
         },
     }
     _invoke_asynchronously(subscription.account_id, {"Records": [record]}, subscription.endpoint, region)
+
+
+# --- 14. EventBridge delivery to Lambda -------------------------------------------------------------------------
+
+
+def _send_to_targets_and_functions(
+    rule: Rule, original_event: EventMessageType, transform_input: bool = True
+) -> None:
+    """A function target is invoked asynchronously with what EventBridge sends it; moto delivers the others."""
+    if not rule.event_pattern.matches_event(original_event):
+        return
+    functions = [target for target in rule.targets if target["Arn"].split(":")[2] == "lambda"]
+    for target in functions:
+        payload = _target_input(target, original_event)
+        threading.Thread(
+            target=_invoke_asynchronously,
+            args=(rule.account_id, payload, target["Arn"], rule.region_name),
+            daemon=True,
+        ).start()
+    others = [target for target in rule.targets if target not in functions]
+    if others:
+        rest = copy.copy(rule)
+        rest.targets = others
+        original(Rule, "send_to_targets")(rest, original_event, transform_input)
+
+
+def _target_input(target: dict[str, Any], event: EventMessageType) -> Any:
+    """What a target receives: its constant Input, the part of the event its InputPath selects, the result of
+    its InputTransformer, or the whole event (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_Target.html)."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        selected: Any = dict(event)
+        for key in target["InputPath"].removeprefix("$").strip(".").split("."):
+            selected = selected.get(key) if key and isinstance(selected, dict) else selected
+        return selected
+    transformer = target.get("InputTransformer")
+    if transformer:
+        return EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        )
+    return event

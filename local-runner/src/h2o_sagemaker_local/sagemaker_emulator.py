@@ -3,8 +3,11 @@
 ``LocalSageMaker.install()`` routes moto's SageMaker (and SageMaker Runtime) API actions that the workflow uses
 to this emulator; models and endpoint configurations stay in moto's backend, which stores them faithfully. So
 the Lambdas, the state machines (through moto's ASL interpreter) and the runner all talk to one SageMaker.
-Its fault-injection methods (crashed or spot-interrupted training jobs, held deployments, dead model servers)
-let tests inject real faults into the running processes.
+An UpdateEndpoint with a DeploymentConfig is a blue/green update with traffic shifting and auto-rollback
+(``deployment_guardrails``); the endpoints' invocation metrics go to moto's CloudWatch and the alarms on them
+are evaluated there (``endpoint_metrics``, ``cloudwatch_alarms``), so a rollback alarm rolls an update back.
+Its fault-injection methods (crashed or spot-interrupted training jobs, held deployments, dead model servers,
+model servers failing their invocations) let tests inject real faults into the running processes.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from h2o_sagemaker_local import events, moto_patches
+from h2o_sagemaker_local import cloudwatch_alarms, endpoint_metrics, events, moto_patches
+from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.containers import ContainerRuntime
+from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
 from h2o_sagemaker_local.events import ProgressListener
 from h2o_sagemaker_local.hosting import HEALTH_CHECK_SECONDS, LocalEndpoint
 from h2o_sagemaker_local.iam import enforcement
+from h2o_sagemaker_local.model_registry import LocalModelRegistry
 from h2o_sagemaker_local.processing import (
     ProcessingJob,
     ProcessingRequestError,
@@ -55,6 +61,19 @@ ROUTED_ACTIONS = (
     "list_endpoints",
     "delete_endpoint",
     "list_tags",
+)
+ALARM_EVALUATION_SECONDS = 0.5  # how often endpoint metrics are published and the alarms on them evaluated
+# The model registry's actions, answered by LocalSageMaker.registry.
+REGISTRY_ACTIONS = (
+    "create_model_package_group",
+    "describe_model_package_group",
+    "list_model_package_groups",
+    "delete_model_package_group",
+    "create_model_package",
+    "describe_model_package",
+    "list_model_packages",
+    "update_model_package",
+    "delete_model_package",
 )
 
 
@@ -170,12 +189,16 @@ class LocalSageMaker:
         self.training_jobs: dict[str, TrainingJob] = {}
         self.processing_jobs: dict[str, ProcessingJob] = {}
         self.endpoints: dict[str, LocalEndpoint] = {}
+        self.registry = LocalModelRegistry(account_id, region)
         self.threads: list[threading.Thread] = []
         self._health_stop = threading.Event()
         self._deployments_released = threading.Event()
         self._deployments_released.set()
         self._raced_updates: set[str] = set()
+        self._failing_invocations: dict[str, int] = {}  # endpoint configuration -> status (fail_invocations)
+        self.alarm_evaluator = AlarmEvaluator(account_id, region)
         threading.Thread(target=self._watch_endpoints, daemon=True).start()
+        threading.Thread(target=self._publish_metrics_and_evaluate_alarms, daemon=True).start()
 
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"
@@ -404,15 +427,23 @@ class LocalSageMaker:
         if name in self.endpoints:
             raise ValidationError(f'Cannot create already existing endpoint "{self.arn("endpoint", name)}".')
         config, model = self._deployment(request["EndpointConfigName"])
+        instance_count = config["ProductionVariants"][0].get("InitialInstanceCount", 1)
+        deployment_config = request.get("DeploymentConfig")
+        if deployment_config:  # kept for a later UpdateEndpoint's RetainDeploymentConfig
+            self._blue_green_plan(deployment_config, instance_count)
         endpoint = LocalEndpoint(
             name,
             self.arn("endpoint", name),
             config,
             self.workdir / "endpoints" / name,
+            alarms_in_alarm=self.alarm_evaluator.in_alarm,
             ready_gate=self._deployments_released,
             container=self.containers,
             tags=list(request.get("Tags", [])),
+            listener=self.listener,
+            invocation_faults=self._failing_invocations,
         )
+        endpoint.start_deployment(config, instance_count, deployment_config)
         self.endpoints[name] = endpoint
         self.listener(events.EndpointDeploying(name, config["EndpointConfigName"], endpoint.proxy.url))
         self._background(self._deploy, endpoint, config, model)
@@ -428,15 +459,39 @@ class LocalSageMaker:
         if endpoint.status != "InService":
             raise ValidationError(f'Cannot update in-progress endpoint "{endpoint.arn}".')
         config, model = self._deployment(request["EndpointConfigName"])
-        endpoint.status, endpoint.config = "Updating", config
+        deployment_config = _requested_deployment_config(endpoint, request)
+        instance_count = _deployed_instance_count(endpoint, config, request)
+        plan = None
+        if deployment_config:
+            assert endpoint.deployed_config is not None  # an InService endpoint has one
+            _check_same_variants(endpoint.deployed_config, config)
+            plan = self._blue_green_plan(deployment_config, instance_count)
+        endpoint.start_deployment(config, instance_count, deployment_config)
         self.listener(
             events.EndpointDeploying(endpoint.name, config["EndpointConfigName"], endpoint.proxy.url)
         )
-        self._background(self._deploy, endpoint, config, model)
+        self._background(self._deploy, endpoint, config, model, plan)
         return {"EndpointArn": endpoint.arn}
 
-    def _deploy(self, endpoint: LocalEndpoint, config: dict[str, Any], model: dict[str, Any]) -> None:
-        endpoint.deploy(config, model)
+    def _blue_green_plan(self, deployment_config: dict[str, Any], instance_count: int) -> BlueGreenPlan:
+        """The update's steps, or the ValidationException SageMaker answers the DeploymentConfig with."""
+        try:
+            plan = plan_blue_green(deployment_config, instance_count)
+        except DeploymentConfigError as error:
+            raise ValidationError(str(error)) from None
+        problem = self.alarm_evaluator.unevaluated_rollback_alarms(plan.alarm_names)
+        if problem:
+            raise ValidationError(problem)
+        return plan
+
+    def _deploy(
+        self,
+        endpoint: LocalEndpoint,
+        config: dict[str, Any],
+        model: dict[str, Any],
+        plan: BlueGreenPlan | None = None,
+    ) -> None:
+        endpoint.deploy(config, model, plan)
         self.listener(events.EndpointStatus(endpoint.name, endpoint.status, endpoint.failure_reason))
 
     def describe_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -473,6 +528,8 @@ class LocalSageMaker:
             "endpoint-config": self._backend().endpoint_configs,
             "model": self._backend()._models,
         }.get(kind)
+        if kind == "model-package-group":
+            return self.registry.group_tags(arn)
         if held is None:  # other resources are moto's alone
             try:
                 tags, _ = self._backend().list_tags(arn=arn)
@@ -488,7 +545,7 @@ class LocalSageMaker:
         self, name: str, body: bytes, content_type: str, accept: str | None
     ) -> tuple[int, bytes, str]:
         endpoint = self._endpoint(name)
-        if endpoint.status not in ("InService", "Updating"):
+        if endpoint.status not in ("InService", "Updating", "RollingBack"):
             raise ValidationError(f"Endpoint {name} is not in service (status {endpoint.status}).")
         return endpoint.invoke(body, content_type, accept)
 
@@ -501,6 +558,16 @@ class LocalSageMaker:
                     self.listener(
                         events.EndpointStatus(endpoint.name, endpoint.status, endpoint.failure_reason)
                     )
+
+    def _publish_metrics_and_evaluate_alarms(self) -> None:
+        """CloudWatch's side of the endpoints, off their request path: the invocations their proxies recorded are
+        published as metrics, then every alarm on them is evaluated."""
+        while not self._health_stop.wait(ALARM_EVALUATION_SECONDS):
+            for endpoint in list(self.endpoints.values()):
+                endpoint_metrics.publish(
+                    self.account_id, self.region, endpoint.name, endpoint.proxy.take_invocations()
+                )
+            self.alarm_evaluator.evaluate_all(datetime.now(UTC).replace(tzinfo=None))
 
     # Fault injection ------------------------------------------------------------------------------------------
     # Faults a real system meets, injected into the running processes so tests can watch the workflow cope.
@@ -548,6 +615,16 @@ class LocalSageMaker:
         deployment in progress fails. Returns the killed process ids."""
         return self._endpoint(endpoint_name).crash()
 
+    def fail_invocations(self, endpoint_config_name: str, status: int = 500) -> None:
+        """The model loads but cannot score: the model servers of this endpoint configuration answer every
+        /invocations request with ``status`` and a JSON error, while their /ping stays healthy. It applies to
+        the servers running and to those started later (the new fleet of an update not begun yet), so deploying
+        the configuration succeeds and only its rollback alarms can catch it."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"status {status} is not an HTTP error status")
+        self._deployment(endpoint_config_name)  # ValidationError for a configuration that does not exist
+        self._failing_invocations[endpoint_config_name] = status
+
     # Lifecycle -----------------------------------------------------------------------------------------------
 
     def shutdown(self, keep_endpoints: bool = False) -> None:
@@ -571,10 +648,13 @@ class LocalSageMaker:
                 endpoint.shutdown()
 
     def install(self) -> None:
-        """Route moto's SageMaker actions used by the workflow to this emulator (active until uninstall)."""
+        """Route moto's SageMaker actions used by the workflow to this emulator (active until uninstall); give
+        moto's CloudWatch the DescribeAlarmHistory the evaluated alarms' transitions show in."""
         _patch_moto()
+        cloudwatch_alarms.install()
         _ROUTED.clear()
         _ROUTED.update({action: getattr(self, action) for action in ROUTED_ACTIONS})
+        _ROUTED.update({action: getattr(self.registry, action) for action in REGISTRY_ACTIONS})
         _CHECKED.clear()
         _CHECKED.update({action: getattr(self, f"check_{action}") for action in CHECKED_ACTIONS})
         _INVOKE[:] = [self.invoke_endpoint]
@@ -593,6 +673,42 @@ CHECKED_ACTIONS = ("create_model",)
 _ROUTED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _CHECKED: dict[str, Callable[[dict[str, Any]], None]] = {}
 _INVOKE: list[Callable[[str, bytes, str, str | None], tuple[int, bytes, str]]] = []
+
+
+def _requested_deployment_config(endpoint: LocalEndpoint, request: dict[str, Any]) -> dict[str, Any] | None:
+    """UpdateEndpoint's DeploymentConfig, or with RetainDeploymentConfig the endpoint's last one."""
+    if not request.get("RetainDeploymentConfig"):
+        return request.get("DeploymentConfig")
+    # What SageMaker does with both is not documented: refused.
+    if "DeploymentConfig" in request:
+        raise ValidationError("Specify either DeploymentConfig or RetainDeploymentConfig, not both.")
+    return endpoint.last_deployment_config
+
+
+def _deployed_instance_count(endpoint: LocalEndpoint, config: dict[str, Any], request: dict[str, Any]) -> int:
+    """The instance count of the variant an update deploys: the running one when RetainAllVariantProperties
+    keeps it (DesiredInstanceCount not in ExcludeRetainedVariantProperties), else the new configuration's."""
+    excluded = {item["VariantPropertyType"] for item in request.get("ExcludeRetainedVariantProperties", [])}
+    source = config
+    if request.get("RetainAllVariantProperties") and "DesiredInstanceCount" not in excluded:
+        assert endpoint.deployed_config is not None  # an InService endpoint has one
+        source = endpoint.deployed_config
+    return int(source["ProductionVariants"][0].get("InitialInstanceCount", 1))
+
+
+def _check_same_variants(deployed: dict[str, Any], config: dict[str, Any]) -> None:
+    """A blue/green update needs the new configuration's variant names to be the old one's
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html)."""
+
+    def names(endpoint_config: dict[str, Any]) -> list[str]:
+        return sorted(variant["VariantName"] for variant in endpoint_config["ProductionVariants"])
+
+    if names(config) != names(deployed):
+        raise ValidationError(
+            f"The variant names {names(config)} of endpoint configuration {config['EndpointConfigName']} differ "
+            f"from {names(deployed)} of the endpoint's current configuration {deployed['EndpointConfigName']}: "
+            "a blue/green deployment needs the new endpoint configuration to have the same variant names."
+        )
 
 
 def _check_role_can_be_assumed(role_arn: str | None) -> None:
@@ -644,7 +760,7 @@ def _patch_moto() -> None:
     """Idempotent: moto dispatches an action to the response method of the same name."""
     if getattr(SageMakerResponse, "_routed_to_local_sagemaker", False):
         return
-    for action in (*ROUTED_ACTIONS, *CHECKED_ACTIONS):
+    for action in (*ROUTED_ACTIONS, *REGISTRY_ACTIONS, *CHECKED_ACTIONS):
         moto_patches.replace(SageMakerResponse, action, _routed_action(action))
     moto_patches.replace(SageMakerResponse, "_routed_to_local_sagemaker", True)
     moto_patches.replace(SageMakerRuntimeResponse, "invoke_endpoint", _invoke_endpoint)

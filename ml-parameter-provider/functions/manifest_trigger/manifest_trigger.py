@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from workflow_common.execution_input import RunIdentity, build_execution_input
+from workflow_common.execution_input import RunIdentity, StackResources, build_execution_input
 from workflow_common.ml_parameters import (
     Hyperparameters,
     Manifest,
@@ -40,6 +40,7 @@ class Settings:
     state_machine_arn: str
     data_bucket: str
     notification_topic_arn: str
+    stack: StackResources
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -48,6 +49,7 @@ class Settings:
             state_machine_arn=os.environ["TARGET_STATE_MACHINE_ARN"],
             data_bucket=os.environ["DATA_BUCKET_NAME"],
             notification_topic_arn=os.environ["NOTIFICATION_TOPIC_ARN"],
+            stack=StackResources.from_environment(),
         )
 
 
@@ -133,7 +135,7 @@ def handle_upload(run: RunIdentity, settings: Settings, s3: Any, sfn: Any, sns: 
     try:
         manifest = load_manifest(s3, run, settings.data_bucket)
         ml_parameters, hyperparameters = load_parameters(settings.parameter_store_path)
-        execution_input = build_execution_input(ml_parameters, hyperparameters, manifest, run)
+        execution_input = build_execution_input(ml_parameters, hyperparameters, manifest, run, settings.stack)
     except ParameterFileError as error:
         logger.error("Manifest rejected; no run started", extra={"key": run.key, "reason": str(error)})
         notify_rejection(sns, settings.notification_topic_arn, run, str(error))

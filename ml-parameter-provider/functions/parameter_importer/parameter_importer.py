@@ -1,12 +1,15 @@
 """CloudFormation custom resource: import ml-parameters.json and hyperparameters.json from S3 into SSM.
 
 Create and Update validate both files and (over)write them under the stack's Parameter Store path; Delete
-removes only the parameters this stack created. Every request gets exactly one answer, SUCCESS or FAILED with
+removes only the parameters this stack created. The answer also tells the stack what it creates for the
+endpoint from the files: the endpoint's name, its model package group's name and the thresholds of its
+rollback alarms. Every request gets exactly one answer, SUCCESS or FAILED with
 the reason, also when the function is about to time out, so a stack never hangs waiting for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import boto3
@@ -14,6 +17,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from workflow_common.custom_resource import Outcome, respond_within_deadline
+from workflow_common.execution_input import unique_name
 from workflow_common.ml_parameters import (
     Hyperparameters,
     MlParameters,
@@ -23,6 +27,7 @@ from workflow_common.ml_parameters import (
     parse_document,
 )
 from workflow_common.parameter_store import delete_documents, normalise_path, write_documents
+from workflow_common.sagemaker_names import RESOURCE_NAME_MAX_LENGTH
 
 logger = Logger()
 tracer = Tracer()
@@ -36,6 +41,27 @@ def read_source(s3: Any, bucket: str, key: str) -> Any:
     except s3.exceptions.NoSuchKey:
         raise ParameterFileError(f"s3://{bucket}/{key} does not exist: upload it before deploying") from None
     return decode_json(body, key)
+
+
+def model_package_group_name(endpoint_name: str, stack_id: str) -> str:
+    """``<endpoint>-<digest of the stack id>``: one group per stack and endpoint. A stack deleted and created
+    again gets a new id, so its group never collides with the one the earlier stack kept (groups are retained)."""
+    return unique_name(
+        endpoint_name, hashlib.sha256(stack_id.encode()).hexdigest()[:8], RESOURCE_NAME_MAX_LENGTH
+    )
+
+
+def endpoint_resources(ml_parameters: MlParameters, stack_id: str) -> dict[str, str]:
+    """What the stack creates for the endpoint: answered as the custom resource's attributes (strings)."""
+    alarms = ml_parameters.deployment.rollback_alarms
+    return {
+        "EndpointName": ml_parameters.endpoint_name,
+        "ModelPackageGroupName": model_package_group_name(ml_parameters.endpoint_name, stack_id),
+        "MaxErrorRate": repr(alarms.max_error_rate),
+        # SageMaker reports ModelLatency in microseconds.
+        "MaxModelLatencyMicroseconds": str(alarms.max_model_latency_milliseconds * 1000),
+        "AlarmEvaluationPeriods": str(alarms.evaluation_periods),
+    }
 
 
 def import_documents(s3: Any, ssm: Any, properties: dict[str, Any], owner: str) -> Outcome:
@@ -54,7 +80,8 @@ def import_documents(s3: Any, ssm: Any, properties: dict[str, Any], owner: str) 
     return Outcome(
         "SUCCESS",
         f"{PHYSICAL_ID_PREFIX}{path}",
-        data={"MlParametersName": names[0], "HyperparametersName": names[1]},
+        data={"MlParametersName": names[0], "HyperparametersName": names[1]}
+        | endpoint_resources(ml_parameters, owner),
     )
 
 

@@ -2,11 +2,15 @@
 
 Called before deploying (is the endpoint there, idle, how many instances does it run, which auto-scaling
 targets would block the update) and while polling the deployment. It only reads; every change is made by
-the state machine. Situations a retry cannot fix raise a named error that tells the user what to do.
+the state machine. Situations a retry cannot fix raise a named error that tells the user what to do; a
+blue/green update SageMaker rolled back is explained by the rollback alarms that went into ALARM since the
+update began (SageMaker itself does not say which alarm tripped).
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Tracer
@@ -62,6 +66,14 @@ class InspectionRequest(BaseModel):
     requested_instance_count: int = Field(alias="requestedInstanceCount", ge=1)
     # Set while polling a deployment: the configuration the endpoint must end up serving.
     expected_endpoint_config_name: str | None = Field(default=None, alias="expectedEndpointConfigName")
+    # Set while polling an update: its DeploymentConfig (the rollback alarms) and when it began.
+    deployment_config: dict[str, Any] | None = Field(default=None, alias="deploymentConfig")
+    deployment_started_at: datetime | None = Field(default=None, alias="deploymentStartedAt")
+
+    @property
+    def rollback_alarm_names(self) -> list[str]:
+        alarms = (self.deployment_config or {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
+        return [alarm["AlarmName"] for alarm in alarms if alarm.get("AlarmName")]
 
 
 class Inspection(BaseModel):
@@ -164,8 +176,31 @@ def created_later(sagemaker: Any, config_name: str, than_config_name: str) -> bo
     return created[0] > created[1]
 
 
+def fired_alarms(cloudwatch: Any, request: InspectionRequest) -> list[str]:
+    """'<alarm> (<reason>)' for each rollback alarm that went into ALARM since the deployment began."""
+    fired = []
+    for name in request.rollback_alarm_names:
+        history = cloudwatch.describe_alarm_history(
+            AlarmName=name,
+            HistoryItemType="StateUpdate",
+            **({"StartDate": request.deployment_started_at} if request.deployment_started_at else {}),
+        )["AlarmHistoryItems"]
+        reasons = [
+            data.get("newState", {}).get("stateReason", item.get("HistorySummary", ""))
+            for item in history
+            for data in [json.loads(item.get("HistoryData") or "{}")]
+            if data.get("newState", {}).get("stateValue") == "ALARM"
+        ]
+        if reasons:
+            fired.append(f"{name} ({reasons[-1]})")
+    return fired
+
+
 def check_deployment_outcome(
-    request: InspectionRequest, inspection: Inspection, superseded: bool = False
+    request: InspectionRequest,
+    inspection: Inspection,
+    superseded: bool = False,
+    alarms: list[str] | None = None,
 ) -> None:
     """Raise when the state seen cannot lead to a working deployment (retrying would not help).
 
@@ -189,14 +224,22 @@ def check_deployment_outcome(
     if not inspection.exists:
         raise EndpointDisappeared(f"Endpoint {name} was deleted while deploying configuration {expected}.")
     if inspection.status == "InService" and inspection.endpoint_config_name != expected and not superseded:
+        cause = (
+            f"rollback alarm {' and '.join(alarms)} fired"
+            if alarms
+            else f"{reason}; no rollback alarm went into ALARM during the update (a failed new fleet, or "
+            "MaximumExecutionTimeoutInSeconds reached)"
+        )
         raise EndpointUpdateRolledBack(
-            f"SageMaker rolled back the update of endpoint {name} to configuration {expected}: {reason}. "
+            f"SageMaker rolled back the update of endpoint {name} to configuration {expected}: {cause}. "
             f"The endpoint still serves {inspection.endpoint_config_name}."
         )
 
 
 @tracer.capture_method
-def inspect_endpoint(request: InspectionRequest, sagemaker: Any, autoscaling: Any) -> Inspection:
+def inspect_endpoint(
+    request: InspectionRequest, sagemaker: Any, autoscaling: Any, cloudwatch: Any | None = None
+) -> Inspection:
     endpoint = describe_endpoint(sagemaker, request.endpoint_name)
     if endpoint is None:
         inspection = Inspection(
@@ -241,7 +284,14 @@ def inspect_endpoint(request: InspectionRequest, sagemaker: Any, autoscaling: An
         and inspection.endpoint_config_name not in (None, expected)
         and created_later(sagemaker, inspection.endpoint_config_name, expected)
     )
-    check_deployment_outcome(request, inspection, superseded)
+    rolled_back = (
+        inspection.status == "InService"
+        and expected is not None
+        and inspection.endpoint_config_name != expected
+        and not superseded
+    )
+    alarms = fired_alarms(cloudwatch, request) if rolled_back and cloudwatch is not None else []
+    check_deployment_outcome(request, inspection, superseded, alarms)
     return inspection
 
 
@@ -258,5 +308,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = parse_request(event)
     with transient_errors_raised_as_unavailable():
         return inspect_endpoint(
-            request, aws_client("sagemaker"), aws_client("application-autoscaling")
+            request, aws_client("sagemaker"), aws_client("application-autoscaling"), aws_client("cloudwatch")
         ).model_dump()

@@ -130,6 +130,28 @@ def _list_tags(call: ApiCall) -> list[Authorization]:
     return [Authorization("sagemaker:ListTags", call.params["ResourceArn"])]
 
 
+def _create_model_package(call: ApiCall) -> list[Authorization]:
+    """A versioned package is authorized on its group's name (its version is not known yet), with the approval
+    status it asks for as sagemaker:ModelApprovalStatus."""
+    resource = _sagemaker_arn(call, "model-package", call.params["ModelPackageGroupName"])
+    context = {
+        "sagemaker:ModelApprovalStatus": call.params.get("ModelApprovalStatus", "PendingManualApproval")
+    }
+    found = [Authorization("sagemaker:CreateModelPackage", resource, context)]
+    if call.params.get("Tags"):
+        found.append(_tagging(call, resource))
+    return found
+
+
+def _update_model_package(call: ApiCall) -> list[Authorization]:
+    context = (
+        {"sagemaker:ModelApprovalStatus": call.params["ModelApprovalStatus"]}
+        if "ModelApprovalStatus" in call.params
+        else {}
+    )
+    return [Authorization("sagemaker:UpdateModelPackage", call.params["ModelPackageArn"], context)]
+
+
 def _invoke_endpoint(call: ApiCall) -> list[Authorization]:
     return [
         Authorization(
@@ -204,6 +226,20 @@ def _delete_scaling_policy(call: ApiCall) -> list[Authorization]:
     """A target-tracking policy's alarms are deleted with it, with the caller's permissions."""
     alarm = call.arn("cloudwatch", f"alarm:TargetTracking-{call.params['ResourceId']}-AlarmHigh-local")
     return [_scalable_target(call), Authorization("cloudwatch:DeleteAlarms", alarm)]
+
+
+def _alarms(action: str) -> Rule:
+    """CloudWatch's alarm reads: each named alarm, or every alarm when none is named."""
+
+    def rule(call: ApiCall) -> list[Authorization]:
+        names = call.params.get("AlarmNames") or (
+            [call.params["AlarmName"]] if "AlarmName" in call.params else []
+        )
+        return [Authorization(action, call.arn("cloudwatch", f"alarm:{name}")) for name in names] or [
+            Authorization(action, "*")
+        ]
+
+    return rule
 
 
 def _anything(action: str) -> Rule:
@@ -313,7 +349,14 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("sagemaker", "UpdateEndpoint"): _endpoint_and_config,
     ("sagemaker", "DescribeEndpoint"): _sagemaker("endpoint", "EndpointName"),
     ("sagemaker", "ListTags"): _list_tags,
+    ("sagemaker", "CreateModelPackage"): _create_model_package,
+    ("sagemaker", "DescribeModelPackage"): _sagemaker("model-package", "ModelPackageName"),
+    ("sagemaker", "UpdateModelPackage"): _update_model_package,
+    ("sagemaker", "ListModelPackages"): _anything("sagemaker:ListModelPackages"),
+    ("sagemaker", "DescribeModelPackageGroup"): _sagemaker("model-package-group", "ModelPackageGroupName"),
     ("sagemaker-runtime", "InvokeEndpoint"): _invoke_endpoint,
+    ("cloudwatch", "DescribeAlarms"): _alarms("cloudwatch:DescribeAlarms"),
+    ("cloudwatch", "DescribeAlarmHistory"): _alarms("cloudwatch:DescribeAlarmHistory"),
     ("application-autoscaling", "RegisterScalableTarget"): _register_scalable_target,
     ("application-autoscaling", "DeregisterScalableTarget"): _deregister_scalable_target,
     ("application-autoscaling", "PutScalingPolicy"): _put_scaling_policy,

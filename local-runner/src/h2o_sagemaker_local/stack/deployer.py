@@ -23,7 +23,17 @@ class Deployer:
         self.registry = registry
         self.clients = {
             name: boto3.client(name, region_name=REGION)
-            for name in ("lambda", "iam", "sns", "s3", "stepfunctions", "scheduler")
+            for name in (
+                "lambda",
+                "iam",
+                "sns",
+                "s3",
+                "stepfunctions",
+                "scheduler",
+                "events",
+                "sagemaker",
+                "cloudwatch",
+            )
         }
         self._templates = Templates()
 
@@ -77,9 +87,12 @@ class Deployer:
                     replaced.append((resources.Resource(stack, logical_id, *previous), old_physical_id))
                 stack.resources[logical_id] = record
             stack.applied[logical_id] = (resource.kind, resource.properties, resource.globals_)
-        # Cleanup, after every resource is updated: replaced and removed resources are deleted.
+        # Cleanup, after every resource is updated: replaced and removed resources are deleted, but for those
+        # their UpdateReplacePolicy or DeletionPolicy retains.
+        declared = template["Resources"]
         for old, physical_id in replaced:
-            self._handler(old).delete(old, physical_id)
+            if declared[old.logical_id].get("UpdateReplacePolicy") != "Retain":
+                self._handler(old).delete(old, physical_id)
         for logical_id in [key for key in stack.applied if key not in kept]:
             self._delete_resource(stack, logical_id)
         stack.outputs = {}
@@ -97,7 +110,9 @@ class Deployer:
 
     def _delete_resource(self, stack: Stack, logical_id: str) -> None:
         resource = resources.Resource(stack, logical_id, *stack.applied[logical_id])
-        self._handler(resource).delete(resource, stack.resources[logical_id]["Ref"])
+        declared = self._templates.read(stack.template_path)["Resources"].get(logical_id, {})
+        if declared.get("DeletionPolicy") != "Retain":
+            self._handler(resource).delete(resource, stack.resources[logical_id]["Ref"])
         del stack.applied[logical_id], stack.resources[logical_id]
 
     def _handler(self, resource: resources.Resource) -> resources.ResourceHandler:

@@ -12,7 +12,7 @@ import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from h2o_sagemaker_local.stack import custom_resources, roles
 from h2o_sagemaker_local.stack.functions import LocalFunction
@@ -163,6 +163,9 @@ class Function(ResourceHandler):
         return self._put(resource, resource.record["Ref"], role_arn, update=True)
 
     def delete(self, resource: Resource, physical_id: str) -> None:
+        for rule_name in resource.record.get("Rules", []):
+            self.clients["events"].remove_targets(Rule=rule_name, Ids=["Function"])
+            self.clients["events"].delete_rule(Name=rule_name)
         self.clients["lambda"].delete_function(FunctionName=physical_id)
         self.deployer.registry.functions.pop(physical_id, None)
 
@@ -210,12 +213,25 @@ class Function(ResourceHandler):
                 MaximumEventAgeInSeconds=int(invoke_config.get("MaximumEventAgeInSeconds", 21600)),
                 **({"DestinationConfig": {"OnFailure": {"Destination": on_failure}}} if on_failure else {}),
             )
-        for event in properties.get("Events", {}).values():
-            if event["Type"] == "EventBridgeRule":
+        rules = []
+        for key, event in properties.get("Events", {}).items():
+            if event["Type"] == "EventBridgeRule" and event["Properties"]["Pattern"].get("source") == [
+                "aws.s3"
+            ]:
                 self._subscribe_s3_uploads(arn, event["Properties"]["Pattern"])
+            elif event["Type"] == "EventBridgeRule":
+                rules.append(self._put_rule(f"{name}-{key}"[:64], arn, event["Properties"]["Pattern"]))
             elif event["Type"] == "SNS":
                 self._subscribe_to_topic(arn, event["Properties"])
-        return {"Ref": name, "Arn": arn}
+        return {"Ref": name, "Arn": arn, "Rules": rules}
+
+    def _put_rule(self, rule_name: str, function_arn: str, pattern: dict[str, Any]) -> str:
+        """SAM's EventBridgeRule event: a rule on the default bus with the function as its target (moto delivers
+        to it through moto_patches 14). Putting it again replaces its pattern, as an update does."""
+        events = self.clients["events"]
+        events.put_rule(Name=rule_name, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=rule_name, Targets=[{"Id": "Function", "Arn": function_arn}])
+        return rule_name
 
     def _subscribe_to_topic(self, function_arn: str, properties: dict[str, Any]) -> None:
         """SAM's SNS event: a lambda subscription (subscribing again is a no-op, as on AWS), which moto delivers
@@ -309,6 +325,75 @@ class StateMachine(ResourceHandler):
         for key, replacement in resource.properties.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace(f"${{{key}}}", str(replacement))
         return definition
+
+
+@handles("AWS::SageMaker::ModelPackageGroup")
+class ModelPackageGroup(ResourceHandler):
+    """A model registry group (the local SageMaker's registry). Every property change replaces it."""
+
+    def create(self, resource: Resource) -> Record:
+        properties = resource.properties
+        request = {
+            key: properties[key]
+            for key in ("ModelPackageGroupName", "ModelPackageGroupDescription", "Tags")
+            if key in properties
+        }
+        arn = self.clients["sagemaker"].create_model_package_group(**request)["ModelPackageGroupArn"]
+        return {"Ref": arn, "ModelPackageGroupArn": arn, "ModelPackageGroupStatus": "Completed"}
+
+    def update(self, resource: Resource, old_properties: dict[str, Any]) -> Record:
+        return self.create(resource)
+
+    def delete(self, resource: Resource, physical_id: str) -> None:
+        self.clients["sagemaker"].delete_model_package_group(ModelPackageGroupName=physical_id)
+
+
+@handles("AWS::CloudWatch::Alarm")
+class Alarm(ResourceHandler):
+    """A CloudWatch metric alarm in moto (the local SageMaker evaluates those on its endpoints' metrics)."""
+
+    FIELDS = (
+        "AlarmDescription",
+        "Namespace",
+        "MetricName",
+        "Dimensions",
+        "Statistic",
+        "ExtendedStatistic",
+        "Period",
+        "EvaluationPeriods",
+        "DatapointsToAlarm",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "Unit",
+        "ActionsEnabled",
+        "AlarmActions",
+        "OKActions",
+        "InsufficientDataActions",
+    )
+    # CloudFormation takes numbers as strings too (a custom resource's attributes are strings).
+    NUMBERS: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "Period": int,
+        "EvaluationPeriods": int,
+        "DatapointsToAlarm": int,
+        "Threshold": float,
+    }
+
+    def create(self, resource: Resource) -> Record:
+        name = resource.properties.get("AlarmName") or resource.physical_name
+        settings = {
+            key: self.NUMBERS.get(key, lambda value: value)(resource.properties[key])
+            for key in self.FIELDS
+            if key in resource.properties
+        }
+        self.clients["cloudwatch"].put_metric_alarm(AlarmName=name, **settings)
+        return {"Ref": name, "Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}"}
+
+    def update(self, resource: Resource, old_properties: dict[str, Any]) -> Record:
+        return self.create(resource)  # a new AlarmName replaces it: the old one is deleted after the update
+
+    def delete(self, resource: Resource, physical_id: str) -> None:
+        self.clients["cloudwatch"].delete_alarms(AlarmNames=[physical_id])
 
 
 @handles("AWS::Scheduler::Schedule")
