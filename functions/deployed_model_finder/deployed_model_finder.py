@@ -2,7 +2,8 @@
 
 The gate scores that model on this run's validation rows, so it needs the model's artifact: the endpoint's
 current configuration names the model of its production variant, whose primary container holds the artifact
-URL. No endpoint: nothing serves, so there is nothing to beat. It only reads.
+URL, and the registered version it deployed (its ``h2o-sagemaker:model-package`` tag; none for a configuration
+made before the registry). No endpoint: nothing serves, so there is nothing to beat. It only reads.
 """
 
 from __future__ import annotations
@@ -36,11 +37,15 @@ class FinderRequest(CamelCaseModel):
     endpoint_name: str = Field(min_length=1, max_length=RESOURCE_NAME_MAX_LENGTH)
 
 
+MODEL_PACKAGE_TAG = "h2o-sagemaker:model-package"
+
+
 class DeployedModel(CamelCaseModel):
     found: bool
     endpoint_config_name: str | None = None
     model_name: str | None = None
     model_data_url: str | None = None
+    model_package_arn: str | None = None  # the version serving, as the endpoint-deployment run tagged it
 
 
 def _unreadable(endpoint: str, what: str) -> DeployedModelUnreadable:
@@ -61,13 +66,14 @@ def find_deployed_model(request: FinderRequest, sagemaker: Any) -> DeployedModel
             return DeployedModel(found=False)
         raise
     try:
-        variants = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
     except ClientError as error:
         if is_not_found(error):
             raise _unreadable(
                 endpoint, f"endpoint configuration {config_name}, which no longer exists"
             ) from None
         raise
+    variants = config["ProductionVariants"]
     model_names = {variant.get("ModelName") for variant in variants}
     if len(model_names) != 1 or None in model_names:
         raise _unreadable(
@@ -83,8 +89,13 @@ def find_deployed_model(request: FinderRequest, sagemaker: Any) -> DeployedModel
     artifact = model.get("PrimaryContainer", {}).get("ModelDataUrl")
     if not artifact:
         raise _unreadable(endpoint, f"model {model_name}, whose primary container has no ModelDataUrl")
+    tags = sagemaker.list_tags(ResourceArn=config["EndpointConfigArn"])["Tags"]
     deployed = DeployedModel(
-        found=True, endpoint_config_name=config_name, model_name=model_name, model_data_url=artifact
+        found=True,
+        endpoint_config_name=config_name,
+        model_name=model_name,
+        model_data_url=artifact,
+        model_package_arn=next((tag["Value"] for tag in tags if tag["Key"] == MODEL_PACKAGE_TAG), None),
     )
     logger.info("Deployed model found", extra={"deployedModel": deployed.model_dump()})
     return deployed

@@ -45,6 +45,7 @@ class DeployedModelSeen(CamelCaseModel):
     endpoint_config_name: str | None = None
     model_name: str | None = None
     model_data_url: str | None = None
+    model_package_arn: str | None = None
 
 
 class GateRequest(CamelCaseModel):
@@ -61,8 +62,9 @@ class GateDecision(CamelCaseModel):
     metric_name: str
     candidate_model_name: str
     candidate_value: float
-    # Both None when no deployed model was scored (none serves, or mustBeatDeployedModel is false).
+    # None when no deployed model was scored (none serves, or mustBeatDeployedModel is false).
     deployed_model_name: str | None
+    deployed_model_package_arn: str | None  # also None for a model deployed before the registry
     deployed_value: float | None
 
 
@@ -125,6 +127,7 @@ def judge(request: GateRequest, s3: Any) -> GateDecision:
             candidate_model_name=request.candidate_model_name,
             candidate_value=value,
             deployed_model_name=deployed.model_name if previous is not None else None,
+            deployed_model_package_arn=deployed.model_package_arn if previous is not None else None,
             deployed_value=previous,
         )
 

@@ -31,10 +31,15 @@ def sagemaker() -> Iterator[Any]:
         yield boto3.client("sagemaker", region_name="us-east-1")
 
 
-def serve(sagemaker: Any, container: dict[str, str], model: str = MODEL) -> None:
+PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/survival-endpoint-1a2b3c4d/4"
+
+
+def serve(sagemaker: Any, container: dict[str, str], model: str = MODEL, package: str | None = PACKAGE) -> None:
     sagemaker.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer=container)
     sagemaker.create_endpoint_config(
         EndpointConfigName=CONFIG,
+        # As the endpoint-deployment run tags it (a configuration made before the registry has no such tag).
+        Tags=[{"Key": "h2o-sagemaker:model-package", "Value": package}] if package else [],
         ProductionVariants=[
             {
                 "VariantName": "AllTraffic",
@@ -51,14 +56,25 @@ def test_the_serving_models_artifact_is_found_through_the_endpoints_config(sagem
     serve(sagemaker, {"Image": IMAGE, "ModelDataUrl": ARTIFACT})
     found = find_deployed_model(parse_request({"endpointName": ENDPOINT}), sagemaker)
     assert found == DeployedModel(
-        found=True, endpoint_config_name=CONFIG, model_name=MODEL, model_data_url=ARTIFACT
+        found=True,
+        endpoint_config_name=CONFIG,
+        model_name=MODEL,
+        model_data_url=ARTIFACT,
+        model_package_arn=PACKAGE,
     )
     assert found.model_dump() == {
         "found": True,
         "endpointConfigName": CONFIG,
         "modelName": MODEL,
         "modelDataUrl": ARTIFACT,
+        "modelPackageArn": PACKAGE,
     }
+
+
+def test_a_model_deployed_before_the_registry_has_no_version(sagemaker: Any) -> None:
+    serve(sagemaker, {"Image": IMAGE, "ModelDataUrl": ARTIFACT}, package=None)
+    found = find_deployed_model(parse_request({"endpointName": ENDPOINT}), sagemaker)
+    assert (found.model_name, found.model_package_arn) == (MODEL, None)
 
 
 def test_no_endpoint_means_nothing_to_beat(sagemaker: Any) -> None:
@@ -68,6 +84,7 @@ def test_no_endpoint_means_nothing_to_beat(sagemaker: Any) -> None:
         "endpointConfigName": None,
         "modelName": None,
         "modelDataUrl": None,
+        "modelPackageArn": None,
     }
 
 

@@ -87,6 +87,7 @@ def test_a_model_better_than_the_deployed_one_on_the_same_rows_is_accepted(s3: A
         "candidateModelName": CANDIDATE,
         "candidateValue": 0.86,
         "deployedModelName": DEPLOYED,
+        "deployedModelPackageArn": None,
         "deployedValue": 0.84,
     }
 
