@@ -85,24 +85,32 @@ def test_each_stage_of_the_run_is_notified_once_with_its_filter_attributes(
     assert stages == [
         ("TuningWithDeployment", "RunStarted"),
         ("ModelTuning", "TuningCompleted"),
+        ("TuningWithDeployment", "ModelRegistered"),
         ("EndpointDeployment", "Deployed"),
     ]
+    statuses = {"RunStarted": "STARTED", "ModelRegistered": "Approved"}
     for message, attributes in received:
         assert attributes == {
             "workflow": message["workflow"],
             "stage": message["stage"],
-            "status": "STARTED" if message["stage"] == "RunStarted" else "SUCCEEDED",
+            "status": statuses.get(message["stage"], "SUCCEEDED"),
             "endpoint": endpoint["endpointName"],
         }
-    started, tuned, deployed = (message for message, _ in received)
+    started, tuned, registered, deployed = (message for message, _ in received)
     assert started["execution"] == first_run.execution_arn
     assert tuned["bestTrainingJobName"] == model["trainingJobName"]
     assert tuned["objective"] == model["objective"] and tuned["hyperParameters"] == model["hyperParameters"]
+    version = first_run.output["modelPackage"]
+    assert (registered["modelPackageArn"], registered["modelPackageVersion"]) == (
+        version["modelPackageArn"],
+        version["modelPackageVersion"],
+    )
     assert (deployed["endpointConfigName"], deployed["modelName"], deployed["instanceCount"]) == (
         endpoint["endpointConfigName"],
         model["modelName"],
         endpoint["instanceCount"],
     )
+    assert deployed["modelPackageArn"] == version["modelPackageArn"]
 
 
 def test_no_more_than_max_parallel_training_jobs_ran_at_once(pipeline: LocalPipeline, first_run) -> None:

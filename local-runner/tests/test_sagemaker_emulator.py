@@ -19,13 +19,12 @@ import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
+from api_shapes import SAGEMAKER_API, assert_matches_api_shape
 from botocore.model import Shape
 from botocore.validate import validate_parameters
 from h2o_sagemaker_local import events, opt_ml, processing, sagemaker_emulator, training
@@ -39,7 +38,6 @@ TUNER_ASL = REPO_ROOT / "sagemaker-model-tuner" / "statemachine" / "model-tuning
 REGION = "us-east-1"
 BUCKET = "data-bucket"
 ROLE_ARN = "arn:aws:iam::123456789012:role/sagemaker-execution"
-SAGEMAKER_API = botocore.session.get_session().get_service_model("sagemaker")
 
 STUB_TRAIN = """\
 #!{python}
@@ -244,39 +242,6 @@ def most_at_once(jobs: list[dict[str, Any]]) -> int:
         running += change
         peak = max(peak, running)
     return peak
-
-
-def assert_matches_api_shape(value: Any, shape: Shape, path: str = "") -> None:
-    """``value`` could be botocore's parse of a real SageMaker response of this shape."""
-    if shape.type_name == "structure":
-        assert isinstance(value, dict), path
-        missing = set(shape.required_members) - set(value)
-        assert not missing, f"{path}: missing required {sorted(missing)}"
-        for key, item in value.items():
-            assert key in shape.members, f"{path}: {key} is not a member of {shape.name}"
-            assert_matches_api_shape(item, shape.members[key], f"{path}.{key}")
-    elif shape.type_name == "list":
-        assert isinstance(value, list), path
-        for index, item in enumerate(value):
-            assert_matches_api_shape(item, shape.member, f"{path}[{index}]")
-    elif shape.type_name == "map":
-        assert isinstance(value, dict), path
-        for key, item in value.items():
-            assert_matches_api_shape(key, shape.key, f"{path} key")
-            assert_matches_api_shape(item, shape.value, f"{path}[{key}]")
-    else:
-        expected = {
-            "string": str,
-            "timestamp": datetime,
-            "boolean": bool,
-            "integer": int,
-            "long": int,
-            "double": (int, float),
-            "float": (int, float),
-        }[shape.type_name]
-        assert isinstance(value, expected), f"{path}: {value!r} is not a {shape.type_name}"
-        if getattr(shape, "enum", None):
-            assert value in shape.enum, f"{path}: {value!r} not in {shape.enum}"
 
 
 # --- outcomes of the training jobs ------------------------------------------------------------------------

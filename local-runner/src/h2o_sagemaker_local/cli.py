@@ -218,7 +218,21 @@ def summarize(
         return 1
     if result.output is None:
         raise PipelineError(f"execution {result.execution_arn} succeeded with no output")
-    model, endpoint_output = result.output["model"], result.output["endpoint"]
+    model, package = result.output["model"], result.output["modelPackage"]
+    version = (
+        f"{package['modelPackageVersion']} ({package['modelApprovalStatus']})  {package['modelPackageArn']}"
+    )
+    if not result.output["deployed"]:
+        why = (
+            "waiting for approval: approving it deploys it (aws sagemaker update-model-package --model-package-arn "
+            f"{package['modelPackageArn']} --model-approval-status Approved)"
+            if result.output.get("awaitingApproval")
+            else f"rejected by the quality gate: {result.output['qualityGate']['reason']}"
+        )
+        console.print(f"[bold]Model version {version} not deployed[/]: {why}")
+        console.print(f"  execution history: {history_path}")
+        return 0
+    endpoint_output = result.output["endpoint"]
     endpoint = pipeline.sagemaker.endpoints[endpoint_output["endpointName"]]
     metadata_path = endpoint.workdir / endpoint_output["endpointConfigName"] / "model" / "model-metadata.json"
     metadata = json.loads(metadata_path.read_text())
@@ -232,6 +246,7 @@ def summarize(
     chosen = {name: value for name, value in model["hyperParameters"].items() if name in tuned}
     table.add_row("tuned hyperparameters", json.dumps(chosen, sort_keys=True))
     table.add_row("model", f"{model['modelName']}  ({model['modelDataUrl']})")
+    table.add_row("model version", version)
     table.add_row("endpoint", f"{endpoint_output['endpointName']}  {endpoint.proxy.url}/invocations")
     table.add_row("validation rows scored", str(len(predictions)))
     if endpoint_auc is not None:

@@ -15,6 +15,7 @@ import copy
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -309,11 +310,14 @@ class LocalModelRegistry:
         }
 
     def _send_to_default_bus(self, event: dict[str, Any]) -> None:
-        """As an AWS service does: to every rule of the account's default bus whose pattern matches."""
+        """As an AWS service does: to every rule of the account's default bus whose pattern matches (with the
+        ingestion time moto's targets expect; its Lambda delivery leaves it out, as EventBridge does)."""
         bus = events_backends[self.account_id][self.region].describe_event_bus("default")
         for rule in list(bus.rules.values()):
             if rule.state == "ENABLED":
-                rule.send_to_targets(cast(EventMessageType, copy.deepcopy(event)))
+                rule.send_to_targets(
+                    cast(EventMessageType, copy.deepcopy(event) | {"ingestion-time": time.time()})
+                )
 
 
 def _iso(value: Any) -> str:

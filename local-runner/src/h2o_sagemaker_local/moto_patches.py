@@ -80,6 +80,7 @@ from functools import cache
 from typing import Any, Final
 
 import botocore.session
+import botocore.utils
 import moto
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel, ServiceModel
@@ -829,7 +830,14 @@ def _send_to_targets_and_functions(
     if others:
         rest = copy.copy(rule)
         rest.targets = others
-        original(Rule, "send_to_targets")(rest, original_event, transform_input)
+        # moto's own targets render the time as a number (its put_events keeps epoch seconds).
+        moment = original_event.get("time")
+        as_moto_keeps_it = (
+            original_event | {"time": botocore.utils.parse_timestamp(moment).timestamp()}
+            if isinstance(moment, str)
+            else original_event
+        )
+        original(Rule, "send_to_targets")(rest, as_moto_keeps_it, transform_input)
 
 
 def _target_input(target: dict[str, Any], event: EventMessageType) -> Any:
@@ -849,4 +857,4 @@ def _target_input(target: dict[str, Any], event: EventMessageType) -> Any:
             input_paths_map=transformer.get("InputPathsMap", {}),
             event=event,
         )
-    return event
+    return {key: value for key, value in event.items() if key != "ingestion-time"}  # moto's bookkeeping
