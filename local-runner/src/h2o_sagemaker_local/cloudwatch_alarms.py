@@ -8,7 +8,8 @@ metric alarm on ``AWS/SageMaker`` over its ``EvaluationPeriods`` periods of ``Pe
 (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html). A change of state is
 set through moto's backend with CloudWatch's reason (``Threshold Crossed: 1 datapoint [0.25 (02/12/26
 18:04:10)] was greater than the threshold (0.01).``) and its reason data, so DescribeAlarms shows it, and
-DescribeAlarmHistory (which moto lacks; ``install`` adds it) lists the transition.
+DescribeAlarmHistory (which moto lacks; ``install`` adds it) lists the transition. An alarm starts in
+INSUFFICIENT_DATA, as on CloudWatch (moto creates it OK).
 
 Local differences: the periods end now and slide with every evaluation, where CloudWatch evaluates on minute
 boundaries, some time after a period closes; locally an alarm fires sooner, never later. Alarm actions are not
@@ -49,6 +50,7 @@ COMPARISONS: dict[str, tuple[Callable[[float, float], bool], str]] = {
     "LessThanOrEqualToThreshold": (operator.le, "less than or equal to"),
 }
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
+MOTO_CREATION_REASON = "Unchecked: Initial alarm creation"
 
 
 @dataclass(frozen=True)
@@ -127,16 +129,16 @@ def _statistic(statistic: str, start: datetime, data: list[MetricDatumBase]) -> 
             sums.append(datum.value)
             minimums.append(datum.value)
             maximums.append(datum.value)
-    sample_count = sum(counts)
+    sample_count, total = sum(counts), sum(sums)
     if not sample_count:
         return Datapoint(start, None, 0.0)
     value = {
-        "Average": lambda: sum(sums) / sample_count,
-        "Sum": lambda: sum(sums),
-        "Minimum": lambda: min(minimums),
-        "Maximum": lambda: max(maximums),
-        "SampleCount": lambda: sample_count,
-    }[statistic]()
+        "Average": total / sample_count,
+        "Sum": total,
+        "Minimum": min(minimums),
+        "Maximum": max(maximums),
+        "SampleCount": sample_count,
+    }[statistic]
     return Datapoint(start, float(value), sample_count)
 
 
@@ -144,32 +146,31 @@ def evaluate(alarm: Alarm, metric_data: Iterable[MetricDatumBase], now: datetime
     """The alarm's state over the evaluation range ending at ``now`` (None: keep the current state, as
     ``TreatMissingData: ignore`` does when the range has no data)."""
     points = datapoints(alarm, metric_data, now)
-    compare, wording = COMPARISONS[alarm.comparison_operator]
+    present = [point for point in points if point.value is not None]
+    missing = len(points) - len(present)
     treat_missing = alarm.treat_missing_data or "missing"
     needed = alarm.datapoints_to_alarm or alarm.evaluation_periods
-    present = [point for point in points if point.value is not None]
     reason_data = _reason_data(alarm, points, present, now)
-    missing = len(points) - len(present)
     if not present:
         if treat_missing == "ignore":
             return None
         if treat_missing == "missing":
-            return Evaluation(
-                "INSUFFICIENT_DATA",
-                f"Insufficient Data: {_count(missing, 'datapoint')} {_was(missing)} unknown.",
-                reason_data,
-            )
-    breaching = sum(compare(point.value, alarm.threshold) for point in present if point.value is not None)
-    if treat_missing == "breaching":
-        breaching += missing
-    state = "ALARM" if breaching >= needed else "OK"
-    if not present:
+            reason = f"Insufficient Data: {_count(missing, 'datapoint')} {_was(missing)} unknown."
+            return Evaluation("INSUFFICIENT_DATA", reason, reason_data)
         treated = "Breaching" if treat_missing == "breaching" else "NonBreaching"
         reason = (
             f"Threshold Crossed: no datapoints were received for {_count(missing, 'period')} and "
             f"{_count(missing, 'missing datapoint')} {_was(missing)} treated as [{treated}]."
         )
-        return Evaluation(state, reason, reason_data)
+        return Evaluation(
+            "ALARM" if treated == "Breaching" and missing >= needed else "OK", reason, reason_data
+        )
+    compare, wording = COMPARISONS[alarm.comparison_operator]
+    values = [point.value for point in present if point.value is not None]
+    breaching = sum(compare(value, alarm.threshold) for value in values)
+    if treat_missing == "breaching":
+        breaching += missing
+    state = "ALARM" if breaching >= needed else "OK"
     listed = ", ".join(f"{point.value!r} ({point.start:%d/%m/%y %H:%M:%S})" for point in reversed(present))
     negation = "" if state == "ALARM" else "not "
     if len(points) == 1:
@@ -238,6 +239,10 @@ class AlarmEvaluator:
         for alarm in list(backend.alarms.values()):
             if evaluation_problem(alarm) is not None:
                 continue
+            if not alarm.history and alarm.state_reason == MOTO_CREATION_REASON:
+                # CloudWatch creates an alarm in INSUFFICIENT_DATA, moto in OK: its first evaluation starts
+                # from CloudWatch's state, so that a first OK is a transition as on AWS.
+                alarm.state_value = "INSUFFICIENT_DATA"
             evaluation = evaluate(alarm, metric_data, now)
             if evaluation is not None and evaluation.state != alarm.state_value:
                 backend.set_alarm_state(
@@ -252,9 +257,8 @@ class AlarmEvaluator:
     def unevaluated_rollback_alarms(self, names: Sequence[str]) -> str | None:
         """Why these alarms cannot guard an endpoint update (None: they can), in a ValidationException's words.
 
-        SageMaker refuses an AutoRollbackConfiguration naming an alarm it cannot describe (its exact message is
-        not documented); the local one also refuses an alarm its evaluator leaves alone, which would never roll
-        an update back here."""
+        What SageMaker does with an alarm that does not exist is not documented: refused. An alarm the evaluator
+        leaves alone is refused too, as it would never roll an update back here."""
         alarms = self.backend.alarms
         absent = [name for name in names if name not in alarms]
         if absent:
@@ -283,7 +287,7 @@ def install() -> None:
         moto_patches.replace(CloudWatchResponse, "describe_alarm_history", _describe_alarm_history)
 
 
-def state_updates(alarm: Alarm) -> list[dict[str, Any]]:
+def _state_updates(alarm: Alarm) -> list[dict[str, Any]]:
     """The alarm's state transitions as AlarmHistoryItems, oldest first. moto keeps, at each update, the state
     it left (``Alarm.history``); the state it entered is the next entry's, or the current one."""
     states = [
@@ -335,7 +339,7 @@ def _describe_alarm_history(self: CloudWatchResponse) -> ActionResult:
     items = [
         item
         for alarm in (named if name else list(alarms.values()))
-        for item in state_updates(alarm)
+        for item in _state_updates(alarm)
         if item_type in (None, "StateUpdate")
         and (start is None or item["Timestamp"] >= start)
         and (end is None or item["Timestamp"] <= end)

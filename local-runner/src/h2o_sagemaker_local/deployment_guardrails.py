@@ -153,13 +153,13 @@ def _check_ranges(value: Any, shape: Shape, path: str) -> None:
 
 
 def _check_bound(number: int, shape: Shape, subject: str, measure: str) -> None:
-    for bound, words, outside in (
-        ("min", "greater than or equal to", number.__lt__),
-        ("max", "less than or equal to", number.__gt__),
-    ):
-        limit = shape.metadata.get(bound)
-        if limit is not None and outside(limit):
-            raise DeploymentConfigError(
-                f"1 validation error detected: {subject} failed to satisfy constraint: Member must have {measure} "
-                f"{words} {limit}"
-            )
+    minimum, maximum = shape.metadata.get("min"), shape.metadata.get("max")
+    if minimum is not None and number < minimum:
+        constraint = f"{measure} greater than or equal to {minimum}"
+    elif maximum is not None and number > maximum:
+        constraint = f"{measure} less than or equal to {maximum}"
+    else:
+        return
+    raise DeploymentConfigError(
+        f"1 validation error detected: {subject} failed to satisfy constraint: Member must have {constraint}"
+    )

@@ -262,7 +262,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         received, started = datetime.now(UTC), time.perf_counter()
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         backend = self.server.router.acquire()
-        if backend is None:
+        if backend is None:  # not yet serving (SageMaker refuses such an invocation, uncounted)
             self._reply(503, b'{"error": "endpoint has no model server"}', "application/json")
             return
         model_seconds: float | None = None
@@ -330,26 +330,26 @@ class PendingDeployment:
 
     def summary(self) -> dict[str, Any]:
         variant = self.config["ProductionVariants"][0]
+        summary: dict[str, Any] = {
+            "VariantName": variant["VariantName"],
+            "CurrentWeight": float(variant.get("InitialVariantWeight", 1)),
+            "DesiredWeight": float(variant.get("InitialVariantWeight", 1)),
+            "CurrentInstanceCount": self.instances_with_traffic,
+            "DesiredInstanceCount": self.instance_count,
+            "VariantStatus": [
+                {
+                    "Status": self.variant_status,
+                    "StatusMessage": self.status_message,
+                    "StartTime": self.status_time,
+                }
+            ],
+        }
+        if "InstanceType" in variant:
+            summary["InstanceType"] = variant["InstanceType"]
         return {
             "EndpointConfigName": self.config["EndpointConfigName"],
             "StartTime": self.start_time,
-            "ProductionVariants": [
-                {
-                    "VariantName": variant["VariantName"],
-                    "CurrentWeight": float(variant.get("InitialVariantWeight", 1)),
-                    "DesiredWeight": float(variant.get("InitialVariantWeight", 1)),
-                    "CurrentInstanceCount": self.instances_with_traffic,
-                    "DesiredInstanceCount": self.instance_count,
-                    "InstanceType": variant["InstanceType"],
-                    "VariantStatus": [
-                        {
-                            "Status": self.variant_status,
-                            "StatusMessage": self.status_message,
-                            "StartTime": self.status_time,
-                        }
-                    ],
-                }
-            ],
+            "ProductionVariants": [summary],
         }
 
 

@@ -16,13 +16,14 @@ import json
 import secrets
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import sagemaker_backends
@@ -430,7 +431,7 @@ class LocalSageMaker:
         instance_count = config["ProductionVariants"][0].get("InitialInstanceCount", 1)
         deployment_config = request.get("DeploymentConfig")
         if deployment_config:  # kept for a later UpdateEndpoint's RetainDeploymentConfig
-            self._blue_green_plan(deployment_config, instance_count)
+            self._blue_green_plan(deployment_config, instance_count, model)
         endpoint = LocalEndpoint(
             name,
             self.arn("endpoint", name),
@@ -459,13 +460,13 @@ class LocalSageMaker:
         if endpoint.status != "InService":
             raise ValidationError(f'Cannot update in-progress endpoint "{endpoint.arn}".')
         config, model = self._deployment(request["EndpointConfigName"])
-        deployment_config = _requested_deployment_config(endpoint, request)
-        instance_count = _deployed_instance_count(endpoint, config, request)
+        deployment_config = self._requested_deployment_config(endpoint, request)
+        instance_count = self._deployed_instance_count(endpoint, config, request)
         plan = None
         if deployment_config:
             assert endpoint.deployed_config is not None  # an InService endpoint has one
-            _check_same_variants(endpoint.deployed_config, config)
-            plan = self._blue_green_plan(deployment_config, instance_count)
+            self._check_same_variants(endpoint.deployed_config, config)
+            plan = self._blue_green_plan(deployment_config, instance_count, model)
         endpoint.start_deployment(config, instance_count, deployment_config)
         self.listener(
             events.EndpointDeploying(endpoint.name, config["EndpointConfigName"], endpoint.proxy.url)
@@ -473,7 +474,9 @@ class LocalSageMaker:
         self._background(self._deploy, endpoint, config, model, plan)
         return {"EndpointArn": endpoint.arn}
 
-    def _blue_green_plan(self, deployment_config: dict[str, Any], instance_count: int) -> BlueGreenPlan:
+    def _blue_green_plan(
+        self, deployment_config: dict[str, Any], instance_count: int, model: dict[str, Any]
+    ) -> BlueGreenPlan:
         """The update's steps, or the ValidationException SageMaker answers the DeploymentConfig with."""
         try:
             plan = plan_blue_green(deployment_config, instance_count)
@@ -482,7 +485,52 @@ class LocalSageMaker:
         problem = self.alarm_evaluator.unevaluated_rollback_alarms(plan.alarm_names)
         if problem:
             raise ValidationError(problem)
+        if plan.alarm_names:
+            _check_rollback_alarms_readable(plan.alarm_names, model)
         return plan
+
+    @staticmethod
+    def _requested_deployment_config(
+        endpoint: LocalEndpoint, request: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """UpdateEndpoint's DeploymentConfig, or with RetainDeploymentConfig the endpoint's last one."""
+        if not request.get("RetainDeploymentConfig"):
+            return request.get("DeploymentConfig")
+        # What SageMaker does with both is not documented: refused.
+        if "DeploymentConfig" in request:
+            raise ValidationError("Specify either DeploymentConfig or RetainDeploymentConfig, not both.")
+        return endpoint.last_deployment_config
+
+    @staticmethod
+    def _deployed_instance_count(
+        endpoint: LocalEndpoint, config: dict[str, Any], request: dict[str, Any]
+    ) -> int:
+        """The instance count of the variant an update deploys: the running one when RetainAllVariantProperties
+        keeps it (DesiredInstanceCount not in ExcludeRetainedVariantProperties), else the new configuration's."""
+        excluded = {
+            item["VariantPropertyType"] for item in request.get("ExcludeRetainedVariantProperties", [])
+        }
+        source = config
+        if request.get("RetainAllVariantProperties") and "DesiredInstanceCount" not in excluded:
+            assert endpoint.deployed_config is not None  # an InService endpoint has one
+            source = endpoint.deployed_config
+        return int(source["ProductionVariants"][0].get("InitialInstanceCount", 1))
+
+    @staticmethod
+    def _check_same_variants(deployed: dict[str, Any], config: dict[str, Any]) -> None:
+        """A blue/green update needs the new configuration's variant names to be the old one's
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html)."""
+
+        def names(endpoint_config: dict[str, Any]) -> list[str]:
+            return sorted(variant["VariantName"] for variant in endpoint_config["ProductionVariants"])
+
+        if names(config) != names(deployed):
+            raise ValidationError(
+                f"The variant names {names(config)} of endpoint configuration {config['EndpointConfigName']} "
+                f"differ from {names(deployed)} of the endpoint's current configuration "
+                f"{deployed['EndpointConfigName']}: a blue/green deployment needs the new endpoint configuration "
+                "to have the same variant names."
+            )
 
     def _deploy(
         self,
@@ -637,6 +685,9 @@ class LocalSageMaker:
             job.stop()
         for processing in list(self.processing_jobs.values()):
             processing.stop()
+        if not keep_endpoints:  # a blue/green update stops baking rather than holding the joins below
+            for endpoint in list(self.endpoints.values()):
+                endpoint.aborted.set()
         for thread in self.threads:
             thread.join(timeout=30)
         for job in list(self.training_jobs.values()):
@@ -675,40 +726,19 @@ _CHECKED: dict[str, Callable[[dict[str, Any]], None]] = {}
 _INVOKE: list[Callable[[str, bytes, str, str | None], tuple[int, bytes, str]]] = []
 
 
-def _requested_deployment_config(endpoint: LocalEndpoint, request: dict[str, Any]) -> dict[str, Any] | None:
-    """UpdateEndpoint's DeploymentConfig, or with RetainDeploymentConfig the endpoint's last one."""
-    if not request.get("RetainDeploymentConfig"):
-        return request.get("DeploymentConfig")
-    # What SageMaker does with both is not documented: refused.
-    if "DeploymentConfig" in request:
-        raise ValidationError("Specify either DeploymentConfig or RetainDeploymentConfig, not both.")
-    return endpoint.last_deployment_config
-
-
-def _deployed_instance_count(endpoint: LocalEndpoint, config: dict[str, Any], request: dict[str, Any]) -> int:
-    """The instance count of the variant an update deploys: the running one when RetainAllVariantProperties
-    keeps it (DesiredInstanceCount not in ExcludeRetainedVariantProperties), else the new configuration's."""
-    excluded = {item["VariantPropertyType"] for item in request.get("ExcludeRetainedVariantProperties", [])}
-    source = config
-    if request.get("RetainAllVariantProperties") and "DesiredInstanceCount" not in excluded:
-        assert endpoint.deployed_config is not None  # an InService endpoint has one
-        source = endpoint.deployed_config
-    return int(source["ProductionVariants"][0].get("InitialInstanceCount", 1))
-
-
-def _check_same_variants(deployed: dict[str, Any], config: dict[str, Any]) -> None:
-    """A blue/green update needs the new configuration's variant names to be the old one's
-    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html)."""
-
-    def names(endpoint_config: dict[str, Any]) -> list[str]:
-        return sorted(variant["VariantName"] for variant in endpoint_config["ProductionVariants"])
-
-    if names(config) != names(deployed):
+def _check_rollback_alarms_readable(alarm_names: Sequence[str], model: dict[str, Any]) -> None:
+    """SageMaker describes the rollback alarms as the model's execution role
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html); what it does when
+    the role may not is not documented: refused."""
+    role_arn = model.get("ExecutionRoleArn")
+    cloudwatch = enforcement.role_client("cloudwatch", role_arn, "sagemaker.amazonaws.com", "SageMaker")
+    try:
+        cloudwatch.describe_alarms(AlarmNames=list(alarm_names))
+    except ClientError as error:
         raise ValidationError(
-            f"The variant names {names(config)} of endpoint configuration {config['EndpointConfigName']} differ "
-            f"from {names(deployed)} of the endpoint's current configuration {deployed['EndpointConfigName']}: "
-            "a blue/green deployment needs the new endpoint configuration to have the same variant names."
-        )
+            f"The execution role {role_arn} of model {model['ModelName']} cannot describe the alarms of "
+            f"AutoRollbackConfiguration: {error}"
+        ) from None
 
 
 def _check_role_can_be_assumed(role_arn: str | None) -> None:
