@@ -411,6 +411,14 @@ def test_a_failing_canary_is_rolled_back_by_its_alarm_and_only_the_canary_share_
     assert total("Invocation5XXErrors") == len(failures)
     assert total("Invocation4XXErrors") == 0
 
+    # Through the runtime API a model's 5xx is SageMaker's ModelError (HTTP 424) naming the container's status.
+    local.sagemaker.fail_invocations("blue")
+    with pytest.raises(ClientError) as failed:
+        client("sagemaker-runtime").invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv", Body=ROW)
+    error = failed.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("ModelError", 424)
+    assert error["Error"]["Message"].startswith("Received server error (500) from primary with message")
+
 
 @pytest.mark.h2o
 def test_a_linear_update_shifts_step_by_step_to_everything(local: Local) -> None:

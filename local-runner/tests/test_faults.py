@@ -25,7 +25,7 @@ from urllib.parse import unquote_plus
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from gate_statements import serves_the_quality_gate_only
+from feature_statements import serves_releases_only, serves_the_quality_gate_only, statements_of_stack_roles
 from h2o_sagemaker_local import api_faults, moto_patches
 from h2o_sagemaker_local.api_faults import ApiFaults
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
@@ -658,23 +658,6 @@ NOT_EXERCISED_LOCALLY = {
 }
 
 
-def statements_of_stack_roles() -> dict[tuple[str, str, int], dict[str, Any]]:
-    """(role, policy, 1-based index) -> statement, for every inline policy of every role in the account."""
-    iam = boto3.client("iam", region_name=REGION)
-    found = {}
-    for role in iam.list_roles()["Roles"]:
-        for policy_name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
-            document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)[
-                "PolicyDocument"
-            ]
-            statements = (
-                document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
-            )
-            for index, statement in enumerate(statements, start=1):
-                found[(role["RoleName"], policy_name, index)] = statement
-    return found
-
-
 @pytest.fixture(scope="module")
 def torn_down(faults: Faults, refused_update: RefusedUpdate) -> Faults:
     """The stack deleted after every run of the module, as `sam delete` would: its endpoint goes with it."""
@@ -693,11 +676,13 @@ def test_every_statement_of_every_role_was_used_or_cannot_be_used_locally(torn_d
     used = {(item.role_name, item.policy, item.index) for item in faults.pipeline.access.used}
     unused = {
         key: statement.get("Sid")
-        for key, statement in statements_of_stack_roles().items()
+        for key, statement in statements_of_stack_roles(REGION).items()
         if key not in used
         and statement.get("Sid") not in NOT_EXERCISED_LOCALLY
-        # These runs have no quality gate; test_quality_gate.py checks that its runs use these.
+        # These runs have no quality gate, approval or rollback; test_quality_gate.py and
+        # test_safe_releases.py check that their runs use these.
         and not serves_the_quality_gate_only(key[0], statement)
+        and not serves_releases_only(key[0], statement)
     }
     assert unused == {}, "grants no run needed: remove them, or say here why no local run can use them"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
-from gate_statements import serves_the_quality_gate_only
+from feature_statements import serves_the_quality_gate_only, statements_of_stack_roles
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
 from h2o_sagemaker_local.stack import REGION
@@ -191,19 +191,11 @@ def test_a_model_under_min_objective_value_is_rejected(
 def test_every_statement_serving_the_quality_gate_was_used_by_its_runs(
     pipeline: LocalPipeline, deployed_runs: list[GatedRun]
 ) -> None:
-    iam = boto3.client("iam", region_name=REGION)
-    gate_statements = set()
-    for role in iam.list_roles()["Roles"]:
-        for policy_name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
-            document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)[
-                "PolicyDocument"
-            ]
-            statements = document["Statement"]
-            for index, statement in enumerate(
-                statements if isinstance(statements, list) else [statements], 1
-            ):
-                if serves_the_quality_gate_only(role["RoleName"], statement):
-                    gate_statements.add((role["RoleName"], policy_name, index))
+    gate_statements = {
+        key
+        for key, statement in statements_of_stack_roles(REGION).items()
+        if serves_the_quality_gate_only(key[0], statement)
+    }
     used = {(item.role_name, item.policy, item.index) for item in pipeline.access.used}
     # The finder's and judge's statements, the parent's Processing job grants and its invocation of both.
     assert len(gate_statements) >= 5

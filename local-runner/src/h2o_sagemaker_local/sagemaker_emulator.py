@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import sagemaker_backends
@@ -666,11 +667,11 @@ class LocalSageMaker:
     def fail_invocations(self, endpoint_config_name: str, status: int = 500) -> None:
         """The model loads but cannot score: the model servers of this endpoint configuration answer every
         /invocations request with ``status`` and a JSON error, while their /ping stays healthy. It applies to
-        the servers running and to those started later (the new fleet of an update not begun yet), so deploying
-        the configuration succeeds and only its rollback alarms can catch it."""
+        the servers running and to those started later (the new fleet of an update not begun yet, of a
+        configuration a run has not created yet), so deploying the configuration succeeds and only its rollback
+        alarms can catch it."""
         if not 400 <= status <= 599:
             raise ValueError(f"status {status} is not an HTTP error status")
-        self._deployment(endpoint_config_name)  # ValidationError for a configuration that does not exist
         self._failing_invocations[endpoint_config_name] = status
 
     # Lifecycle -----------------------------------------------------------------------------------------------
@@ -771,6 +772,18 @@ def _routed_action(action: str) -> Callable[[SageMakerResponse], ActionResult]:
     return handle
 
 
+class ModelError(JsonRESTError):
+    """InvokeEndpoint's answer when the model server answers an error: HTTP 424, the container's status and text."""
+
+    code = 424
+
+    def __init__(self, status: int, message: str) -> None:
+        kind = "client" if status < 500 else "server"
+        super().__init__(
+            "ModelError", f'Received {kind} error ({status}) from primary with message "{message}".'
+        )
+
+
 def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
     if not _INVOKE:
         return moto_patches.original(SageMakerRuntimeResponse, "invoke_endpoint")(self)
@@ -780,9 +793,7 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
         name, body, self.headers.get("Content-Type", "text/csv"), self.headers.get("Accept")
     )
     if status >= 400:
-        raise ValidationError(
-            f'Received client error ({status}) from primary with message "{payload.decode(errors="replace")}"'
-        )
+        raise ModelError(status, payload.decode(errors="replace"))
     return 200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, payload
 
 
