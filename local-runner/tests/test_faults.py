@@ -263,9 +263,14 @@ def test_a_run_arriving_while_the_endpoint_is_updating_waits_then_updates_it_wit
     assert first.status == "SUCCEEDED", first.cause
     assert arriving.status == "SUCCEEDED", arriving.cause
     entered = states_entered(arriving, "-deployment")
-    # It saw the endpoint Updating, waited (at least twice before the first update was let through), then
-    # inspected again and updated it.
-    assert entered[:4] == [
+    # It read its approved version, saw the endpoint Updating, waited (at least twice before the first update
+    # was let through), then inspected again and updated it.
+    assert entered[:9] == [
+        "DescribeModelPackage",
+        "HasApprovalStatus",
+        "IsModelPackageApproved",
+        "HasModelOfPackage",
+        "UseModelOfPackage",
         "StartWaitingForIdleEndpoint",
         "InspectEndpoint",
         "IsEndpointIdle",

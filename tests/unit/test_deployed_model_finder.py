@@ -34,7 +34,9 @@ def sagemaker() -> Iterator[Any]:
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/survival-endpoint-1a2b3c4d/4"
 
 
-def serve(sagemaker: Any, container: dict[str, str], model: str = MODEL, package: str | None = PACKAGE) -> None:
+def serve(
+    sagemaker: Any, container: dict[str, str], model: str = MODEL, package: str | None = PACKAGE
+) -> None:
     sagemaker.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer=container)
     sagemaker.create_endpoint_config(
         EndpointConfigName=CONFIG,
