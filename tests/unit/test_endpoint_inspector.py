@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +10,7 @@ import boto3
 import endpoint_inspector
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from endpoint_inspector import (
     EndpointDisappeared,
     EndpointFailed,
@@ -289,6 +290,91 @@ def test_a_rolled_back_update_is_a_failure_not_a_success(stubbed: dict[str, Any]
     configs_created(stubbed, served_at="2026-11-22T21:00:00Z", expected_at="2026-11-22T21:10:00Z")
     with pytest.raises(EndpointUpdateRolledBack, match=f"health check failed.*still serves {OLD_CONFIG}"):
         inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)
+
+
+ROLLBACK_ALARMS = ["stack-survival-endpoint-invocation-5xx-errors", "stack-survival-endpoint-model-latency"]
+UPDATE_STARTED = "2026-11-22T21:10:05Z"
+
+
+def state_update(old: str, new: str, reason: str, at: str) -> dict[str, Any]:
+    """A DescribeAlarmHistory item as CloudWatch writes it."""
+    return {
+        "AlarmName": ROLLBACK_ALARMS[0],
+        "AlarmType": "MetricAlarm",
+        "Timestamp": at,
+        "HistoryItemType": "StateUpdate",
+        "HistorySummary": f"Alarm updated from {old} to {new}",
+        "HistoryData": json.dumps(
+            {
+                "version": "1.0",
+                "oldState": {"stateValue": old},
+                "newState": {"stateValue": new, "stateReason": reason},
+            }
+        ),
+    }
+
+
+def test_a_rolled_back_update_names_the_rollback_alarms_that_fired_since_it_began(
+    stubbed: dict[str, Any],
+) -> None:
+    described(stubbed, "InService", config=OLD_CONFIG)
+    configs_created(stubbed, served_at="2026-11-22T21:00:00Z", expected_at="2026-11-22T21:10:00Z")
+    cloudwatch = boto3.client("cloudwatch")
+    reason = (
+        "Threshold Crossed: 1 datapoint [0.25 (22/11/26 21:10:40)] was greater than the threshold (0.01)."
+    )
+    with Stubber(cloudwatch) as cloudwatch_stub:
+        for name, items in (
+            (ROLLBACK_ALARMS[0], [state_update("OK", "ALARM", reason, "2026-11-22T21:10:41Z")]),
+            (ROLLBACK_ALARMS[1], []),  # the latency alarm stayed OK
+        ):
+            cloudwatch_stub.add_response(
+                "describe_alarm_history",
+                {"AlarmHistoryItems": items},
+                {"AlarmName": name, "HistoryItemType": "StateUpdate", "StartDate": ANY},
+            )
+        config = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in ROLLBACK_ALARMS]}}
+        with pytest.raises(EndpointUpdateRolledBack) as rolled_back:
+            inspect_endpoint(
+                request(
+                    expectedEndpointConfigName=NEW_CONFIG,
+                    deploymentConfig=config,
+                    deploymentStartedAt=UPDATE_STARTED,
+                ),
+                stubbed["sagemaker"],
+                stubbed["autoscaling"],
+                cloudwatch,
+            )
+        cloudwatch_stub.assert_no_pending_responses()
+    assert str(rolled_back.value) == (
+        f"SageMaker rolled back the update of endpoint {ENDPOINT} to configuration {NEW_CONFIG}: rollback alarm "
+        f"{ROLLBACK_ALARMS[0]} ({reason}) fired. The endpoint still serves {OLD_CONFIG}."
+    )
+
+
+def test_a_rollback_no_alarm_explains_says_so(stubbed: dict[str, Any]) -> None:
+    described(stubbed, "InService", config=OLD_CONFIG)
+    configs_created(stubbed, served_at="2026-11-22T21:00:00Z", expected_at="2026-11-22T21:10:00Z")
+    cloudwatch = boto3.client("cloudwatch")
+    with Stubber(cloudwatch) as cloudwatch_stub:
+        cloudwatch_stub.add_response(
+            "describe_alarm_history",
+            {
+                "AlarmHistoryItems": [
+                    state_update("INSUFFICIENT_DATA", "OK", "no data", "2026-11-22T21:10:20Z")
+                ]
+            },
+        )
+        config = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": ROLLBACK_ALARMS[0]}]}}
+        with pytest.raises(
+            EndpointUpdateRolledBack, match="no rollback alarm went into ALARM during the update"
+        ):
+            inspect_endpoint(
+                request(expectedEndpointConfigName=NEW_CONFIG, deploymentConfig=config),
+                stubbed["sagemaker"],
+                stubbed["autoscaling"],
+                cloudwatch,
+            )
 
 
 def test_an_update_superseded_by_a_later_run_is_a_success(stubbed: dict[str, Any]) -> None:
