@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,7 @@ from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from moto import mock_aws
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.cloudwatch.responses import CloudWatchResponse
+from polling import wait_until
 from process_watch import no_process_left, processes_using
 from request_loop import RequestLoop
 
@@ -61,14 +62,6 @@ DESCRIBE_ENDPOINT = SAGEMAKER_API.operation_model("DescribeEndpoint").output_sha
 
 def client(service: str) -> Any:
     return boto3.client(service, region_name=REGION)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
-        time.sleep(0.05)
-    return result
 
 
 # --- two real models and a local SageMaker serving them ---------------------------------------------------------
@@ -184,7 +177,7 @@ def local(
 def endpoint_in_service(config_name: str) -> dict[str, Any]:
     """Create the endpoint with this configuration and wait until it serves."""
     client("sagemaker").create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name)
-    return wait_until(lambda: idle(describe()), 60, f"endpoint {ENDPOINT} in service")
+    return wait_until(lambda: idle(describe()), f"endpoint {ENDPOINT} in service", timeout=60)
 
 
 def describe() -> dict[str, Any]:
@@ -274,10 +267,12 @@ def test_a_healthy_canary_takes_its_share_then_everything_with_no_failed_request
     deployment_config = canary(wait_seconds=4, termination_wait_seconds=2)
 
     with RequestLoop(endpoint_url(local), ROW) as loop:
-        wait_until(lambda: len(loop.outcomes) > 20, 30, "blue's first answers")
+        wait_until(lambda: len(loop.outcomes) > 20, "blue's first answers", timeout=30)
         update("green", deployment_config)
-        during_canary = wait_until(lambda: baking(described_by_the_emulation(local)), 60, "the canary baking")
-        final = wait_until(lambda: idle(describe()), 60, "the update's end")
+        during_canary = wait_until(
+            lambda: baking(described_by_the_emulation(local)), "the canary baking", timeout=60
+        )
+        final = wait_until(lambda: idle(describe()), "the update's end", timeout=60)
         time.sleep(0.5)  # answers from green alone
 
     assert loop.outcomes and set(loop.outcomes) == {200}, [item for item in loop.outcomes if item != 200][:3]
@@ -330,10 +325,10 @@ def test_a_failing_canary_is_rolled_back_by_its_alarm_and_only_the_canary_share_
     deployment_config = canary(wait_seconds=30, termination_wait_seconds=30)
 
     with RequestLoop(endpoint_url(local), ROW) as loop:
-        wait_until(lambda: len(loop.outcomes) > 20, 30, "blue's first answers")
+        wait_until(lambda: len(loop.outcomes) > 20, "blue's first answers", timeout=30)
         update("green", deployment_config)
-        wait_until(local.rollbacks, 60, "the rollback")
-        final = wait_until(lambda: idle(describe()), 60, "the endpoint in service again")
+        wait_until(local.rollbacks, "the rollback", timeout=60)
+        final = wait_until(lambda: idle(describe()), "the endpoint in service again", timeout=60)
         time.sleep(1)  # answers after the rollback
     runtime_answer = (
         client("sagemaker-runtime")
@@ -407,7 +402,9 @@ def test_a_failing_canary_is_rolled_back_by_its_alarm_and_only_the_canary_share_
         )["Datapoints"]
         return sum(point["Sum"] for point in datapoints)
 
-    wait_until(lambda: total("Invocations") == len(loop.outcomes) + 1, 5, "the last requests published")
+    wait_until(
+        lambda: total("Invocations") == len(loop.outcomes) + 1, "the last requests published", timeout=5
+    )
     assert total("Invocation5XXErrors") == len(failures)
     assert total("Invocation4XXErrors") == 0
 
@@ -438,7 +435,7 @@ def test_a_linear_update_shifts_step_by_step_to_everything(local: Local) -> None
 
     with RequestLoop(endpoint_url(local), ROW) as loop:
         update("green", deployment_config)
-        final = wait_until(lambda: idle(describe()), 60, "the update's end")
+        final = wait_until(lambda: idle(describe()), "the update's end", timeout=60)
 
     assert loop.outcomes and set(loop.outcomes) == {200}
     assert [share for _, share in local.shifts()] == [0.25, 0.5, 0.75, 1.0]

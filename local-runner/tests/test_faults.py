@@ -32,6 +32,7 @@ from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
 from h2o_sagemaker_local.training import TrainingJob
+from polling import wait_until
 from process_watch import no_process_left, processes_using
 from request_loop import RequestLoop
 
@@ -127,14 +128,6 @@ def record_trigger_events(state: Faults) -> None:
         return recording
 
     moto_patches.install(resolve)
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
-        time.sleep(0.05)
-    return result
 
 
 def log_of(job: TrainingJob) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from h2o_sagemaker_local import events
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
 from h2o_sagemaker_local.stack import REGION
+from polling import wait_until
 from process_watch import no_process_left
 from request_loop import RequestLoop
 from workflow_common.execution_input import ModelRegistration, StackResources, build_deployment_input
@@ -53,14 +54,6 @@ DEPLOYMENT = {
 
 def client(service: str) -> Any:
     return boto3.client(service, region_name=REGION)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
-        time.sleep(0.1)
-    return result
 
 
 @dataclass
@@ -209,7 +202,9 @@ def manual(automatic: Releases) -> Releases:
     client("sagemaker").update_model_package(
         ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="reviewed the metrics"
     )
-    started = wait_until(lambda: set(automatic.deployments()) - before, 10, "the approval's deployment")
+    started = wait_until(
+        lambda: set(automatic.deployments()) - before, "the approval's deployment", timeout=10
+    )
     [deployment] = started
     automatic.runs["third approved"] = automatic.pipeline.follow(deployment, timeout_seconds=300)
     automatic.notifications["third approved"] = automatic.pipeline.notifications()
@@ -413,8 +408,8 @@ def test_an_approval_the_trigger_cannot_deploy_is_notified_and_deploys_nothing(r
             lambda: [
                 item for item in rolled_back.pipeline.notifications() if item.get("modelPackageArn") == fourth
             ],
-            10,
             "the refusal's notification",
+            timeout=10,
         )
     finally:
         ssm.put_parameter(Name=name, Value=stored, Overwrite=True)

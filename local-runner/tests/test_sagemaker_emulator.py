@@ -31,6 +31,7 @@ from h2o_sagemaker_local import events, opt_ml, processing, sagemaker_emulator, 
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from moto import mock_aws
 from moto.sagemaker.exceptions import ValidationError
+from polling import wait_until
 from process_watch import no_process_left, processes_using
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -198,14 +199,6 @@ def sagemaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Local
     assert leftovers == [], "a training process outlived shutdown()"
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
-        time.sleep(0.02)
-    return result
-
-
 def run_to_end(sagemaker: LocalSageMaker, request: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
     """Create the tuning job, poll it to a final status and return DescribeHyperParameterTuningJob."""
     sagemaker.create_hyper_parameter_tuning_job(request)
@@ -217,7 +210,7 @@ def run_to_end_of(sagemaker: LocalSageMaker, name: str, timeout: float = 15) -> 
         description = sagemaker.describe_hyper_parameter_tuning_job({"HyperParameterTuningJobName": name})
         return description if description["HyperParameterTuningJobStatus"] != "InProgress" else None
 
-    return wait_until(finished, timeout, f"tuning job {name} ending")
+    return wait_until(finished, f"tuning job {name} ending", timeout)
 
 
 def summaries(sagemaker: LocalSageMaker, name: str, **filters: str) -> list[dict[str, Any]]:
@@ -460,7 +453,7 @@ def start_sleeping_jobs(sagemaker: LocalSageMaker, name: str) -> None:
         name, RANDOM_RANGES, strategy="Random", max_jobs=4, static={"sleep": "60", "grandchild": "true"}
     )
     sagemaker.create_hyper_parameter_tuning_job(request)
-    wait_until(lambda: started(sagemaker, name, 2), 10, "two training jobs running")
+    wait_until(lambda: started(sagemaker, name, 2), "two training jobs running", timeout=10)
     # Each stub and the process it started: what stopping must take down.
     assert len(processes_using(sagemaker.workdir)) == 4
 
@@ -561,7 +554,7 @@ def running_job(sagemaker: LocalSageMaker, tuning_name: str, hyperparameter: str
             None,
         )
 
-    return wait_until(found, 10, f"the job with {hyperparameter}={value} running")
+    return wait_until(found, f"the job with {hyperparameter}={value} running", timeout=10)
 
 
 def test_a_crashed_job_fails_with_the_signal_and_its_detached_processes_go_too(
@@ -571,7 +564,7 @@ def test_a_crashed_job_fails_with_the_signal_and_its_detached_processes_go_too(
     sagemaker.create_hyper_parameter_tuning_job(request)
     victim = running_job(sagemaker, "crash", "sleep", "60")
     base_dir = sagemaker.training_jobs[victim].base_dir
-    wait_until(lambda: len(processes_using(base_dir)) == 2, 10, "the stub and its detached child")
+    wait_until(lambda: len(processes_using(base_dir)) == 2, "the stub and its detached child", timeout=10)
 
     sagemaker.crash_training_job(victim)
     description = run_to_end_of(sagemaker, "crash")
@@ -753,7 +746,7 @@ def processing_to_end(sagemaker: LocalSageMaker, name: str, timeout: float = 15)
         description = sagemaker.describe_processing_job({"ProcessingJobName": name})
         return description if description["ProcessingJobStatus"] not in ("InProgress", "Stopping") else None
 
-    return wait_until(finished, timeout, f"processing job {name} ending")
+    return wait_until(finished, f"processing job {name} ending", timeout)
 
 
 def test_a_processing_job_reads_its_inputs_runs_the_entrypoint_and_uploads_its_outputs(
@@ -816,7 +809,7 @@ def test_stopping_a_processing_job_stops_its_process(sagemaker: LocalSageMaker, 
     boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key="artifacts/model.tar.gz", Body=b"x")
     sagemaker.create_processing_job(processing_request("long", STUB_SLEEP="60"))
     job = sagemaker.processing_jobs["long"]
-    wait_until(lambda: (job.base_dir / "started").exists(), 10, "the evaluate stub starting")
+    wait_until(lambda: (job.base_dir / "started").exists(), "the evaluate stub starting", timeout=10)
 
     sagemaker.stop_processing_job({"ProcessingJobName": "long"})
 
