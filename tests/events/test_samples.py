@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     CloudFormationCustomResourceCreateModel,
     CloudFormationCustomResourceDeleteModel,
     CloudFormationCustomResourceUpdateModel,
+    EventBridgeModel,
     S3EventNotificationEventBridgeModel,
     S3Model,
     SnsModel,
@@ -20,6 +21,7 @@ from events import (
     custom_resource_request,
     eventbridge_object_created,
     load_event,
+    model_package_state_change,
     s3_object_created,
     sns_notification,
 )
@@ -70,3 +72,19 @@ def test_overrides_set_and_remove_fields_by_dotted_path() -> None:
     assert event["Records"][0]["s3"]["object"]["size"] == 99
     assert "userIdentity" not in event["Records"][0]
     assert load_event("s3-object-created")["Records"][0]["s3"]["object"]["size"] == 10
+
+
+def test_the_model_package_event_is_eventbridges_envelope_around_the_version() -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/survival-endpoint-1a2b3c4d/7"
+    approval = EventBridgeModel.model_validate(model_package_state_change(arn))
+    assert (approval.source, approval.detail_type, approval.resources) == (
+        "aws.sagemaker",
+        "SageMaker Model Package State Change",
+        [arn],
+    )
+    assert approval.detail["ModelPackageVersion"] == 7
+    assert approval.detail["UpdatedModelPackageFields"] == ["ModelApprovalStatus"]
+    creation = EventBridgeModel.model_validate(
+        model_package_state_change(arn, "Approved", updated_fields=None)
+    )
+    assert "UpdatedModelPackageFields" not in creation.detail
