@@ -418,6 +418,53 @@ def test_a_failing_canary_is_rolled_back_by_its_alarm_and_only_the_canary_share_
 
 
 @pytest.mark.h2o
+def test_an_update_whose_new_fleet_cannot_start_leaves_the_old_configuration_serving(local: Local) -> None:
+    """SageMaker keeps an endpoint whose update failed InService on its previous configuration, the failure as
+    FailureReason; the requests never stop."""
+    endpoint_in_service("blue")
+    error_rate_alarm()
+    sagemaker = client("sagemaker")
+    sagemaker.create_model(
+        ModelName="unreadable",
+        ExecutionRoleArn=ROLE_ARN,
+        PrimaryContainer={
+            "Image": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/h2o-gbm-predictor:latest",
+            "ModelDataUrl": f"s3://{BUCKET}/missing/model.tar.gz",
+        },
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="unreadable",
+        ProductionVariants=[
+            {
+                "VariantName": VARIANT,
+                "ModelName": "unreadable",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 4,
+            }
+        ],
+    )
+    with RequestLoop(endpoint_url(local), ROW) as loop:
+        update("unreadable", canary(wait_seconds=4, termination_wait_seconds=2))
+        final = wait_until(lambda: idle(describe()), "the failed update's end", timeout=30)
+    assert final["EndpointConfigName"] == "blue"
+    assert final["FailureReason"].startswith(
+        "Failed to update endpoint: Failed to download model data from URL"
+    )
+    assert loop.outcomes and set(loop.outcomes) == {200}
+    assert local.shifts() == []
+    [(_, rolled_back)] = local.rollbacks()
+    assert (rolled_back.config, rolled_back.alarms) == ("blue", ())
+    # The next update clears it.
+    update("green", canary(wait_seconds=0, termination_wait_seconds=0))
+    final = wait_until(
+        lambda: (found := idle(describe())) and found["EndpointConfigName"] == "green" and found,
+        "green",
+        timeout=60,
+    )
+    assert "FailureReason" not in final
+
+
+@pytest.mark.h2o
 def test_a_linear_update_shifts_step_by_step_to_everything(local: Local) -> None:
     endpoint_in_service("blue")
     error_rate_alarm()

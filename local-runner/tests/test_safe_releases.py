@@ -354,6 +354,10 @@ def test_a_faulty_version_is_rolled_back_by_the_5xx_alarm_with_only_the_canary_s
     assert set(failures) <= set(in_canary) | {min(in_canary) - 1, max(in_canary) + 1}
     assert len(failures) <= math.ceil(CANARY_SHARE * len(in_canary)) + 2, (len(failures), len(in_canary))
     after = [index for index, at in enumerate(loop.started_at) if at > rolled_back_at]
+    print(
+        f"canary {rolled_back_at - canary_at:.2f} s until the rollback: {len(failures)} of {len(in_canary)} "
+        f"requests failed; {len(after)} after the rollback, all answered"
+    )
     assert len(after) > 10 and {loop.outcomes[index] for index in after} == {200}
     # The endpoint serves the configuration it served before: version 1's.
     assert rolled_back.serving() == serving == rolled_back.runs["v1 again"].output["endpointConfigName"]

@@ -442,12 +442,19 @@ class LocalEndpoint:
             server = self._start_model_server(config, model)
         except (ModelServerFailed, OSError, tarfile.TarError, KeyError) as error:
             self.starting = self.pending = None
-            self._set_status(
-                "Failed",
-                f"{type(error).__name__}: {error}"
-                if not isinstance(error, ModelServerFailed)
-                else str(error),
+            reason = (
+                str(error) if isinstance(error, ModelServerFailed) else f"{type(error).__name__}: {error}"
             )
+            if self.server is not None and self.deployed_config is not None and self.server.is_alive():
+                # A failed update leaves the endpoint serving its previous configuration, InService, with the
+                # update's failure as FailureReason (a new endpoint, or one whose old server died, is Failed).
+                self.config = self.deployed_config
+                self._set_status("InService", f"Failed to update endpoint: {reason}")
+                self.listener(
+                    events.EndpointRolledBack(self.name, self.config["EndpointConfigName"], (), reason)
+                )
+                return
+            self._set_status("Failed", reason)
             return
         previous = self.server
         if plan is None or previous is None:
