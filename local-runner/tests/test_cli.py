@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,36 +39,96 @@ def test_the_job_budget_options_override_ml_parameters() -> None:
     assert document == {"maxNumberOfTrainingJobs": 10, "maxParallelTrainingJobs": 2}
 
 
-@pytest.mark.parametrize("option", ["--max-jobs", "--max-parallel"])
-def test_a_job_budget_below_one_is_refused(option: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        parse_arguments(["run", option, "0"])
+def run_command(*options: str) -> tuple[int, str, str]:
+    """``h2o-sagemaker-local run <options>``: its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(["run", *options])
+        except SystemExit as exit_info:
+            code = int(exit_info.code or 0)
+    return code, out.getvalue(), err.getvalue()
 
-    assert exit_info.value.code == 2
-    assert f"{option} must be at least 1" in capsys.readouterr().err
+
+def unreadable(tmp_path: Path) -> Path:
+    path = tmp_path / "locked.json"
+    path.write_text("{}")
+    path.chmod(0)
+    return path
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
-    [(None, "does not exist"), ('{"channels": [', "is not valid JSON")],
+    ("options", "message"),
+    [
+        (["--train", "{missing}"], "--train {missing} does not exist"),
+        (["--validation", "{folder}"], "--validation {folder} is not a file"),
+        (["--train", "{empty}"], "--train {empty} is empty: give a CSV file with a header row"),
+        (["--train", "{binary}"], "--train {binary} is not a CSV text file"),
+        (["--manifest", "{missing}"], "--manifest {missing} does not exist"),
+        (
+            ["--manifest", "{bad_json}"],
+            "--manifest {bad_json} is not valid JSON: Expecting value: line 1 column 15",
+        ),
+        (["--hyperparameters", "{bad_json}"], "--hyperparameters {bad_json} is not valid JSON"),
+        (["--ml-parameters", "{missing}"], "--ml-parameters {missing} does not exist"),
+        (["--max-jobs", "0"], "--max-jobs must be at least 1"),
+        (["--max-parallel", "0"], "--max-parallel must be at least 1"),
+        (
+            ["--max-jobs", "2", "--max-parallel", "3"],
+            "--max-parallel 3 is more than the 2 training jobs of the run",
+        ),
+        (["--seed", "-1"], "--seed must be from 0 to 4294967295"),
+        (["--seed", str(2**32)], "--seed must be from 0 to 4294967295"),
+        (["--api-faults", "1.5"], "--api-faults must be at least 0 and below 1"),
+        (["--workdir", "{file}"], "--workdir {file} is a file, not a folder"),
+        (["--workdir", "{full}"], "--workdir {full} is not empty: give a new or empty folder"),
+    ],
 )
-def test_a_bad_manifest_file_is_a_one_line_error_before_any_work(
-    content: str | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_each_bad_option_is_one_line_exit_2_and_nothing_started(
+    options: list[str], message: str, tmp_path: Path
 ) -> None:
-    manifest = tmp_path / "manifest.json"
-    if content is not None:
-        manifest.write_text(content)
-    workdir = tmp_path / "work"
+    places = {
+        "missing": tmp_path / "nowhere" / "file.csv",
+        "folder": tmp_path,
+        "empty": tmp_path / "empty.csv",
+        "binary": tmp_path / "binary.csv",
+        "bad_json": tmp_path / "bad.json",
+        "file": tmp_path / "a-file",
+        "full": tmp_path / "full",
+    }
+    places["empty"].write_text("\n")
+    places["binary"].write_bytes(b"PK\x03\x04\x00\x00")
+    places["bad_json"].write_text('{"channels": [')
+    places["file"].write_text("x")
+    (places["full"] / "old-run").mkdir(parents=True)
+    filled = [option.format(**places) for option in options]
+    workdir = [] if "--workdir" in options else ["--workdir", str(tmp_path / "work")]
 
-    code = main(["run", "--manifest", str(manifest), "--workdir", str(workdir)])
+    code, out, err = run_command(*filled, *workdir)
 
-    output = capsys.readouterr().out
-    assert code == 1
-    assert output.splitlines()[-1] == f"error: manifest file {manifest} {message}" + (
-        ": Expecting value: line 1 column 15 (char 14)" if content else ""
-    )
-    assert "Traceback" not in output
-    assert not workdir.exists()
+    assert code == 2
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"h2o-sagemaker-local: error: {message.format(**places)}")
+    assert not (tmp_path / "work").exists(), "a work folder was made"
+
+
+def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
+    locked = unreadable(tmp_path)
+    if os.access(locked, os.R_OK):
+        pytest.skip("running as root: every file is readable")
+    code, _, err = run_command("--hyperparameters", str(locked), "--workdir", str(tmp_path / "work"))
+    assert code == 2 and f"--hyperparameters {locked} cannot be read: Permission denied" in err
+
+
+def test_a_job_budget_under_the_parallelism_of_ml_parameters_caps_it_and_says_so(tmp_path: Path) -> None:
+    options = parse_arguments(["run", "--max-jobs", "1"])
+    assert (options.max_jobs, options.max_parallel) == (1, 1)
+    assert options.notes == [
+        "1 training job(s), so 1 at a time (ml-parameters.json's maxParallelTrainingJobs is 2)"
+    ]
+    ml_parameters, _, _ = local_inputs(options)
+    assert (ml_parameters["maxNumberOfTrainingJobs"], ml_parameters["maxParallelTrainingJobs"]) == (1, 1)
 
 
 def test_auc_counts_ties_half_and_needs_both_classes() -> None:
@@ -71,3 +136,30 @@ def test_auc_counts_ties_half_and_needs_both_classes() -> None:
     assert area_under_roc([True, False], [0.2, 0.8]) == 0.0
     with pytest.raises(PipelineError, match="both classes"):
         area_under_roc([True, True], [0.2, 0.8])
+
+
+@pytest.mark.h2o
+def test_a_failing_run_says_where_and_why_in_a_few_lines(tmp_path: Path) -> None:
+    """Every training job fails (the training data lacks a column the hyperparameters ignore): the terminal shows
+    the failed step and the innermost reason, under 15 lines, and where the full record is."""
+    training = tmp_path / "train.csv"
+    rows = (EXAMPLES / "train.csv").read_text().splitlines()
+    training.write_text("\n".join(row.split(",", 1)[1] for row in rows) + "\n")  # without PassengerId
+    command = [str(Path(sys.executable).with_name("h2o-sagemaker-local")), "run", "--max-jobs", "2"]
+    finished = subprocess.run(
+        [*command, "--train", str(training), "--workdir", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = finished.stdout.splitlines()
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    assert len(lines) < 15, finished.stdout
+    assert "Traceback" not in finished.stdout + finished.stderr
+    summary = lines[lines.index(next(line for line in lines if line.startswith("Execution FAILED"))) :]
+    assert summary[1] == "  failed step: ModelTuning TuneHyperparameters (States.TaskFailed)"
+    assert summary[2] == (
+        "  root cause: All training jobs failed: ignored_columns: no such column 'PassengerId' in the training data"
+    )
+    assert summary[3] == f"  full record: {tmp_path / 'work' / 'execution-history.json'}"
+    assert json.loads((tmp_path / "work" / "execution-history.json").read_text())  # the record is there

@@ -46,8 +46,9 @@ def test_the_example_files_default_to_the_projects(monkeypatch: pytest.MonkeyPat
         examples / "manifest.json",
     )
     assert (options.train, options.validation) == (examples / "train.csv", examples / "validation.csv")
+    (tmp_path / "mine.csv").write_text("Survived,Age\n1,30\n")
     given = parse_arguments(["run", "--project-dir", str(CHECKOUT), "--train", "mine.csv"])
-    assert given.train == Path("mine.csv")
+    assert given.train == Path("mine.csv")  # relative to where the command runs
 
 
 def test_no_project_is_a_one_line_error_with_exit_code_2(
@@ -132,13 +133,13 @@ def test_a_non_editable_install_runs_the_checkout_it_is_pointed_at(
     assert outside.stderr.startswith(f"h2o-sagemaker-local: error: no project found at {tmp_path.resolve()} ")
     assert len(outside.stderr.splitlines()) == 1
 
-    # From inside the checkout, and from elsewhere with --project-dir: the project's examples are read (the
-    # generator fills them) up to the manifest, which is missing; nothing is deployed.
+    # From inside the checkout, and from elsewhere with --project-dir: the project's examples are found and read
+    # up to the manifest, which is missing; nothing is deployed.
     missing = tmp_path / "missing.json"
     for cwd, project in (
         (CHECKOUT / "ml-parameter-provider", []),
         (tmp_path, ["--project-dir", str(CHECKOUT)]),
     ):
         checked = run_installed(installed_runner, cwd, "run", *project, "--manifest", str(missing))
-        assert checked.returncode == 1, checked.stderr
-        assert checked.stdout.splitlines()[-1] == f"error: manifest file {missing} does not exist"
+        assert checked.returncode == 2, checked.stderr
+        assert checked.stderr == f"h2o-sagemaker-local: error: --manifest {missing} does not exist\n"

@@ -18,6 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from h2o_sagemaker_local import events, parameter_files
+from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
+from h2o_sagemaker_local.outcome import describe_failure
 from h2o_sagemaker_local.pipeline import (
     DATA_BUCKET,
     LocalPipeline,
@@ -29,7 +31,8 @@ from h2o_sagemaker_local.pipeline import (
 from h2o_sagemaker_local.project import ProjectNotFound, find_project
 from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, DeploymentFailed
 
-console = Console(highlight=False)
+# Soft wrap: a long line stays one line (a terminal wraps it for display; a log keeps it whole).
+console = Console(highlight=False, soft_wrap=True)
 # Input files the run reads from the project's examples/ unless given: option, file name, help.
 EXAMPLE_FILES = (
     ("--hyperparameters", "hyperparameters.json", "hyperparameters.json: ranges and static values"),
@@ -73,7 +76,8 @@ def local_inputs(options: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
 class Reporter:
     """Live progress: state transitions, each training job with its objective value, endpoint status."""
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose  # each state every execution enters, too
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -82,19 +86,21 @@ class Reporter:
             console=console,
         )
         self.task: TaskID | None = None
+        self.deploying: Path | None = None
+        self.manifest = "a manifest upload"
         self.phase_started = time.monotonic()
         self.timings: dict[str, float] = {}
 
     def __call__(self, event: events.Event) -> None:
         match event:
             case events.Deploying(template):
-                console.print(f"[bold]Deploying[/] {template} and its nested apps into moto")
+                self.deploying = template
             case events.Deployed():
-                console.print("  parameters imported into SSM, state machines created from their ASL files")
+                console.print(f"[bold]Deployed[/] {self.deploying} and its nested apps into moto")
             case events.ManifestUploaded(s3_uri):
-                console.print(f"[bold]Manifest uploaded[/] {s3_uri}")
+                self.manifest = s3_uri
             case events.ExecutionStarted(arn):
-                console.print(f"[bold]Execution started[/] {arn}")
+                console.print(f"[bold]Execution started[/] {arn.rsplit(':', 1)[-1]} by {self.manifest}")
                 self.phase_started = time.monotonic()
             case events.TuningStarted(name, request):
                 config = request["HyperParameterTuningJobConfig"]
@@ -112,12 +118,14 @@ class Reporter:
             case events.TrainingStarted():
                 pass  # the job is reported when it finishes, with its objective
             case events.TrainingFinished():
-                tuned = " ".join(f"{key}={value[:8]}" for key, value in sorted(event.hyperparameters.items()))
                 if event.objective is not None:
-                    outcome = f"[green]{event.metric}={event.objective:.4f}[/]"
+                    tuned = " ".join(
+                        f"{key}={value[:8]}" for key, value in sorted(event.hyperparameters.items())
+                    )
+                    line = f"  {event.name[-12:]} [green]{event.metric}={event.objective:.4f}[/]  {tuned}"
                 else:
-                    outcome = f"[red]{event.status}: {event.reason}[/]"
-                self.progress.console.print(f"  {event.name[-12:]} {outcome}  {tuned}")
+                    line = f"  {event.name[-12:]} [red]{event.status}: {event.reason}[/]"
+                self.progress.console.print(line, no_wrap=True, overflow="ellipsis")
                 if self.task is not None:
                     self.progress.advance(self.task)
             case events.TuningFinished(status=status, reason=reason):
@@ -128,7 +136,8 @@ class Reporter:
             case events.EndpointDeploying(name, config_name, url):
                 console.print(f"[bold]Deploying endpoint[/] {name} with {config_name} at {url}")
             case events.StateEntered(execution, state):
-                self.progress.console.print(f"  [dim]{execution}[/] → {state}")
+                if self.verbose:
+                    self.progress.console.print(f"  [dim]{execution}[/] → {state}")
             case events.EndpointStatus(name, status, reason):
                 console.print(f"  endpoint {name}: {status}" + (f" ({reason})" if reason else ""))
             case events.TrafficShifted(name, config_name, green_share):
@@ -136,7 +145,8 @@ class Reporter:
             case events.EndpointRolledBack(name, config_name, _, reason):
                 console.print(f"  endpoint {name}: [red]rolled back[/] to {config_name} ({reason})")
             case events.NotificationPublished(attributes, message):
-                self.progress.console.print(notification_line(attributes, message))
+                if attributes.get("stage") != "RunStarted":  # the execution's start is already told
+                    self.progress.console.print(notification_line(attributes, message))
             case _:
                 assert_never(event)
 
@@ -204,18 +214,23 @@ def summarize(
     options: argparse.Namespace,
     workdir: Path,
     tuned: set[str],
+    started: float,
 ) -> int:
+    """The run's outcome: a failure in a few lines (the full record in the execution history), or the final
+    status, the total time (from the command's start) and the summary; the exit code."""
     history_path = workdir / "execution-history.json"
     history_path.write_text(json.dumps(result.history, indent=2, default=str))
     if pipeline.api_faults:
         console.print(f"API faults injected: {pipeline.api_faults.summary()}")
+    elapsed = time.monotonic() - started
     if result.status != "SUCCEEDED":
-        console.print(f"[bold red]Execution {result.status}[/]: {result.error}")
-        console.print(f"  cause: {result.cause}")
-        for notification in pipeline.notifications():
-            console.print(f"  notification: {json.dumps(notification)[:500]}")
-        console.print(f"  execution history: {history_path}")
+        failure = describe_failure(result.error, result.cause, pipeline.notifications())
+        console.print(f"[bold red]Execution {result.status}[/] after {elapsed:.1f} s", soft_wrap=True)
+        console.print(f"  failed step: {failure.workflow} {failure.step} ({failure.error})", soft_wrap=True)
+        console.print(f"  root cause: {failure.reason}", soft_wrap=True)
+        console.print(f"  full record: {history_path}", soft_wrap=True)
         return 1
+    console.print(f"[bold green]Execution SUCCEEDED[/] in {elapsed:.1f} s")
     if result.output is None:
         raise PipelineError(f"execution {result.execution_arn} succeeded with no output")
     model, package = result.output["model"], result.output["modelPackage"]
@@ -282,6 +297,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--max-parallel", type=int, help="override maxParallelTrainingJobs")
     run.add_argument("--keep-endpoint", action="store_true", help="keep serving the endpoint until Ctrl-C")
     run.add_argument(
+        "--verbose", action="store_true", help="also print each state every execution enters, as it enters it"
+    )
+    run.add_argument(
         "--workdir", type=Path, help="where jobs, models and logs go (default: a new temporary folder)"
     )
     run.add_argument("--seed", type=int, help="seed for the hyperparameter search (and the API faults)")
@@ -301,26 +319,104 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     options = parser.parse_args(argv)
     try:
         options.project = find_project(options.project_dir)
-    except ProjectNotFound as error:
+        check_options(options)
+    except (ProjectNotFound, OptionError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return options
+
+
+class OptionError(ValueError):
+    """An option the run cannot use; the message names it (printed as one line, exit code 2)."""
+
+
+def _readable(option: str, path: Path) -> bytes:
+    if not path.exists():
+        raise OptionError(f"{option} {path} does not exist")
+    if not path.is_file():
+        raise OptionError(f"{option} {path} is not a file")
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise OptionError(f"{option} {path} cannot be read: {error.strerror}") from None
+
+
+def _json_file(option: str, path: Path) -> Any:
+    try:
+        return json.loads(_readable(option, path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise OptionError(f"{option} {path} is not valid JSON: {error}") from None
+
+
+def _csv_file(option: str, path: Path) -> None:
+    text = _readable(option, path)
+    if not text.strip():
+        raise OptionError(f"{option} {path} is empty: give a CSV file with a header row")
+    if b"\0" in text[:4096]:
+        raise OptionError(f"{option} {path} is not a CSV text file")
+
+
+def _job_budget(document: Any, key: str) -> int | None:
+    value = document.get(key) if isinstance(document, dict) else None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # the stack's import names a bad value
+
+
+def check_options(options: argparse.Namespace) -> None:
+    """Everything the run can tell about its options before a work folder is made or moto starts: each file
+    there and readable (JSON files parse), the job budget consistent, the seed and fault rate in range, the
+    work folder usable, the container runtime there when asked for. A parallelism above the job budget that only
+    ml-parameters.json sets is capped (and said): the user asked for fewer jobs."""
     for option, example, _ in EXAMPLE_FILES:
         name = option.removeprefix("--").replace("-", "_")
         if getattr(options, name) is None:
             setattr(options, name, options.project.examples / example)
-    if not 0 <= options.api_faults < 1:
-        parser.error("--api-faults must be at least 0 and below 1")
+    ml_parameters = _json_file(
+        "--ml-parameters", options.ml_parameters or options.project.examples / "template-ml-parameters.json"
+    )
+    _json_file("--hyperparameters", options.hyperparameters)
+    _json_file("--manifest", options.manifest)
+    _csv_file("--train", options.train)
+    _csv_file("--validation", options.validation)
     for name in ("max_jobs", "max_parallel"):
         if getattr(options, name) is not None and getattr(options, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    return options
+            raise OptionError(f"--{name.replace('_', '-')} must be at least 1")
+    jobs = options.max_jobs or _job_budget(ml_parameters, "maxNumberOfTrainingJobs")
+    parallel = options.max_parallel or _job_budget(ml_parameters, "maxParallelTrainingJobs")
+    options.notes = []
+    if jobs is not None and parallel is not None and parallel > jobs:
+        if options.max_parallel is not None:
+            raise OptionError(f"--max-parallel {parallel} is more than the {jobs} training jobs of the run")
+        options.max_parallel = jobs
+        options.notes.append(
+            f"{jobs} training job(s), so {jobs} at a time (ml-parameters.json's maxParallelTrainingJobs is {parallel})"
+        )
+    if options.seed is not None and not 0 <= options.seed < 2**32:
+        raise OptionError("--seed must be from 0 to 4294967295")
+    if not 0 <= options.api_faults < 1:
+        raise OptionError("--api-faults must be at least 0 and below 1")
+    if options.workdir is not None and options.workdir.exists():
+        if not options.workdir.is_dir():
+            raise OptionError(f"--workdir {options.workdir} is a file, not a folder")
+        if any(options.workdir.iterdir()):
+            raise OptionError(f"--workdir {options.workdir} is not empty: give a new or empty folder")
+    if options.containers:
+        try:
+            ContainerRuntime.detect(options.project.containers_conf)
+        except ContainersUnavailable as error:
+            raise OptionError(str(error)) from None
 
 
 def run(options: argparse.Namespace) -> int:
+    started = time.monotonic()
     ml_parameters, hyperparameters, manifest = local_inputs(options)  # bad files: no work folder made
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="h2o-sagemaker-local-"))
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(f"work folder: {workdir}")
-    reporter = Reporter()
+    for note in options.notes:
+        console.print(f"note: {note}")
+    reporter = Reporter(verbose=options.verbose)
     pipeline = LocalPipeline(
         workdir,
         listener=reporter,
@@ -344,7 +440,9 @@ def run(options: argparse.Namespace) -> int:
                 "manifests/local-run/manifest.json",
             )
             reporter.deployment_done()
-            code = summarize(pipeline, result, reporter, options, workdir, tuned_names(hyperparameters))
+            code = summarize(
+                pipeline, result, reporter, options, workdir, tuned_names(hyperparameters), started
+            )
             if code == 0 and options.keep_endpoint:
                 console.print("[bold]Endpoint kept.[/] Press Ctrl-C to stop it.")
                 pipeline.interrupted.wait()
