@@ -3,7 +3,8 @@
 #   make test   every test and check CI runs
 # Both install what they need first: Java 17 (if absent), the project venv (.venv), the SAM CLI in its own
 # venv (.tools/sam: it pins its own boto3), the checkov scanner in its own venv (.tools/checkov: it pins many
-# libraries) and the npm tools (node_modules: the ASL validator, the IAM policy simulator of the local run).
+# libraries) and the npm tools (node_modules: the ASL validator, the IAM policy simulator of the local run);
+# `make test` also Debian's Chromium (if absent), in which a test opens the run report.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -67,6 +68,7 @@ push-images: images
 	REGISTRY="$(REGISTRY)" TAG="$(TAG)" bash scripts/push-images.sh
 
 test: setup lint images
+	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/pytest
 
 # The local run needs the SAM CLI (its translator expands the templates' IAM roles) and the npm IAM policy simulator.

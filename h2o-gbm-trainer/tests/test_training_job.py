@@ -24,6 +24,9 @@ CONTRACT_KEYS = {
     "features",
     "metrics",
     "hyperparameters",
+    "threshold",
+    "variable_importances",
+    "scoring_history",
 }
 
 
@@ -85,6 +88,14 @@ def test_the_job_writes_the_model_files_and_the_metadata_of_the_contract(titanic
     assert metadata["hyperparameters"]["target"] == "Survived"
     assert metadata["hyperparameters"]["ntrees"] == 30
     assert set(metadata["metrics"]["validation"]) == {"auc", "logloss", "rmse", "mse", "gini", "aucpr"}
+    # What reports need: the label threshold, the importances (shares adding up to 1) and the scoring history.
+    assert 0 < metadata["threshold"] < 1
+    importances = metadata["variable_importances"]
+    assert importances[0]["scaled_importance"] == 1.0  # the most important first
+    assert sum(item["percentage"] for item in importances) == pytest.approx(1.0)
+    history = metadata["scoring_history"]
+    assert history[-1]["number_of_trees"] == 30
+    assert {"training_auc", "validation_auc", "validation_logloss"} <= set(history[-1])
 
 
 def test_validation_metric_lines_parse_with_the_tuner_regexes_and_match_the_mojo(
@@ -169,6 +180,7 @@ def test_two_jobs_at_once_regression_without_validation_and_multinomial(
         None,
     )
     assert regression_metadata["metrics"]["validation"] is None
+    assert regression_metadata["threshold"] is None  # a binomial model's alone
     # No validation channel: the training metrics are printed, labelled by their channel name.
     assert scrape_metrics(regression_run.stdout) == {
         f"training:{name}": float(f"{value:.10g}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -134,6 +135,31 @@ def _features(model: Any, target: str) -> list[dict[str, Any]]:
     ]
 
 
+def _scoring_history(model: Any) -> list[dict[str, float]]:
+    """H2O's scoring history as rows of its numeric columns (number_of_trees, training_auc, validation_auc ...)."""
+    table = model._model_json["output"].get("scoring_history")
+    if table is None:
+        return []
+    columns = list(table.col_header)
+    return [
+        {
+            name: float(value)
+            for name, value in zip(columns, row, strict=True)
+            if name not in ("", "timestamp", "duration")
+            and isinstance(value, int | float)
+            and not math.isnan(value)
+        }
+        for row in table.cell_values
+    ]
+
+
+def _variable_importances(model: Any) -> list[dict[str, Any]]:
+    return [
+        {"variable": name, "relative_importance": relative, "scaled_importance": scaled, "percentage": share}
+        for name, relative, scaled, share in model.varimp() or []
+    ]
+
+
 def export_model(
     model: Any, data: TrainingData, hyperparameters: Hyperparameters, model_dir: Path
 ) -> dict[str, Any]:
@@ -172,6 +198,11 @@ def export_model(
             TRAINING_CHANNEL: collect_metrics(shipped.model_performance(test_data=data.training), category),
         },
         "hyperparameters": hyperparameters.as_json(),
+        # The probability of the positive class from which a row is labelled positive: H2O's max-F1 threshold
+        # (on the validation channel when there is one), which the MOJO's labels use; null but for binomial.
+        "threshold": model._model_json["output"].get("default_threshold") if category == "Binomial" else None,
+        "variable_importances": _variable_importances(model),
+        "scoring_history": _scoring_history(model),
     }
     (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     return metadata

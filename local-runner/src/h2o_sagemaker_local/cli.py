@@ -29,6 +29,7 @@ from h2o_sagemaker_local.pipeline import (
     ml_parameters_for_local_run,
 )
 from h2o_sagemaker_local.project import ProjectNotFound, find_project
+from h2o_sagemaker_local.report import REPORT_FILE, TIMINGS_FILE, ReportError, save_scoring, write_report
 from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, DeploymentFailed
 
 # Soft wrap: a long line stays one line (a terminal wraps it for display; a log keeps it whole).
@@ -254,6 +255,7 @@ def summarize(
     started = time.monotonic()
     predictions, endpoint_auc = score_validation(endpoint.proxy.url, options.validation, metadata)
     reporter.timings["scoring"] = time.monotonic() - started
+    save_scoring(workdir, options.validation, predictions)
 
     table = Table(title="Local run", show_header=False)
     table.add_row("best training job", model["trainingJobName"])
@@ -273,6 +275,12 @@ def summarize(
     table.add_row("logs", f"{workdir / 'logs'} (Lambda functions, moto), {workdir / 'training-jobs'}")
     console.print(table)
     console.print("first predictions: " + json.dumps(predictions[:3]))
+    if metadata["model_category"] == "Binomial" and "threshold" in metadata:
+        positive = metadata["target_domain"][1]
+        console.print(
+            f"  (label {positive} when the probability of {positive} is at least {metadata['threshold']:.4f}, "
+            "the model's max-F1 threshold, not 0.5)"
+        )
     return 0
 
 
@@ -300,6 +308,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--verbose", action="store_true", help="also print each state every execution enters, as it enters it"
     )
     run.add_argument(
+        "--no-report",
+        action="store_true",
+        help=f"do not write the run report ({REPORT_FILE} in the work folder)",
+    )
+    run.add_argument(
         "--workdir", type=Path, help="where jobs, models and logs go (default: a new temporary folder)"
     )
     run.add_argument("--seed", type=int, help="seed for the hyperparameter search (and the API faults)")
@@ -316,7 +329,21 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="run training jobs and endpoints in the built images (make images), as SageMaker does; slower",
     )
+    report = commands.add_parser(
+        "report", help=f"write the run report ({REPORT_FILE}) of a run's work folder again, after the run"
+    )
+    report.add_argument(
+        "workdir", type=Path, help="the work folder of a run (with its execution-history.json)"
+    )
     options = parser.parse_args(argv)
+    if options.command == "report":
+        if not (options.workdir / "execution-history.json").is_file():
+            parser.exit(
+                2,
+                f"{parser.prog}: error: {options.workdir} is not the work folder of a run "
+                "(no execution-history.json)\n",
+            )
+        return options
     try:
         options.project = find_project(options.project_dir)
         check_options(options)
@@ -433,7 +460,9 @@ def run(options: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, interrupt)
     with pipeline:
         try:
+            deploying = time.monotonic()
             pipeline.deploy(ml_parameters, hyperparameters)
+            deployed_in = time.monotonic() - deploying
             result = pipeline.run(
                 manifest,
                 {"training": options.train, "validation": options.validation},
@@ -443,6 +472,12 @@ def run(options: argparse.Namespace) -> int:
             code = summarize(
                 pipeline, result, reporter, options, workdir, tuned_names(hyperparameters), started
             )
+            timings = {"stack deployment (local)": deployed_in}
+            if "scoring" in reporter.timings:
+                timings["scoring through the endpoint"] = reporter.timings["scoring"]
+            (workdir / TIMINGS_FILE).write_text(json.dumps(timings))
+            if not options.no_report:
+                console.print(f"report: {write_report(workdir)}", soft_wrap=True)
             if code == 0 and options.keep_endpoint:
                 console.print("[bold]Endpoint kept.[/] Press Ctrl-C to stop it.")
                 pipeline.interrupted.wait()
@@ -459,6 +494,13 @@ def main(argv: list[str] | None = None) -> int:
     # Bind the console to the real stdout now: Lambda calls redirect sys.stdout to their log files.
     console.file = sys.stdout
     options = parse_arguments(sys.argv[1:] if argv is None else argv)
+    if options.command == "report":
+        try:
+            console.print(f"report: {write_report(options.workdir)}", soft_wrap=True)
+        except ReportError as error:
+            console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+            return 2
+        return 0
     try:
         return run(options)
     except (PipelineError, DeploymentFailed) as error:

@@ -1,0 +1,159 @@
+"""The run report: written by a real local run (2 training jobs), opened in a real headless Chromium (Debian's,
+driven by playwright), every chart rendered with its title and axis labels, and made again from the work folder
+after the run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from h2o_sagemaker_local.cli import area_under_roc
+from h2o_sagemaker_local.report import REPORT_FILE, load_run, roc_curve, write_report
+
+CHROMIUM = shutil.which("chromium")
+# Every chart's title, and axis labels the report must carry as text.
+CHARTS = {
+    "Tuning history": ("training job (launch order)", "validation:auc"),
+    "Hyperparameters against validation:auc": ("learn_rate", "max_depth"),
+    "ROC curve (validation, through the endpoint)": ("false positive rate", "true positive rate"),
+    "Variable importance (deployed model)": ("share of the total importance (%)", "variable"),
+    "Scoring history (deployed model)": ("number of trees", "auc"),
+    "Time of each phase": ("seconds", "phase"),
+}
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    workdir = tmp_path_factory.mktemp("run") / "work"
+    command = [str(Path(sys.executable).with_name("h2o-sagemaker-local")), "run", "--max-jobs", "2"]
+    finished = subprocess.run(
+        [*command, "--workdir", str(workdir)], capture_output=True, text=True, timeout=600
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    return workdir, finished.stdout
+
+
+@pytest.fixture(scope="module")
+def page(run_folder: tuple[Path, str]) -> Iterator[tuple[Any, list[str]]]:
+    """The report open in headless Chromium, with every console error and page error it raised."""
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: `make test` installs it (scripts/ensure-chromium.sh)")
+    from playwright.sync_api import sync_playwright
+
+    workdir, _ = run_folder
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        opened = browser.new_page(viewport={"width": 1200, "height": 900})
+        opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+        opened.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}"))
+        opened.goto((workdir / REPORT_FILE).as_uri(), wait_until="load")
+        yield opened, errors
+        browser.close()
+
+
+@pytest.mark.h2o
+def test_the_run_writes_its_report_and_says_where(run_folder: tuple[Path, str]) -> None:
+    workdir, output = run_folder
+    assert f"report: {workdir / REPORT_FILE}" in output.splitlines()
+    assert (workdir / REPORT_FILE).stat().st_size > 10_000
+
+
+@pytest.mark.h2o
+def test_every_chart_renders_in_a_browser_with_its_title_and_axis_labels(
+    page: tuple[Any, list[str]], run_folder: tuple[Path, str]
+) -> None:
+    opened, errors = page
+    assert errors == []
+    # The charts' <text> elements the browser laid out (each with a box on the page).
+    svg_texts = opened.eval_on_selector_all(
+        "svg text",
+        "texts => texts.filter(t => t.getBBox().width > 0).map(t => t.textContent)",
+    )
+    rendered = "\n".join(svg_texts)
+    for title, labels in CHARTS.items():
+        assert title in rendered, title
+        for label in labels:
+            assert label in rendered, f"{title}: {label}"
+    # Each chart has a size on the page: it rendered, not just parsed.
+    boxes = [svg.bounding_box() for svg in opened.locator("svg").all()]
+    assert len(boxes) == len(CHARTS) and all(
+        box and box["width"] > 100 and box["height"] > 100 for box in boxes
+    )
+    text = opened.locator("body").inner_text()
+    assert "Confusion matrix at" in text and "the model's max-F1 threshold" in text
+    assert "Best training job:" in text
+    workdir, _ = run_folder
+    screenshot = workdir.parent / "report.png"
+    opened.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 20_000
+
+
+@pytest.mark.h2o
+def test_the_report_is_made_again_from_the_work_folder_after_the_run(run_folder: tuple[Path, str]) -> None:
+    workdir, _ = run_folder
+    first = (workdir / REPORT_FILE).read_text()
+    (workdir / REPORT_FILE).unlink()
+    started = time.monotonic()
+    finished = subprocess.run(
+        [str(Path(sys.executable).with_name("h2o-sagemaker-local")), "report", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert finished.stdout.strip() == f"report: {workdir / REPORT_FILE}"
+    again = (workdir / REPORT_FILE).read_text()
+    # The same report, but for matplotlib's random SVG ids.
+    assert again.count("<svg") == first.count("<svg") and len(again) == pytest.approx(len(first), rel=0.02)
+    started = time.monotonic()
+    write_report(workdir)
+    assert time.monotonic() - started < 2, "the report costs the run under 2 s"
+
+
+@pytest.mark.h2o
+def test_the_report_reads_what_the_run_did(run_folder: tuple[Path, str]) -> None:
+    workdir, _ = run_folder
+    record = load_run(workdir)
+    assert record.status == "SUCCEEDED" and record.metric == "validation:auc" and record.maximize
+    assert [job.index for job in record.jobs] == [1, 2]
+    assert record.best is not None and record.deployed_metadata is not None
+    assert len(record.predictions) == len(record.validation_rows) == 179
+    assert {"TuneModel", "RegisterModel", "DeployModel", "stack deployment (local)"} <= set(record.phases)
+
+
+def test_the_roc_area_is_the_mann_whitney_auc() -> None:
+    labels = [True, False, True, False, True, False, True]
+    scores = [0.9, 0.1, 0.4, 0.4, 0.8, 0.7, 0.2]
+    fpr, tpr, thresholds, auc = roc_curve(labels, scores)
+    assert auc == pytest.approx(area_under_roc(labels, scores))
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert thresholds[1:] == sorted(set(scores), reverse=True)
+
+
+def test_a_folder_that_is_not_a_runs_is_a_one_line_error(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [str(Path(sys.executable).with_name("h2o-sagemaker-local")), "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2
+    assert finished.stderr == (
+        f"h2o-sagemaker-local: error: {tmp_path} is not the work folder of a run (no execution-history.json)\n"
+    )
