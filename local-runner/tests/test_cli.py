@@ -163,3 +163,7 @@ def test_a_failing_run_says_where_and_why_in_a_few_lines(tmp_path: Path) -> None
     )
     assert summary[3] == f"  full record: {tmp_path / 'work' / 'execution-history.json'}"
     assert json.loads((tmp_path / "work" / "execution-history.json").read_text())  # the record is there
+    # The report of a failed run shows the failed jobs with their reason.
+    assert lines[-1] == f"report: {tmp_path / 'work' / 'report.html'}"
+    report = (tmp_path / "work" / "report.html").read_text()
+    assert "Failed training jobs" in report and "no such column &#x27;PassengerId&#x27;" in report

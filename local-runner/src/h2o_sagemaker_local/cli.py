@@ -487,7 +487,8 @@ def run(options: argparse.Namespace) -> int:
             console.print("\nStopping: training jobs and endpoints are shut down.")
             return 130
         finally:
-            reporter.progress.stop()
+            if reporter.progress.live.is_started:  # stopping a stopped display prints an empty line
+                reporter.progress.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
