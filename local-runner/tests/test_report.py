@@ -157,3 +157,48 @@ def test_a_folder_that_is_not_a_runs_is_a_one_line_error(tmp_path: Path) -> None
     assert finished.stderr == (
         f"h2o-sagemaker-local: error: {tmp_path} is not the work folder of a run (no execution-history.json)\n"
     )
+
+
+def synthetic_record(category: str, domain: list[str] | None, predictions: list[dict[str, Any]]) -> Any:
+    from h2o_sagemaker_local.report import RunRecord, TrainingJob
+
+    jobs = [
+        TrainingJob("tuning-001-a", 1, 0.8, {"max_depth": "3"}, None),
+        TrainingJob("tuning-002-b", 2, None, {"max_depth": "5"}, "out of memory"),
+        TrainingJob("tuning-003-c", 3, 0.6, {"max_depth": "7"}, None),
+    ]
+    rows = [{"y": str(value)} for value in ("1", "2", "3", "1")]
+    return RunRecord(
+        status="SUCCEEDED",
+        metric="validation:rmse" if category == "Regression" else "validation:logloss",
+        maximize=False,
+        tuned=["max_depth"],
+        log_scaled=set(),
+        jobs=jobs,
+        deployed_metadata={"model_category": category, "target": "y", "target_domain": domain},
+        validation_rows=rows,
+        predictions=predictions,
+    )
+
+
+def test_a_regression_is_shown_predicted_against_actual() -> None:
+    from h2o_sagemaker_local.report import render
+
+    page = render(synthetic_record("Regression", None, [{"value": v} for v in (1.1, 2.2, 2.7, 0.9)]))
+    assert "Predicted against actual (validation, through the endpoint)" in page
+    assert "actual y" in page and "predicted y" in page
+    assert "ROC curve" not in page
+    # Minimize: the best job is the lowest, the failed one listed with its reason.
+    assert "Best training job: tuning-003-c (validation:rmse = 0.600000)" in page
+    assert "out of memory" in page
+
+
+def test_a_multinomial_model_is_shown_per_class() -> None:
+    from h2o_sagemaker_local.report import render
+
+    labels = ["1", "2", "2", "1"]  # rows are 1, 2, 3, 1
+    page = render(synthetic_record("Multinomial", ["1", "2", "3"], [{"label": label} for label in labels]))
+    # class 1: 2 rows, both found (precision 1, recall 1); class 2: 1 row, predicted twice; class 3: never found.
+    assert "<tr><td>1</td><td>2</td><td>1.000</td><td>1.000</td><td>1.000</td></tr>" in page
+    assert "<tr><td>2</td><td>1</td><td>0.500</td><td>1.000</td><td>0.667</td></tr>" in page
+    assert "<tr><td>3</td><td>1</td><td>0.000</td><td>0.000</td><td>0.000</td></tr>" in page
