@@ -335,3 +335,33 @@ def test_a_key_the_contract_does_not_know_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="pollIntervalSecond"):
         RunInput.model_validate(document)
+
+
+def test_several_training_instances_need_every_channel_whole() -> None:
+    """They form one H2O cluster whose leader reads the channels: a shard per instance would lose rows."""
+    sharded = Manifest.model_validate(
+        {
+            "channels": [
+                {
+                    "channelName": "training",
+                    "s3DataSource": {
+                        "S3Uri": "s3://my-bucket/t/",
+                        "S3DataDistributionType": "ShardedByS3Key",
+                    },
+                }
+            ]
+        }
+    )
+    assert build_execution_input(ml_parameters(), HYPERPARAMETERS, sharded, RUN, STACK_RESOURCES)["runId"]
+    with pytest.raises(
+        ParameterFileError,
+        match=r"channel 'training' s3DataSource.S3DataDistributionType ShardedByS3Key does not work with "
+        r"trainingInstanceCount 2: .* use FullyReplicated",
+    ):
+        build_execution_input(
+            ml_parameters(trainingInstanceCount=2), HYPERPARAMETERS, sharded, RUN, STACK_RESOURCES
+        )
+    replicated = build_execution_input(
+        ml_parameters(trainingInstanceCount=2), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES
+    )
+    assert replicated["tuning"]["trainingJobDefinition"]["ResourceConfig"]["InstanceCount"] == 2

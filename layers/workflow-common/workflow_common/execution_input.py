@@ -25,6 +25,7 @@ from workflow_common.ml_parameters import (
     MlParameters,
     TargetTracking,
     check_compatible,
+    check_distribution,
     check_gate_channels,
 )
 from workflow_common.models import CamelCaseModel, PascalCaseModel
@@ -412,6 +413,7 @@ def build_execution_input(
 ) -> dict[str, Any]:
     """The parent state machine's input document, validated against ``RunInput``."""
     check_gate_channels(params, manifest)
+    check_distribution(params, manifest)
     run_id = run.run_id
     tuning_job_name = unique_name(params.tuning_job_name, run_id, TUNING_JOB_NAME_MAX_LENGTH)
     hosting = params.model.hosting

@@ -532,11 +532,31 @@ class S3DataSource(PascalCaseModel):
     attribute_names: list[str] = Field(default_factory=list)
 
 
+# What the trainer reads (h2o-gbm-trainer/README.md): CSV, gzip-compressed or not, and Parquet.
+CHANNEL_CONTENT_TYPES = ("text/csv", "application/x-parquet")
+
+
 class Channel(CamelCaseModel):
     channel_name: ChannelName
     s3_data_source: S3DataSource
     content_type: str | None = None
     compression_type: Literal["None", "Gzip"] | None = None
+
+    @field_validator("content_type")
+    @classmethod
+    def _content_type_the_trainer_reads(cls, value: str | None) -> str | None:
+        if value is not None and value not in CHANNEL_CONTENT_TYPES:
+            raise ValueError(f"the trainer reads {' or '.join(CHANNEL_CONTENT_TYPES)}, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_gzip_around_parquet(self) -> Channel:
+        if self.compression_type == "Gzip" and self.content_type == "application/x-parquet":
+            raise ValueError(
+                "compressionType Gzip does not go with contentType application/x-parquet (Parquet compresses its "
+                "pages itself): give the files as they are, with compressionType None or left out"
+            )
+        return self
 
 
 class Manifest(CamelCaseModel):
@@ -572,6 +592,21 @@ def check_gate_channels(params: MlParameters, manifest: Manifest) -> None:
             f"manifest.json: channels: the qualityGate in ml-parameters scores models on the "
             f"'{VALIDATION_CHANNEL}' channel, which this manifest does not give"
         )
+
+
+def check_distribution(params: MlParameters, manifest: Manifest) -> None:
+    """With several training instances the instances form one H2O cluster whose leader reads every channel
+    and H2O spreads the rows: each instance must get all the data (FullyReplicated), not a shard."""
+    if params.training_instance_count < 2:
+        return
+    for channel in manifest.channels:
+        if channel.s3_data_source.s3_data_distribution_type != "FullyReplicated":
+            raise ParameterFileError(
+                f"manifest.json: channel '{channel.channel_name}' s3DataSource.S3DataDistributionType "
+                f"{channel.s3_data_source.s3_data_distribution_type} does not work with trainingInstanceCount "
+                f"{params.training_instance_count}: the instances form one H2O cluster whose leader reads the "
+                "whole channel; use FullyReplicated"
+            )
 
 
 def decode_json(document: str | bytes, file_name: str) -> Any:
