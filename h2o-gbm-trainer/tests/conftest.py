@@ -70,10 +70,18 @@ class Jobs:
         )
 
     @staticmethod
-    def start(base_dir: Path) -> subprocess.Popen[str]:
+    def declare(base_dir: Path, channel: str, **settings: str) -> None:
+        """Set a channel's fields in inputdataconfig.json (ContentType, CompressionType, ...) as SageMaker writes it."""
+        config_file = base_dir / "input" / "config" / "inputdataconfig.json"
+        config = json.loads(config_file.read_text())
+        config[channel] = config.get(channel, {}) | settings
+        config_file.write_text(json.dumps(config))
+
+    @staticmethod
+    def start(base_dir: Path, environment: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [str(TRAIN_EXECUTABLE)],
-            env=os.environ | JOB_ENVIRONMENT | {"SAGEMAKER_BASE_DIR": str(base_dir)},
+            env=os.environ | JOB_ENVIRONMENT | (environment or {}) | {"SAGEMAKER_BASE_DIR": str(base_dir)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -85,8 +93,8 @@ class Jobs:
         stdout, stderr = process.communicate(timeout=timeout)
         return JobRun(base_dir, process.returncode, stdout, stderr)
 
-    def run(self, base_dir: Path) -> JobRun:
-        return self.finish(self.start(base_dir), base_dir)
+    def run(self, base_dir: Path, environment: dict[str, str] | None = None) -> JobRun:
+        return self.finish(self.start(base_dir, environment), base_dir)
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +137,22 @@ def scrape_metrics(metric_definitions: dict[str, re.Pattern[str]]) -> Callable[[
         return values
 
     return scrape
+
+
+@pytest.fixture(scope="session")
+def parquet_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The example CSV files written as Parquet by H2O itself, with the types its parse guesses (Survived and Pclass
+    as integers, Sex and Embarked as categories, stored as strings): per channel a folder of part files without an
+    extension."""
+    import h2o  # the test process's own H2O client, only where a test needs Parquet
+    from h2o_gbm_trainer.cluster import local_h2o
+
+    folder = tmp_path_factory.mktemp("parquet")
+    with local_h2o(2**30):
+        for channel, csv_file in (("training", TRAIN_CSV), ("validation", VALIDATION_CSV)):
+            frame = h2o.import_file(str(csv_file), header=1)
+            h2o.export_file(frame, str(folder / channel), format="parquet", write_checksum=False)
+    return {"training": folder / "training", "validation": folder / "validation"}
 
 
 @pytest.fixture(scope="session")

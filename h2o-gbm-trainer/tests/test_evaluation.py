@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import shutil
@@ -17,18 +18,22 @@ EVALUATE_EXECUTABLE = Path(sys.executable).with_name("evaluate")
 ENVIRONMENT = {"H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G", "PYTHONUNBUFFERED": "1"}
 
 
-def lay_out(base_dir: Path, model_dir: Path | None, validation_csv: Path) -> Path:
+def lay_out(base_dir: Path, model_dir: Path | None, validation: Path | dict[str, bytes]) -> Path:
     """processing/input/model/model.tar.gz (as a training job uploads it: files at the archive's root) and
-    processing/input/validation/."""
+    processing/input/validation/ (a CSV file as validation.csv, or files by name)."""
     if model_dir is not None:
         archive = base_dir / "processing" / "input" / "model" / "model.tar.gz"
         archive.parent.mkdir(parents=True)
         with tarfile.open(archive, mode="w:gz") as tar:
             for path in sorted(model_dir.iterdir()):
                 tar.add(path, arcname=path.name)
-    validation = base_dir / "processing" / "input" / "validation"
-    validation.mkdir(parents=True)
-    shutil.copy(validation_csv, validation / "validation.csv")
+    folder = base_dir / "processing" / "input" / "validation"
+    folder.mkdir(parents=True)
+    if isinstance(validation, Path):
+        shutil.copy(validation, folder / "validation.csv")
+    else:
+        for name, content in validation.items():
+            (folder / name).write_bytes(content)
     return base_dir
 
 
@@ -64,6 +69,28 @@ def test_the_trainers_own_validation_metrics_are_reproduced_on_the_same_rows(
     )
     assert scrape_metrics(result.stdout) == pytest.approx(
         {name: float(f"{value:.10g}") for name, value in evaluation["metrics"].items()}
+    )
+
+
+@pytest.mark.h2o
+@pytest.mark.parametrize("kind", ["gzip", "parquet"])
+def test_gzip_and_parquet_validation_rows_give_the_same_figures(
+    tmp_path: Path, titanic_run, jobs, parquet_folders, kind: str
+) -> None:
+    """The quality gate scores the deployed model on this run's validation channel, in whatever format it came."""
+    if kind == "gzip":
+        files = {"part-00000": gzip.compress(jobs.validation_csv.read_bytes())}
+    else:
+        files = {path.name: path.read_bytes() for path in parquet_folders["validation"].iterdir()}
+    base_dir = lay_out(tmp_path, titanic_run.model_dir, files)
+
+    result = run_evaluate(base_dir)
+
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((base_dir / "processing" / "evaluation" / "evaluation.json").read_text())
+    trained = titanic_run.metadata()["metrics"]["validation"]
+    assert evaluation["metrics"] == pytest.approx(
+        {f"validation:{name}": value for name, value in trained.items()}, abs=1e-9
     )
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import pytest
+from h2o_sagemaker_local.opt_ml import InputChannel, lay_out_training_job
 
 pytestmark = pytest.mark.h2o
 
 TITANIC_SETTINGS = {"target": "Survived", "classification": "true", "ntrees": "5"}
+PARQUET = "application/x-parquet"
+FAKE_PARQUET = b"PAR1" + bytes(16)  # what a Parquet file starts with: refused before H2O reads further
 
 
 def _assert_failed_with(run, reason: str) -> None:
@@ -92,3 +96,40 @@ def test_a_value_h2o_rejects_is_named(jobs, tmp_path: Path) -> None:
     _assert_failed_with(
         jobs.run(base_dir), "H2O rejected the hyperparameters: min_rows: The dataset size is too small"
     )
+
+
+@pytest.mark.parametrize(
+    ("file_name", "content", "declared", "reason"),
+    [
+        ("train.csv", "csv", {"ContentType": "application/json"},
+         "channel 'training': ContentType must be text/csv or application/x-parquet, got 'application/json'"),
+        ("train.csv", "csv", {"CompressionType": "Bzip2"},
+         "channel 'training': CompressionType must be None or Gzip, got 'Bzip2'"),
+        ("train.parquet", "parquet", {"ContentType": PARQUET, "CompressionType": "Gzip"},
+         "channel 'training': CompressionType Gzip does not go with ContentType application/x-parquet"),
+        ("train.csv", "csv", {"ContentType": PARQUET},
+         "channel 'training': ContentType is application/x-parquet but train.csv is not a Parquet file"),
+        ("train.parquet.gz", "gzip parquet", {"ContentType": PARQUET},
+         "train.parquet.gz is not a Parquet file (it is gzip-compressed"),
+        ("train.csv", "csv", {"CompressionType": "Gzip"},
+         "channel 'training': CompressionType is Gzip but train.csv is not gzip-compressed"),
+        ("train.parquet", "parquet", {"ContentType": "text/csv"},
+         "channel 'training': train.parquet is a Parquet file but ContentType is text/csv"),
+        ("train.csv.gz", "cut gzip csv", {"CompressionType": "Gzip"},
+         "channel 'training': cannot read the CSV header of train.csv.gz"),
+    ],
+)  # fmt: skip
+def test_a_channel_whose_files_or_format_do_not_fit_is_named(
+    jobs, tmp_path: Path, file_name: str, content: str, declared: dict[str, str], reason: str
+) -> None:
+    csv_bytes = jobs.train_csv.read_bytes()
+    data = {
+        "csv": csv_bytes,
+        "parquet": FAKE_PARQUET,
+        "gzip parquet": gzip.compress(FAKE_PARQUET),
+        "cut gzip csv": gzip.compress(csv_bytes)[:40],
+    }[content]
+    base_dir = lay_out_training_job(tmp_path, TITANIC_SETTINGS, [InputChannel("training", {file_name: data})])
+    jobs.declare(base_dir, "training", **declared)
+
+    _assert_failed_with(jobs.run(base_dir), reason)

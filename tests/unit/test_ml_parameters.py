@@ -21,6 +21,8 @@ from workflow_common.ml_parameters import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL = REPO_ROOT / "tests" / "fixtures" / "original-examples"
 EXAMPLES = REPO_ROOT / "examples"
+TRAINING = {"channelName": "training", "s3DataSource": {"S3Uri": "s3://my-bucket/t.csv"}}
+VALIDATION = {"channelName": "validation", "s3DataSource": {"S3Uri": "s3://my-bucket/v.parquet"}}
 
 
 def filled_original_ml_parameters() -> dict:
@@ -342,11 +344,42 @@ def test_static_values_become_strings_and_conflicts_are_refused() -> None:
             [{"channelName": "training", "s3DataSource": {"S3Uri": "/local/file.csv"}}],
             r"S3Uri: String should match pattern",
         ),
+        (
+            [TRAINING | {"contentType": "application/json"}],
+            r"channels\.0\.contentType: the trainer reads text/csv or application/x-parquet, not 'application/json'",
+        ),
+        (
+            [TRAINING | {"compressionType": "Bzip2"}],
+            r"channels\.0\.compressionType: Input should be 'None' or 'Gzip'",
+        ),
+        (
+            [TRAINING, VALIDATION | {"contentType": "application/x-parquet", "compressionType": "Gzip"}],
+            r"channels\.1: compressionType Gzip does not go with contentType application/x-parquet \(Parquet "
+            r"compresses its pages itself\)",
+        ),
     ],
 )
 def test_bad_manifests_name_the_problem(channels: list, message: str) -> None:
     with pytest.raises(ParameterFileError, match=message):
         parse_document(Manifest, {"channels": channels}, "manifest.json")
+
+
+@pytest.mark.parametrize(
+    "formats",
+    [
+        {},
+        {"contentType": "text/csv"},
+        {"contentType": "text/csv", "compressionType": "Gzip"},
+        {"compressionType": "Gzip"},  # the content type then comes from ml-parameters (text/csv by default)
+        {"contentType": "application/x-parquet"},
+        {"contentType": "application/x-parquet", "compressionType": "None"},
+    ],
+)
+def test_channel_formats_the_trainer_reads_are_accepted(formats: dict) -> None:
+    manifest = parse_document(Manifest, {"channels": [TRAINING | formats]}, "manifest.json")
+
+    assert manifest.channels[0].content_type == formats.get("contentType")
+    assert manifest.channels[0].compression_type == formats.get("compressionType")
 
 
 def test_manifest_outside_the_data_bucket_is_refused() -> None:

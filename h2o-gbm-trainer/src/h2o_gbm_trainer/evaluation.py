@@ -6,7 +6,7 @@ the trainer measured the tuned model. Layout under `$SAGEMAKER_BASE_DIR` (defaul
 and ProcessingOutputs' LocalPaths:
 
 - `processing/input/model/model.tar.gz`: a training job's artifact (`model.zip`, `model-metadata.json`, ...)
-- `processing/input/validation/`: the validation CSV files (a header, the training columns)
+- `processing/input/validation/`: the validation files (CSV with a header, gzip-compressed or not, or Parquet)
 - `processing/evaluation/evaluation.json`: written, e.g. `{"metrics": {"validation:auc": 0.91, ...}, ...}`
 - `output/message`: the one-line reason on failure (DescribeProcessingJob's ExitMessage)
 
@@ -16,7 +16,6 @@ Exit codes as `train`'s: 0 done, 2 bad input (artifact or data), 1 anything else
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -26,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import h2o
-from h2o.exceptions import H2OResponseError, H2OServerError
 
 from .cli import run_reporting_failure
 from .cluster import local_h2o
+from .data import DeclaredFormat, checked_format, csv_bytes, data_files, import_frame, read_header
 from .environment import BASE_DIR_ENV, MAX_MEM_SIZE_ENV, VALIDATION_CHANNEL, Environment
 from .errors import TrainingInputError
 from .metrics import METRICS_BY_CATEGORY, collect_metrics, metric_lines
@@ -80,50 +79,42 @@ def _unpack_model(archive: Path, folder: Path) -> dict[str, Any]:
 
 
 def _validation_files(folder: Path) -> list[Path]:
-    files = sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
+    files = data_files(folder)
     if not files:
         raise TrainingInputError(f"channel {VALIDATION_CHANNEL!r} has no files in {folder}")
     return files
 
 
-def _checked_header(files: list[Path], model: dict[str, Any]) -> list[str]:
-    """Checked before the JVM starts, so a validation channel without the model's columns fails in a second."""
-    try:
-        with files[0].open(newline="", encoding="utf-8") as csv_file:
-            header = [name.strip() for name in next(csv.reader(csv_file), [])]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise TrainingInputError(
-            f"channel {VALIDATION_CHANNEL!r}: cannot read the CSV header: {error}"
-        ) from None
+def _check_columns(columns: list[str], model: dict[str, Any]) -> None:
     needed = [model["target"], *(item["name"] for item in model["features"])]
-    missing = [name for name in needed if name not in header]
+    missing = [name for name in needed if name not in columns]
     if missing:
         raise TrainingInputError(f"channel {VALIDATION_CHANNEL!r} lacks the model's column {missing[0]!r}")
+
+
+def _checked_header(files: list[Path], model: dict[str, Any]) -> list[str] | None:
+    """A CSV channel's header, checked before the JVM starts, so a validation channel without the model's columns
+    fails in a second; None for Parquet files (checked once H2O has read them)."""
+    if checked_format(VALIDATION_CHANNEL, files, DeclaredFormat()):
+        return None
+    header = read_header(files[0], VALIDATION_CHANNEL)
+    _check_columns(header, model)
     return header
 
 
-def _load_validation(files: list[Path], header: list[str], model: dict[str, Any]) -> h2o.H2OFrame:
+def _load_validation(files: list[Path], header: list[str] | None, model: dict[str, Any]) -> h2o.H2OFrame:
     """Parsed as the trainer parsed it: the model's enum columns as categories, a class target as a factor."""
     target = model["target"]
     column_types = {item["name"]: item["type"] for item in model["features"]}
-    try:
-        frame = h2o.import_file(
-            path=[str(path) for path in files],
-            header=1,
-            col_types={name: kind for name, kind in column_types.items() if name in header},
-            destination_frame=VALIDATION_CHANNEL,
-        )
-    except (H2OResponseError, H2OServerError) as error:
-        reason = " ".join(str(getattr(error.args[0], "msg", error)).split()) if error.args else str(error)
-        raise TrainingInputError(
-            f"channel {VALIDATION_CHANNEL!r}: H2O cannot parse the CSV files: {reason}"
-        ) from None
-    if frame.nrows == 0:
-        raise TrainingInputError(f"channel {VALIDATION_CHANNEL!r} has a header but no rows")
+    if header is not None:
+        csv_types = {name: kind for name, kind in column_types.items() if name in header}
+        frame = import_frame(files, VALIDATION_CHANNEL, csv_column_types=csv_types)
+    else:
+        frame = import_frame(files, VALIDATION_CHANNEL, csv_column_types=None)
+        _check_columns(frame.names, model)
+        for name, kind in column_types.items():
+            if kind == "enum" and frame.types[name] != "enum":
+                frame[name] = frame[name].asfactor()
     if model["category"] != "Regression":
         frame[target] = frame[target].asfactor()
     return frame
@@ -135,7 +126,7 @@ def evaluate(env: Environment) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="h2o-gbm-evaluate-") as unpacked:
         model = _unpack_model(model_archive(env), Path(unpacked))
         header = _checked_header(files, model)
-        with local_h2o(env.max_mem_bytes):
+        with local_h2o(env.max_mem_bytes, csv_bytes(files)):
             frame = _load_validation(files, header, model)
             scored = h2o.import_mojo(str(model["mojo"]))
             metrics = collect_metrics(scored.model_performance(test_data=frame), model["category"])

@@ -214,9 +214,14 @@ def train(env: Environment) -> TrainingReport:
     hyperparameters = read_hyperparameters(env)
     channels = find_channels(env, hyperparameters)
     started = time.perf_counter()
-    with local_h2o(env.max_mem_bytes) as server:
+    with local_h2o(env.max_mem_bytes, channels.csv_bytes) as server:
         report.seconds["jvm_start"] = time.perf_counter() - started
-        logger.info("H2O JVM up in %.2f s (port %d)", report.seconds["jvm_start"], server.port)
+        logger.info(
+            "H2O JVM up in %.2f s (port %d; start-up archive: %s)",
+            report.seconds["jvm_start"],
+            server.port,
+            server.startup_archive,
+        )
 
         started = time.perf_counter()
         data = load_training_data(channels, hyperparameters)
