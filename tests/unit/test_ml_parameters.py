@@ -79,6 +79,7 @@ def test_unfilled_template_placeholder_is_named() -> None:
         ),
         ({"unexpected": 1}, r"unexpected: Extra inputs are not permitted"),
         ({"trainingImage": "image:1"}, r"give either algorithmARN, or trainingImage and inferenceImage"),
+        ({"inputContentType": "application/json"}, r"inputContentType: Input should be 'text/csv' or"),
     ],
 )
 def test_bad_ml_parameters_name_the_field(change: dict, message: str) -> None:

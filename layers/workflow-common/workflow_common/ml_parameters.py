@@ -215,7 +215,8 @@ class MlParameters(CamelCaseModel):
     inference_image: str | None = None
     max_parallel_training_jobs: PositiveInt
     max_number_of_training_jobs: PositiveInt | None = None
-    input_content_type: str = "text/csv"
+    # Every channel's content type unless the manifest gives one: one the trainer reads.
+    input_content_type: Literal["text/csv", "application/x-parquet"] = "text/csv"
     # Accepted for compatibility with the original files; a single-definition tuning job does not use it.
     training_job_definition_name: str | None = None
     enable_managed_spot_training: bool = False
