@@ -233,7 +233,8 @@ class EndpointProxy(ThreadingHTTPServer):
         self._invocations: list[Invocation] = []
         self._invocations_lock = threading.Lock()
         super().__init__(("127.0.0.1", free_port()), _ProxyHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits for the next one (0.5 s by default).
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def url(self) -> str:

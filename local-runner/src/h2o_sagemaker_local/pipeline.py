@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -39,6 +40,8 @@ DATA_BUCKET = "h2o-sagemaker-local-data"
 STACK_NAME = "h2o-local"
 EXECUTION_ARN = re.compile(r"arn:aws:states:[\w-]+:\d+:execution:[\w-]+:[\w-]+")
 TERMINAL_EXECUTION_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+POLL_SECONDS = 0.2  # how often a followed execution's status is read
+HISTORY_EVERY_POLLS = 5
 
 
 class PipelineError(Exception):
@@ -303,17 +306,20 @@ class LocalPipeline:
         """Report the execution's states as they are entered until it ends; stop it after the timeout."""
         deadline = time.monotonic() + timeout_seconds
         reported: set[tuple[str, int]] = set()
-        while True:
+        for poll in itertools.count():
             description = self.sfn.describe_execution(executionArn=execution_arn)
-            history = self.histories(execution_arn)
-            self._report_states(history, reported)
+            finished = description["status"] in TERMINAL_EXECUTION_STATUSES
+            # The histories of every execution of the run cost more than a status: read once a second.
+            if finished or poll % HISTORY_EVERY_POLLS == 0:
+                history = self.histories(execution_arn)
+                self._report_states(history, reported)
             self._take_notifications()
-            if description["status"] in TERMINAL_EXECUTION_STATUSES:
+            if finished:
                 break
             if time.monotonic() > deadline:
                 self.sfn.stop_execution(executionArn=execution_arn, error="LocalTimeout")
                 raise PipelineError(f"execution did not finish within {timeout_seconds:.0f} s")
-            if self.interrupted.wait(0.5):
+            if self.interrupted.wait(POLL_SECONDS):
                 self.sfn.stop_execution(executionArn=execution_arn, error="Interrupted")
                 raise RunInterrupted(execution_arn)
         self._take_notifications()

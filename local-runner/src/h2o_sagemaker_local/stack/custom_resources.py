@@ -36,10 +36,11 @@ class ResponseUrl:
 
         self._server = HTTPServer(("127.0.0.1", 0), Answers)
         self.url = f"http://127.0.0.1:{self._server.server_port}{path}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits for the next one (0.5 s by default, twice per stack deployment).
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
-        """Stop serving (this waits for the server's next poll, up to half a second)."""
+        """Stop serving (this waits for the server's next poll, up to 50 ms)."""
         self._server.shutdown()
         self._server.server_close()
 
