@@ -17,7 +17,7 @@ CHECKOV_VERSION := 3.3.30
 PACKAGES := h2o-gbm-trainer h2o-gbm-predictor local-runner
 PROJECT_PACKAGES := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 
-.PHONY: help setup run test lint build images push-images
+.PHONY: help setup run test lint build images push-images bench
 
 help:
 	@echo "make run    run tuning -> deployment -> predictions locally (no AWS account needed)"
@@ -25,6 +25,7 @@ help:
 	@echo "make build  sam build the parent stack and its nested applications"
 	@echo "make images build the trainer and predictor images (docker, else podman)"
 	@echo "make push-images [REGISTRY=host:port] [TAG=...]  push them (default: this account's ECR) and print their URIs"
+	@echo "make bench  measure speed and scale (demo vs H2O grid search, 1M rows, predictor, trainer start-up)"
 
 $(VENV)/.installed: requirements-dev.txt $(PROJECT_PACKAGES)
 	bash scripts/ensure-java.sh
@@ -70,6 +71,10 @@ push-images: images
 test: setup lint images
 	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/pytest
+
+# Not part of `make test`: it takes minutes and wants a quiet machine. BENCH_OPTIONS e.g. "--seeds 1 --skip million-rows".
+bench: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
+	$(VENV)/bin/python scripts/bench.py $(BENCH_OPTIONS)
 
 # The local run needs the SAM CLI (its translator expands the templates' IAM roles) and the npm IAM policy simulator.
 run: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
