@@ -14,11 +14,14 @@ import orjson
 
 from h2o_gbm_predictor.environment import SUPPORTED_ACCEPTS
 from h2o_gbm_predictor.metadata import ModelMetadata
-from h2o_gbm_predictor.scorer import CELL_SEPARATOR, ScoredBatch
+from h2o_gbm_predictor.scorer import CELL_SEPARATOR, ResponseFragments, ScoredBatch
 
 CSV = "text/csv"
 JSON = "application/json"
+JSON_LINES = "application/jsonlines"
 UNKNOWN_LEVELS = "unknown_categorical_levels"
+# How RequestScorer.java numbers the formats (its JSON, JSON_LINES and CSV constants).
+FORMAT_CODES = {JSON: 0, JSON_LINES: 1, CSV: 2}
 
 
 class RequestError(Exception):
@@ -247,6 +250,18 @@ class ResponseEncoder:
             columns = ["label", *(f"probability_{label}" for label in self._classes), UNKNOWN_LEVELS]
             self._csv_labels = [_csv_field(label) for label in self._classes]
         self._csv_header = ",".join(map(_csv_field, columns)) + "\n"
+
+    def fragments(self) -> ResponseFragments:
+        """What RequestScorer.java writes around the numbers and levels, taken from this encoder's own output."""
+        classes = self._classes or ()
+        return ResponseFragments(
+            csv_header=self._csv_header.encode(),
+            csv_labels=tuple(label.encode() for label in (self._csv_labels if classes else [])),
+            json_row_prefixes=tuple(
+                b'{"label":' + orjson.dumps(label) + b',"probabilities":{' for label in classes
+            ),
+            json_probability_keys=tuple(orjson.dumps(label) + b":" for label in classes),
+        )
 
     def encode(self, accept: str, batch: ScoredBatch) -> bytes:
         if accept == CSV:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
+import uvicorn_worker  # type: ignore[import-untyped]  # no stubs; the top-level mypy overrides do not list it
 from gunicorn.app.base import BaseApplication
 
 from h2o_gbm_predictor.app import ModelServerApp
@@ -20,6 +21,26 @@ from h2o_gbm_predictor.metadata import ModelMetadataError, load_metadata
 from h2o_gbm_predictor.scorer import ScorerError, ensure_helper_compiled
 
 logger = logging.getLogger("h2o_gbm_predictor")
+
+
+class UvicornWorker(uvicorn_worker.UvicornWorker):
+    """uvicorn's gunicorn worker with this server's uvicorn settings.
+
+    uvloop and httptools named rather than "auto", so a missing one fails loudly instead of falling back to the
+    pure-Python loop or parser. No access log (it is already off: gunicorn's accesslog is None, leaving uvicorn's
+    logger without handlers). No X-Forwarded-* rewriting (the app reads neither the client address nor the
+    scheme) and no "server: uvicorn" header: one middleware layer and one header fewer per response. Measured
+    together on 1-row requests (workers' CPU per request, medians of 3 paired runs; small against the
+    runs' noise): serve 39.5 -> 34.7 us, the no-op app 29.8 -> 27.7 us.
+    """
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 class GunicornServer(BaseApplication):
@@ -31,7 +52,7 @@ class GunicornServer(BaseApplication):
         settings: dict[str, Any] = {
             "bind": f"{self._environment.bind_host}:{self._environment.port}",
             "workers": self._environment.workers,
-            "worker_class": "uvicorn_worker.UvicornWorker",
+            "worker_class": "h2o_gbm_predictor.server.UvicornWorker",
             "timeout": self._environment.timeout_seconds,
             # SageMaker reuses connections; a short keep-alive would make clients reconnect all the time.
             "keepalive": 75,

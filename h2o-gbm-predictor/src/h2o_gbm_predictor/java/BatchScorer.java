@@ -11,7 +11,6 @@ import hex.genmodel.easy.prediction.RegressionModelPrediction;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Pattern;
 
 /**
  * Scores a whole batch of rows per call, so Python crosses into Java once per request instead of once per row.
@@ -20,18 +19,16 @@ import java.util.regex.Pattern;
  * cell followed by the separator U+001F (one Java string crosses from Python far faster than an array of them);
  * an empty cell is a missing value. Each output row is {labelIndex, p(class 0), p(class 1), ...} for classifiers
  * (labelIndex uses the model's own threshold, as EasyPredictModelWrapper does) and {value} for regression.
- * Not thread-safe: one instance per serving thread.
+ * Not thread-safe: one instance per serving thread. {@link RequestScorer} scores with the same instance, through
+ * {@link #toRowData} and {@link #predictRow}, so both paths convert and score a row the same way.
  */
 public final class BatchScorer {
-    /** A decimal number as written in CSV or JSON: stricter than Double.parseDouble (no "1d", "0x1p3", "Infinity"). */
-    private static final Pattern NUMBER = Pattern.compile("[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d+)?");
-
     private static final char SEPARATOR = '\u001f';
 
     private final EasyPredictModelWrapper model;
     private final ModelCategory category;
-    private final String[] featureNames;
-    private final boolean[] numericFeature;
+    final String[] featureNames;
+    final boolean[] numericFeature;
     private final int outputWidth;
     private final List<Integer> unknownLevelRows = new ArrayList<>();
     private final List<String> unknownLevelColumns = new ArrayList<>();
@@ -99,11 +96,8 @@ public final class BatchScorer {
         String[] rowCells = new String[featureNames.length];
         int position = 0;
         double[] values = new double[rowCount * outputWidth];
-        unknownLevelRows.clear();
-        unknownLevelColumns.clear();
-        unknownLevelValues.clear();
+        clearUnknownLevels();
         for (int row = 0; row < rowCount; row++) {
-            currentRow = row;
             for (int column = 0; column < rowCells.length; column++) {
                 int end = cells.indexOf(SEPARATOR, position);
                 if (end < 0) {
@@ -112,24 +106,7 @@ public final class BatchScorer {
                 rowCells[column] = cells.substring(position, end);
                 position = end + 1;
             }
-            RowData data = toRowData(rowCells, row);
-            int offset = row * outputWidth;
-            switch (category) {
-                case Binomial -> {
-                    BinomialModelPrediction prediction = model.predictBinomial(data);
-                    values[offset] = prediction.labelIndex;
-                    System.arraycopy(prediction.classProbabilities, 0, values, offset + 1, outputWidth - 1);
-                }
-                case Multinomial -> {
-                    MultinomialModelPrediction prediction = model.predictMultinomial(data);
-                    values[offset] = prediction.labelIndex;
-                    System.arraycopy(prediction.classProbabilities, 0, values, offset + 1, outputWidth - 1);
-                }
-                default -> {
-                    RegressionModelPrediction prediction = model.predictRegression(data);
-                    values[offset] = prediction.value;
-                }
-            }
+            predictRow(toRowData(rowCells, row), row, values, row * outputWidth);
         }
         return new Batch(
                 values,
@@ -138,7 +115,47 @@ public final class BatchScorer {
                 unknownLevelValues.toArray(new String[0]));
     }
 
-    private RowData toRowData(String[] cells, int row) throws InvalidCellException {
+    /** Scores one row into values[offset, offset + outputWidth); unknown levels met are recorded under {@code row}. */
+    void predictRow(RowData data, int row, double[] values, int offset) throws PredictException {
+        currentRow = row;
+        switch (category) {
+            case Binomial -> {
+                BinomialModelPrediction prediction = model.predictBinomial(data);
+                values[offset] = prediction.labelIndex;
+                System.arraycopy(prediction.classProbabilities, 0, values, offset + 1, outputWidth - 1);
+            }
+            case Multinomial -> {
+                MultinomialModelPrediction prediction = model.predictMultinomial(data);
+                values[offset] = prediction.labelIndex;
+                System.arraycopy(prediction.classProbabilities, 0, values, offset + 1, outputWidth - 1);
+            }
+            default -> {
+                RegressionModelPrediction prediction = model.predictRegression(data);
+                values[offset] = prediction.value;
+            }
+        }
+    }
+
+    void clearUnknownLevels() {
+        unknownLevelRows.clear();
+        unknownLevelColumns.clear();
+        unknownLevelValues.clear();
+    }
+
+    int unknownLevelCount() {
+        return unknownLevelRows.size();
+    }
+
+    String unknownLevelColumn(int index) {
+        return unknownLevelColumns.get(index);
+    }
+
+    String unknownLevelValue(int index) {
+        return unknownLevelValues.get(index);
+    }
+
+    /** One row's cells (features in order; empty = missing) as the wrapper's input; a bad number throws. */
+    RowData toRowData(String[] cells, int row) throws InvalidCellException {
         RowData data = new RowData();
         for (int column = 0; column < featureNames.length; column++) {
             String cell = cells[column];
@@ -153,12 +170,59 @@ public final class BatchScorer {
             if (number.isEmpty() || number.equals("NA")) {
                 continue;
             }
-            if (!NUMBER.matcher(number).matches()) {
+            if (!isNumber(number)) {
                 throw new InvalidCellException(
                         row, featureNames[column], "column " + featureNames[column] + " expects a number, got '" + cell + "'");
             }
             data.put(featureNames[column], Double.parseDouble(number));
         }
         return data;
+    }
+
+    /**
+     * A decimal number as written in CSV or JSON, [+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)? with ASCII digits: stricter
+     * than Double.parseDouble, which also takes "1d", "0x1p3" and "Infinity".
+     */
+    static boolean isNumber(String text) {
+        int length = text.length();
+        int position = 0;
+        if (position < length && (text.charAt(position) == '+' || text.charAt(position) == '-')) {
+            position++;
+        }
+        int integerDigits = 0;
+        while (position < length && isDigit(text.charAt(position))) {
+            position++;
+            integerDigits++;
+        }
+        int fractionDigits = 0;
+        if (position < length && text.charAt(position) == '.') {
+            position++;
+            while (position < length && isDigit(text.charAt(position))) {
+                position++;
+                fractionDigits++;
+            }
+        }
+        if (integerDigits == 0 && fractionDigits == 0) {
+            return false;
+        }
+        if (position < length && (text.charAt(position) == 'e' || text.charAt(position) == 'E')) {
+            position++;
+            if (position < length && (text.charAt(position) == '+' || text.charAt(position) == '-')) {
+                position++;
+            }
+            int exponentDigits = 0;
+            while (position < length && isDigit(text.charAt(position))) {
+                position++;
+                exponentDigits++;
+            }
+            if (exponentDigits == 0) {
+                return false;
+            }
+        }
+        return position == length;
+    }
+
+    private static boolean isDigit(char c) {
+        return c >= '0' && c <= '9';
     }
 }
