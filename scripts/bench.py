@@ -217,16 +217,34 @@ def million_rows() -> list[tuple[str, str, str, str]]:
 # --- the packages' own benchmarks -------------------------------------------------------------------------------
 
 
-def package_benchmark(script: str) -> list[tuple[str, str, str, str]]:
-    """A package's benchmark run with --json: its rows as [name, value, ratio, goal]."""
-    _, output = command_seconds([sys.executable, str(REPO_ROOT / script), "--json"])
+def trainer_benchmark() -> list[tuple[str, str, str, str]]:
+    """h2o-gbm-trainer/benchmark.py --json: its last stdout line holds rows of [name, value, ratio, goal]."""
+    _, output = command_seconds([sys.executable, str(REPO_ROOT / "h2o-gbm-trainer/benchmark.py"), "--json"])
     document = json.loads(output.strip().splitlines()[-1])
     return [tuple(str(cell) for cell in row) for row in document["rows"]]  # type: ignore[misc]
 
 
+def predictor_benchmark() -> list[tuple[str, str, str, str]]:
+    """h2o-gbm-predictor/benchmark.py --json -: its figures on stdout, one row per goal."""
+    _, output = command_seconds(
+        [sys.executable, str(REPO_ROOT / "h2o-gbm-predictor/benchmark.py"), "--json", "-"]
+    )
+    goals = json.loads(output)["goals"]
+    lower_is_better = {"ready s", "1-row p50 ms"}
+    return [
+        (
+            f"predictor: {name}",
+            f"{goal['measured']:,.2f}",
+            "met" if goal["met"] else "not met",
+            f"{'<=' if name in lower_is_better else '>='} {goal['goal']:,}",
+        )
+        for name, goal in goals.items()
+    ]
+
+
 PARTS: dict[str, Callable[[argparse.Namespace], list[tuple[str, str, str, str]]]] = {
-    "trainer": lambda options: package_benchmark("h2o-gbm-trainer/benchmark.py"),
-    "predictor": lambda options: package_benchmark("h2o-gbm-predictor/benchmark.py"),
+    "trainer": lambda options: trainer_benchmark(),
+    "predictor": lambda options: predictor_benchmark(),
     "demo": lambda options: demo_against_grid_search(options.seeds),
     "million-rows": lambda options: million_rows(),
 }
