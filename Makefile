@@ -4,7 +4,8 @@
 # Both install what they need first: Java 17 (if absent), the project venv (.venv), the SAM CLI in its own
 # venv (.tools/sam: it pins its own boto3), the checkov scanner in its own venv (.tools/checkov: it pins many
 # libraries) and the npm tools (node_modules: the ASL validator, the IAM policy simulator of the local run);
-# `make test` also Debian's Chromium (if absent), in which a test opens the run report.
+# `make test` also Debian's Chromium (if absent), in which a test opens the run report; both also Debian's
+# libnss-wrapper (if absent), with which a local training job of several instances resolves its host names.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -70,6 +71,7 @@ push-images: images
 
 test: setup lint images
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-nss-wrapper.sh
 	$(VENV)/bin/pytest
 
 # Not part of `make test`: it takes minutes and wants a quiet machine. BENCH_OPTIONS e.g. "--seeds 1 --skip million-rows".
@@ -78,4 +80,5 @@ bench: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
 
 # The local run needs the SAM CLI (its translator expands the templates' IAM roles) and the npm IAM policy simulator.
 run: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
+	bash scripts/ensure-nss-wrapper.sh
 	$(VENV)/bin/h2o-sagemaker-local run $(RUN_OPTIONS)

@@ -5,7 +5,8 @@ output/failure out) and acts on its hyperparameters: `x` and `n` set the metrics
 ``fail:`` fails the job with the rest as its reason, `metric=omit` leaves out the objective metric, `sleep`
 delays it and `grandchild` makes it start a process of its own, as `train` starts its H2O JVM (`detached`: in
 a session of its own, as h2o-py does). With a checkpoints/ folder it counts its attempts there and prints
-the count it found, as a restarted job resumes from its checkpoint.
+the count it found, as a restarted job resumes from its checkpoint. It prints the host it is (resourceconfig.json)
+with what its host names resolve to and the environment a cluster needs, and `fail_host` fails that host at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from api_shapes import SAGEMAKER_API, assert_matches_api_shape
 from botocore.model import Shape
 from botocore.validate import validate_parameters
 from h2o_sagemaker_local import events, opt_ml, processing, sagemaker_emulator, training
+from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from moto import mock_aws
 from moto.sagemaker.exceptions import ValidationError
@@ -56,8 +59,18 @@ if (base / "checkpoints").is_dir():
     print(f"attempts found in the checkpoint folder: {{found}}", flush=True)
     attempts.write_text(str(found + 1))
 (base / "started").write_text(str(os.getpid()))
-time.sleep(float(hp.get("sleep", "0")))
+resources = json.loads((base / "input" / "config" / "resourceconfig.json").read_text())
+host = resources["current_host"]
+if len(resources["hosts"]) > 1:
+    import socket
+    resolved = " ".join(name + "=" + socket.gethostbyname(name) for name in resources["hosts"])
+    print(f"host {{host}} of {{resources['hosts']}} resolves {{resolved}}", flush=True)
+    print("environment", os.environ["TRAINING_JOB_NAME"], os.environ["H2O_GBM_TRAINER_CLUSTER_PORT"], flush=True)
+if hp.get("fail_host") != host:
+    time.sleep(float(hp.get("sleep", "0")))
 reasons = [value[len("fail:"):] for value in hp.values() if value.startswith("fail:")]
+if hp.get("fail_host") == host:
+    reasons.append(host + " failed")
 if not any((base / "input" / "data" / "training").iterdir()):
     reasons.append("no training data")
 if reasons:
@@ -71,6 +84,7 @@ if hp.get("metric") != "omit":
     print(f"validation:logloss={{x / 10!r}};")
 (base / "model").mkdir(exist_ok=True)
 (base / "model" / "model.json").write_text(json.dumps(hp))
+(base / "model" / "host.txt").write_text(host)
 """
 
 
@@ -614,6 +628,176 @@ def test_faults_are_injected_only_where_they_can_happen(sagemaker: LocalSageMake
     run_to_end_of(sagemaker, "on-demand")
     with pytest.raises(ValidationError, match="no running training process"):
         sagemaker.crash_training_job(name)
+
+
+# --- training jobs of several instances ---------------------------------------------------------------------
+
+
+def instances(request: dict[str, Any], count: int, sharded_training: bool = False) -> dict[str, Any]:
+    """The request with ``count`` training instances (the training channel ShardedByS3Key if asked)."""
+    definition = request["TrainingJobDefinition"]
+    definition["ResourceConfig"]["InstanceCount"] = count
+    if sharded_training:
+        definition["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataDistributionType"] = (
+            "ShardedByS3Key"
+        )
+    validate_parameters(request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape)
+    return request
+
+
+def test_a_job_of_several_instances_runs_a_train_per_host_each_with_its_opt_ml(
+    sagemaker: LocalSageMaker,
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    for name in ("more.csv", "most.csv"):
+        s3.put_object(Bucket=BUCKET, Key=f"data/training/{name}", Body=b"a,b\n5,6\n")
+    request = instances(tuning_request("hosts", categorical(x=["10"])), 3, sharded_training=True)
+
+    description = run_to_end(sagemaker, request)
+
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    name = description["BestTrainingJob"]["TrainingJobName"]
+    job = sagemaker.training_jobs[name]
+    names = ["algo-1", "algo-2", "algo-3"]
+    assert [(host.name, host.base_dir) for host in job.hosts] == [
+        ("algo-1", job.base_dir),  # the job's folder, where its model and log have always been
+        ("algo-2", job.base_dir / "algo-2"),
+        ("algo-3", job.base_dir / "algo-3"),
+    ]
+    training_files = []
+    for host in job.hosts:
+        config = json.loads((host.base_dir / "input" / "config" / "resourceconfig.json").read_text())
+        assert config == {"current_host": host.name, "hosts": names, "network_interface_name": "lo"}
+        log = host.log_path.read_text()
+        assert (
+            f"host {host.name} of {names} resolves algo-1=127.0.0.1 algo-2=127.0.0.1 algo-3=127.0.0.1" in log
+        )
+        job_name, port = next(line for line in log.splitlines() if line.startswith("environment")).split()[1:]
+        assert job_name == name and 20000 <= int(port) < 32000
+        data = host.base_dir / "input" / "data"
+        assert [path.name for path in (data / "validation").iterdir()] == [
+            "validation.csv"
+        ]  # FullyReplicated
+        training_files.append(sorted(path.name for path in (data / "training").iterdir()))
+    # ShardedByS3Key: the training channel's three objects dealt out, one to each host.
+    assert training_files == [["more.csv"], ["most.csv"], ["train.csv"]]
+    # The model and the metrics are the first host's.
+    described = sagemaker.describe_training_job({"TrainingJobName": name})
+    assert described["ResourceConfig"]["InstanceCount"] == 3
+    artifact = described["ModelArtifacts"]["S3ModelArtifacts"].split("/", 3)[3]
+    with tarfile.open(
+        fileobj=io.BytesIO(s3.get_object(Bucket=BUCKET, Key=artifact)["Body"].read())
+    ) as archive:
+        assert archive.extractfile("host.txt").read() == b"algo-1"  # type: ignore[union-attr]
+    assert description["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"][
+        "Value"
+    ] == expected_auc({"x": "10"})
+
+
+def test_the_first_host_that_fails_fails_the_job_and_the_others_are_stopped(
+    sagemaker: LocalSageMaker,
+) -> None:
+    static = {"fail_host": "algo-2", "sleep": "60", "grandchild": "detached"}
+    request = instances(tuning_request("one-host-fails", categorical(x=["10"]), static=static), 2)
+    began = time.monotonic()
+
+    description = run_to_end(sagemaker, request)
+
+    assert time.monotonic() - began < 10, "algo-1 was left sleeping"
+    assert description["HyperParameterTuningJobStatus"] == "Failed"
+    job = sagemaker.tuning_jobs["one-host-fails"].training_jobs[0]
+    assert job.failure_reason == "algo-2 failed"
+    assert no_process_left(job.base_dir), processes_using(job.base_dir)
+
+
+@pytest.mark.parametrize("fault", ["crash", "stop"])
+def test_a_crash_or_a_stop_takes_every_host_of_a_job_down(sagemaker: LocalSageMaker, fault: str) -> None:
+    request = instances(
+        tuning_request("hosts-down", categorical(sleep=["60"]), static={"grandchild": "detached"}), 2
+    )
+    sagemaker.create_hyper_parameter_tuning_job(request)
+    name = running_job(sagemaker, "hosts-down", "sleep", "60")
+    job = sagemaker.training_jobs[name]
+    wait_until(lambda: len(processes_using(job.base_dir)) == 4, "two stubs and their children", timeout=10)
+
+    if fault == "crash":
+        sagemaker.crash_training_job(name)
+    else:
+        sagemaker.stop_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "hosts-down"})
+    run_to_end_of(sagemaker, "hosts-down")
+
+    described = sagemaker.describe_training_job({"TrainingJobName": name})
+    if fault == "crash":
+        assert described["TrainingJobStatus"] == "Failed"
+        assert re.fullmatch(r"train was killed by SIGKILL; see .*training\.log", described["FailureReason"])
+    else:
+        assert described["TrainingJobStatus"] == "Stopped"
+    assert no_process_left(job.base_dir), processes_using(job.base_dir)
+
+
+def test_several_instances_are_refused_where_they_cannot_run(
+    sagemaker: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sagemaker.containers = ContainerRuntime("podman")
+    with pytest.raises(
+        ValidationError, match=r"a training job of 2 instances .* as 2 `train` processes, not in containers"
+    ):
+        sagemaker.create_hyper_parameter_tuning_job(
+            instances(tuning_request("in-containers", categorical(x=["1"])), 2)
+        )
+    sagemaker.containers = None
+    monkeypatch.setattr(opt_ml, "find_nss_wrapper", lambda: None)
+    with pytest.raises(
+        ValidationError, match=r"algo-1, algo-2 resolve to 127.0.0.1: install Debian's libnss-wrapper"
+    ):
+        sagemaker.create_hyper_parameter_tuning_job(
+            instances(tuning_request("no-wrapper", categorical(x=["1"])), 2)
+        )
+    # One instance needs neither.
+    run_to_end(sagemaker, tuning_request("one-instance", categorical(x=["1"])))
+
+
+@pytest.mark.h2o
+def test_two_instances_train_as_one_h2o_cluster_and_match_one_instance(
+    sagemaker: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real `train` on the Titanic data, by one instance and by two forming one H2O cluster, side by side."""
+    monkeypatch.setattr(training, "TRAIN_EXECUTABLE", Path(sys.executable).with_name("train"))
+    monkeypatch.setenv("H2O_GBM_TRAINER_MAX_MEM_SIZE", "1G")
+    s3 = boto3.client("s3", region_name=REGION)
+    for channel, name in (("training", "train.csv"), ("validation", "validation.csv")):
+        s3.delete_object(Bucket=BUCKET, Key=f"data/{channel}/{channel}.csv")
+        s3.put_object(
+            Bucket=BUCKET, Key=f"data/{channel}/{name}", Body=(REPO_ROOT / "examples" / name).read_bytes()
+        )
+    static = json.loads(
+        (REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json").read_text()
+    )["staticHyperParameters"] | {"ntrees": "30", "score_tree_interval": "5"}
+    for count in (1, 2):
+        request = tuning_request(
+            f"instances-{count}", categorical(max_depth=["5"]), static=static, max_parallel=1
+        )
+        sagemaker.create_hyper_parameter_tuning_job(instances(request, count))
+    one, two = (run_to_end_of(sagemaker, f"instances-{count}", timeout=180) for count in (1, 2))
+
+    assert (one["HyperParameterTuningJobStatus"], two["HyperParameterTuningJobStatus"]) == (
+        "Completed",
+        "Completed",
+    )
+    job = sagemaker.tuning_jobs["instances-2"].training_jobs[0]
+    leader_log, member_log = (host.log_path.read_text() for host in job.hosts)
+    assert leader_log.count("H2O cloud of 2 nodes") == member_log.count("H2O cloud of 2 nodes") == 1
+    assert "validation:auc=" in leader_log and "validation:auc=" not in member_log
+    assert "the leader algo-1 finished: this instance leaves the H2O cluster" in member_log
+    auc_one, auc_two = (
+        description["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+        for description in (one, two)
+    )
+    assert auc_two == pytest.approx(auc_one, abs=0.002)
+    metadata = json.loads((job.base_dir / "model" / "model-metadata.json").read_text())
+    assert metadata["metrics"]["validation"]["auc"] == pytest.approx(auc_two, abs=1e-9)
+    assert not (job.base_dir / "algo-2" / "model" / "model-metadata.json").exists()
+    assert no_process_left(sagemaker.workdir), processes_using(sagemaker.workdir)
 
 
 # --- response shapes --------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ with the start-up options of jvm.py. The trainer launches it itself rather than 
 that class looks for the JVM's ready line every 0.2 s (about 0.1 s lost per job), starts a second JVM for `java
 -version`, and its shutdown stops waiting after 3 s without ever seeing the JVM exit, while the start-up archive is
 made from the class list the JVM completes as it exits (jvm.py).
+
+A node of a multi-instance cluster (distributed.py) gets its own address, a fixed port, the cluster's name and a
+flatfile listing every node instead (`-ip <address> -web_ip <address> -port <port> -flatfile <file> -name <cluster>`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h2o
@@ -49,10 +52,30 @@ JOB_POLL_MIN_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
+class NodeNetwork:
+    """Where a node of a multi-instance cluster listens, and which cluster it joins."""
+
+    ip: str
+    port: int
+    """Its REST API; H2O's internal traffic uses the next port."""
+    cluster_name: str
+    flatfile: tuple[str, ...]
+    """`ip:port` of every node of the cluster, this one included."""
+
+
+@dataclass(frozen=True)
 class LocalH2O:
     port: int
     startup_archive: str
     """What the JVM did with the start-up archive: `used <path>`, `creating <path>`, or why none."""
+    ip: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+    jvm_log: Path | None = None
+    """The JVM's stdout (H2O's log), for a reason when it stops."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
 
 
 def find_java() -> Path:
@@ -90,14 +113,30 @@ def _heap_option(max_mem_bytes: int) -> str:
     return f"-Xmx{max_mem_bytes}"
 
 
-def jvm_command(java: Path, jar: Path, heap_option: str, jvm_options: list[str], scratch: Path) -> list[str]:
+def jvm_command(
+    java: Path,
+    jar: Path,
+    heap_option: str,
+    jvm_options: list[str],
+    scratch: Path,
+    network: NodeNetwork | None = None,
+) -> list[str]:
+    """One private node on loopback (a random cluster name, a free base port), or a node of `network`."""
     ice_root = scratch / "ice"
     ice_root.mkdir(exist_ok=True)
+    if network is None:
+        where = ["-ip", "127.0.0.1", "-web_ip", "127.0.0.1", "-baseport", str(_free_port())]
+        name = f"h2o-gbm-trainer-{secrets.token_hex(6)}"
+    else:
+        flatfile = scratch / "flatfile.txt"
+        flatfile.write_text("".join(f"{node}\n" for node in network.flatfile), encoding="utf-8")
+        where = [
+            "-ip", network.ip, "-web_ip", network.ip, "-port", str(network.port), "-flatfile", str(flatfile),
+        ]  # fmt: skip
+        name = network.cluster_name
     return [
-        str(java), heap_option, *jvm_options, "-jar", str(jar),
-        "-ip", "127.0.0.1", "-web_ip", "127.0.0.1", "-baseport", str(_free_port()),
-        "-ice_root", str(ice_root), "-name", f"h2o-gbm-trainer-{secrets.token_hex(6)}",
-        "-log_level", "INFO", "-allow_unsupported_java",
+        str(java), heap_option, *jvm_options, "-jar", str(jar), *where,
+        "-ice_root", str(ice_root), "-name", name, "-log_level", "INFO", "-allow_unsupported_java",
     ]  # fmt: skip
 
 
@@ -149,25 +188,49 @@ def _stop(process: subprocess.Popen[bytes], graceful: bool) -> int | None:
     return process.wait()
 
 
-def _connect(port: int) -> None:
+def connect(server: LocalH2O) -> None:
+    """Connect h2o-py to the node (of a cluster: once the cluster has formed, or h2o-py refuses)."""
     # connect() prints a version nag to stdout; the job's stdout is kept for progress and metric lines.
     with contextlib.redirect_stdout(io.StringIO()):
-        h2o.connect(url=f"http://127.0.0.1:{port}", verbose=False)
+        h2o.connect(url=server.url, verbose=False)
     h2o.no_progress()
     ProgressBar.MIN_PROGRESS_CHECK_INTERVAL = JOB_POLL_MIN_SECONDS
 
 
+def jvm_exit_reason(server: LocalH2O) -> str:
+    """Why the node's JVM stopped, from the end of its log."""
+    code = server.process.poll() if server.process else None
+    last = _last_lines(server.jvm_log) if server.jvm_log else ""
+    return f"it exited with code {code}" + (f": {last}" if last else "")
+
+
 @contextlib.contextmanager
-def local_h2o(max_mem_bytes: int, input_bytes: int | None = None) -> Iterator[LocalH2O]:
-    """A connected H2O JVM for the `with` block; `input_bytes`: the data it will read, as CSV (jvm.py)."""
+def local_h2o(
+    max_mem_bytes: int,
+    input_bytes: int | None = None,
+    network: NodeNetwork | None = None,
+    connected: bool = True,
+    may_record_archive: bool = True,
+) -> Iterator[LocalH2O]:
+    """An H2O JVM for the `with` block, h2o-py connected to it unless `connected` is false; `input_bytes`: the
+    data it will read, as CSV (jvm.py); `network`: a node of a multi-instance cluster instead of a private one;
+    `may_record_archive`: false for a JVM that must not make the start-up archive (a cluster member: it uses one
+    when there is one)."""
     environ = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="h2o-gbm-trainer-") as scratch_name:
         scratch = Path(scratch_name)
         java, jar = find_java(), find_h2o_jar()
         heap_option = _heap_option(max_mem_bytes)
-        archive = jvm.startup_archive(java, jar, heap_option, max_mem_bytes, scratch, environ)
+        archive = jvm.startup_archive(
+            java, jar, heap_option, max_mem_bytes, scratch, environ, may_record=may_record_archive
+        )
         command = jvm_command(
-            java, jar, heap_option, [*jvm.default_options(environ, input_bytes), *archive.options], scratch
+            java,
+            jar,
+            heap_option,
+            [*jvm.default_options(environ, input_bytes), *archive.options],
+            scratch,
+            network,
         )
         stdout, stderr = scratch / "jvm-stdout.log", scratch / "jvm-stderr.log"
         with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -180,8 +243,16 @@ def local_h2o(max_mem_bytes: int, input_bytes: int | None = None) -> Iterator[Lo
         succeeded = False
         try:
             port = _wait_until_ready(process, stdout, stderr)
-            _connect(port)
-            yield LocalH2O(port=port, startup_archive=archive.state)
+            server = LocalH2O(
+                port=port,
+                startup_archive=archive.state,
+                ip=network.ip if network else "127.0.0.1",
+                process=process,
+                jvm_log=stdout,
+            )
+            if connected:
+                connect(server)
+            yield server
             succeeded = True
         finally:
             with contextlib.suppress(Exception):

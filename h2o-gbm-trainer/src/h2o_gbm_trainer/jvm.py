@@ -204,9 +204,16 @@ class StartupArchive:
 
 
 def startup_archive(
-    java: Path, jar: Path, heap_option: str, max_mem_bytes: int, scratch: Path, environ: dict[str, str]
+    java: Path,
+    jar: Path,
+    heap_option: str,
+    max_mem_bytes: int,
+    scratch: Path,
+    environ: dict[str, str],
+    may_record: bool = True,
 ) -> StartupArchive:
-    """Use the cached archive for this jar, JDK and heap kind; without one, have this JVM record its classes."""
+    """Use the cached archive for this jar, JDK and heap kind; without one, have this JVM record its classes
+    unless `may_record` is false (a member of a multi-instance cluster: the leader's job makes the archive)."""
     user = user_options(environ)
     if CDS_OPTION_KEYS & {option_key(option) for option in user}:
         return StartupArchive(state=f"as set in {JAVA_TOOL_OPTIONS_ENV}")
@@ -218,6 +225,8 @@ def startup_archive(
         return StartupArchive(state=f"off ({error})")
     if is_archive(path):
         return StartupArchive(options=[f"-XX:SharedArchiveFile={path}"], state=f"used {path}", path=path)
+    if not may_record:
+        return StartupArchive(state="none yet (the leader's first job makes it)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"

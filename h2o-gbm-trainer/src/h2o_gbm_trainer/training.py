@@ -17,8 +17,17 @@ from h2o.exceptions import H2OResponseError
 
 from . import interruption
 from .checkpoints import CheckpointStore, fingerprint, tree_count
-from .cluster import local_h2o
-from .data import TrainingData, find_channels, load_training_data
+from .cluster import LocalH2O, connect, local_h2o
+from .data import Channels, TrainingData, find_channels, load_training_data
+from .distributed import (
+    Hosts,
+    finish_as_leader,
+    plan_cluster,
+    read_hosts,
+    serve_as_member,
+    wait_for_cloud,
+    watching_members,
+)
 from .environment import TRAINING_CHANNEL, VALIDATION_CHANNEL, Environment
 from .errors import TrainingInputError
 from .hyperparameters import Hyperparameters, decode_hyperparameters
@@ -176,7 +185,9 @@ def export_model(
     written.replace(model_dir / MOJO_FILE)
     # Metrics come from the exported MOJO, the model that gets deployed: after a checkpoint restart H2O's
     # in-memory model re-scores a frame differently (validation AUC 0.9085 against the MOJO's 0.9123, measured).
-    shipped = h2o.import_mojo(str(model_dir / MOJO_FILE))
+    # Uploaded rather than imported by path: in a cluster of several instances any node may read an imported file,
+    # and the model folder is the leader's alone.
+    shipped = h2o.upload_mojo(str(model_dir / MOJO_FILE))
     validation = data.validation
     metadata = {
         "format_version": METADATA_FORMAT_VERSION,
@@ -208,51 +219,106 @@ def export_model(
     return metadata
 
 
+def _log_jvm_up(report: TrainingReport, server: LocalH2O) -> None:
+    logger.info(
+        "H2O JVM up in %.2f s (%s port %d; start-up archive: %s)",
+        report.seconds["jvm_start"],
+        server.ip,
+        server.port,
+        server.startup_archive,
+    )
+
+
+def _load_train_and_export(
+    env: Environment, hyperparameters: Hyperparameters, channels: Channels, report: TrainingReport
+) -> None:
+    """The job's work on a connected H2O: its data, the GBM (checkpointed), the model files."""
+    started = time.perf_counter()
+    data = load_training_data(channels, hyperparameters)
+    report.seconds["data_load"] = time.perf_counter() - started
+    validation_rows = data.validation.nrows if data.validation is not None else 0
+    logger.info(
+        "data loaded in %.2f s: training %d rows x %d columns, validation %d rows",
+        report.seconds["data_load"],
+        data.training.nrows,
+        data.training.ncols,
+        validation_rows,
+    )
+
+    checkpoints = None
+    if env.checkpoint_dir.is_dir():
+        checkpoints = CheckpointStore(
+            env.checkpoint_dir, fingerprint(channels.fingerprint, hyperparameters.as_json())
+        )
+    logger.info("training started: up to %d trees", hyperparameters.ntrees)
+    started = time.perf_counter()
+    model = build_model(hyperparameters, data, checkpoints, report)
+    report.trees = tree_count(model)
+    report.seconds["train"] = time.perf_counter() - started
+    logger.info("training finished in %.2f s: %d trees", report.seconds["train"], report.trees)
+
+    started = time.perf_counter()
+    report.metadata = export_model(model, data, hyperparameters, env.model_dir)
+    report.seconds["export"] = time.perf_counter() - started
+    logger.info("model exported in %.2f s to %s", report.seconds["export"], env.model_dir)
+
+
+def _train_in_cluster(
+    env: Environment,
+    hosts: Hosts,
+    hyperparameters: Hyperparameters,
+    channels: Channels,
+    report: TrainingReport,
+) -> None:
+    """One instance of a multi-instance job (distributed.py): the leader trains, a member lends its node."""
+    started = time.monotonic()
+    timeout = env.join_timeout_seconds
+    plan = plan_cluster(hosts, env.job_name, env.cluster_base_port, started, timeout)
+    role = "leader" if hosts.is_leader else f"member (leader {hosts.leader})"
+    logger.info("instance %s of %d, the cluster's %s: %s", hosts.current, hosts.count, role, plan.describe())
+    with local_h2o(
+        env.max_mem_bytes,
+        channels.csv_bytes,
+        network=plan.network(),
+        connected=False,
+        may_record_archive=hosts.is_leader,
+    ) as server:
+        report.seconds["jvm_start"] = time.monotonic() - started
+        _log_jvm_up(report, server)
+        size = wait_for_cloud(server, plan, started, timeout)
+        report.seconds["cloud"] = time.monotonic() - started
+        logger.info("H2O cloud of %d nodes formed in %.2f s (%s)", size, report.seconds["cloud"], plan.name)
+        if not hosts.is_leader:
+            serve_as_member(server, plan)
+            logger.info("the leader %s finished: this instance leaves the H2O cluster", hosts.leader)
+            return
+        connect(server)
+        with watching_members(plan, server):
+            _load_train_and_export(env, hyperparameters, channels, report)
+        finish_as_leader(server, plan)
+
+
 def train(env: Environment) -> TrainingReport:
-    """Run one job under `env`; raise TrainingError (or TrainingInputError) with the failure reason."""
+    """Run one job under `env`; raise TrainingError (or TrainingInputError) with the failure reason.
+
+    With several hosts in resourceconfig.json this instance joins the job's H2O cluster (distributed.py): only the
+    leader writes the model and prints the metric lines."""
     report = TrainingReport()
     hyperparameters = read_hyperparameters(env)
-    channels = find_channels(env, hyperparameters)
-    started = time.perf_counter()
-    with local_h2o(env.max_mem_bytes, channels.csv_bytes) as server:
-        report.seconds["jvm_start"] = time.perf_counter() - started
-        logger.info(
-            "H2O JVM up in %.2f s (port %d; start-up archive: %s)",
-            report.seconds["jvm_start"],
-            server.port,
-            server.startup_archive,
-        )
-
+    channels = find_channels(env, hyperparameters)  # every instance: bad input fails them all at once
+    hosts = read_hosts(env)
+    if hosts.count > 1:
+        _train_in_cluster(env, hosts, hyperparameters, channels, report)
+        if not hosts.is_leader:
+            return report
+    else:
         started = time.perf_counter()
-        data = load_training_data(channels, hyperparameters)
-        report.seconds["data_load"] = time.perf_counter() - started
-        validation_rows = data.validation.nrows if data.validation is not None else 0
-        logger.info(
-            "data loaded in %.2f s: training %d rows x %d columns, validation %d rows",
-            report.seconds["data_load"],
-            data.training.nrows,
-            data.training.ncols,
-            validation_rows,
-        )
+        with local_h2o(env.max_mem_bytes, channels.csv_bytes) as server:
+            report.seconds["jvm_start"] = time.perf_counter() - started
+            _log_jvm_up(report, server)
+            _load_train_and_export(env, hyperparameters, channels, report)
 
-        checkpoints = None
-        if env.checkpoint_dir.is_dir():
-            checkpoints = CheckpointStore(
-                env.checkpoint_dir, fingerprint(channels.fingerprint, hyperparameters.as_json())
-            )
-        logger.info("training started: up to %d trees", hyperparameters.ntrees)
-        started = time.perf_counter()
-        model = build_model(hyperparameters, data, checkpoints, report)
-        report.trees = tree_count(model)
-        report.seconds["train"] = time.perf_counter() - started
-        logger.info("training finished in %.2f s: %d trees", report.seconds["train"], report.trees)
-
-        started = time.perf_counter()
-        report.metadata = export_model(model, data, hyperparameters, env.model_dir)
-        report.seconds["export"] = time.perf_counter() - started
-        logger.info("model exported in %.2f s to %s", report.seconds["export"], env.model_dir)
-
-    channel = VALIDATION_CHANNEL if data.validation is not None else TRAINING_CHANNEL
+    channel = VALIDATION_CHANNEL if channels.validation is not None else TRAINING_CHANNEL
     for line in metric_lines(channel, report.metadata["metrics"][channel]):
         print(line, flush=True)
     return report

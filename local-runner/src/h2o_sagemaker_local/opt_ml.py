@@ -4,6 +4,10 @@ A training job gets ``input/config/`` (hyperparameters.json with string values, 
 resourceconfig.json), one ``input/data/<channel>/`` folder per channel, ``model/`` and ``output/`` to write
 to, and ``checkpoints/`` when the job has a CheckpointConfig. An endpoint's container gets ``model/``.
 
+A job of several instances gets one tree per host, each with its own ``current_host`` in resourceconfig.json; the
+host names (``algo-1`` ... ``algo-N``) resolve to the instances' addresses on SageMaker, and to 127.0.0.1 locally
+through ``loopback_hosts_environment``.
+
 The local runner lays out its jobs with this, and the trainer's, the predictor's and the images' tests lay out
 theirs with it, so every one of them sees the tree SageMaker makes. Standard library only: the container
 packages' tests import it without the emulator's dependencies."""
@@ -11,12 +15,67 @@ packages' tests import it without the emulator's dependencies."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The one host of a single-instance job, as SageMaker names it; the local job's network is the loopback.
-RESOURCE_CONFIG = {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}
+NSS_WRAPPER_LIBRARY = "libnss_wrapper.so"
+NSS_WRAPPER_FOLDERS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+)
+
+
+class HostNamesUnavailable(RuntimeError):
+    """The host names of a job of several instances cannot be made to resolve here; the message says what to do."""
+
+
+def host_names(instance_count: int) -> list[str]:
+    """SageMaker's names for a job's instances: algo-1 ... algo-N."""
+    return [f"algo-{index}" for index in range(1, instance_count + 1)]
+
+
+def resource_config(current_host: str = "algo-1", hosts: Sequence[str] = ("algo-1",)) -> dict[str, object]:
+    """resourceconfig.json of one host of the job (the local network interface is the loopback)."""
+    return {"current_host": current_host, "hosts": list(hosts), "network_interface_name": "lo"}
+
+
+def find_nss_wrapper() -> Path | None:
+    for folder in NSS_WRAPPER_FOLDERS:
+        candidates = sorted(Path(folder).glob(f"{NSS_WRAPPER_LIBRARY}*"))
+        if candidates:
+            return candidates[0]
+    return None
+
+
+def require_nss_wrapper(hosts: Sequence[str]) -> Path:
+    library = find_nss_wrapper()
+    if library is None:
+        raise HostNamesUnavailable(
+            f"a training job of {len(hosts)} instances runs locally with nss_wrapper, which makes its host names "
+            f"{', '.join(hosts)} resolve to 127.0.0.1: install Debian's libnss-wrapper (`make run` and `make test` do)"
+        )
+    return library
+
+
+def loopback_hosts_environment(hosts: Sequence[str], folder: Path) -> dict[str, str]:
+    """Environment variables under which ``hosts`` resolve to 127.0.0.1 for the processes given them, Python's and
+    Java's resolvers alike, as SageMaker's instances resolve each other's names: nss_wrapper (Debian's
+    ``libnss-wrapper``, preloaded) reads a hosts file written to ``folder``.
+
+    glibc's HOSTALIASES is no substitute: it maps a name to another name that it then looks up in DNS only, never
+    in /etc/hosts, so ``algo-1 localhost`` fails wherever the DNS server does not answer ``localhost`` (measured:
+    Python's socket and Java's InetAddress both follow an alias to a public name, both fail on this one)."""
+    library = require_nss_wrapper(hosts)
+    folder.mkdir(parents=True, exist_ok=True)
+    hosts_file = folder / "hosts"
+    hosts_file.write_text("".join(f"127.0.0.1 {host}\n" for host in hosts), encoding="utf-8")
+    preload = " ".join(item for item in (os.environ.get("LD_PRELOAD", ""), str(library)) if item)
+    return {"LD_PRELOAD": preload, "NSS_WRAPPER_HOSTS": str(hosts_file)}
 
 
 @dataclass(frozen=True)
@@ -47,8 +106,11 @@ def lay_out_training_job(
     hyperparameters: Mapping[str, str],
     channels: Iterable[InputChannel],
     checkpoints: bool = False,
+    current_host: str = "algo-1",
+    hosts: Sequence[str] = ("algo-1",),
 ) -> Path:
-    """``base_dir`` as SageMaker lays out /opt/ml for a training job; folders already there are kept."""
+    """``base_dir`` as SageMaker lays out /opt/ml for a training job (for ``current_host`` of ``hosts``); folders
+    already there are kept."""
     channels = list(channels)
     config = base_dir / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
@@ -56,7 +118,7 @@ def lay_out_training_job(
     (config / "inputdataconfig.json").write_text(
         json.dumps({channel.name: channel.data_config() for channel in channels})
     )
-    (config / "resourceconfig.json").write_text(json.dumps(RESOURCE_CONFIG))
+    (config / "resourceconfig.json").write_text(json.dumps(resource_config(current_host, hosts)))
     for channel in channels:
         folder = base_dir / "input" / "data" / channel.name
         folder.mkdir(parents=True, exist_ok=True)

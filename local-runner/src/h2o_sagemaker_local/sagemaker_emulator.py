@@ -31,7 +31,7 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from h2o_sagemaker_local import cloudwatch_alarms, endpoint_metrics, events, moto_patches
+from h2o_sagemaker_local import cloudwatch_alarms, endpoint_metrics, events, moto_patches, opt_ml
 from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
@@ -225,6 +225,7 @@ class LocalSageMaker:
                 "rather than an algorithm resource when running locally"
             )
         _check_role_can_be_assumed(definition.get("RoleArn"))
+        self._check_instance_count(int(definition["ResourceConfig"].get("InstanceCount", 1)))
         limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
         try:
             search = make_search(
@@ -237,6 +238,21 @@ class LocalSageMaker:
         self.listener(events.TuningStarted(name, request))
         self._background(self._run_tuning_job, job, search)
         return {"HyperParameterTuningJobArn": job.arn}
+
+    def _check_instance_count(self, count: int) -> None:
+        """A job of several instances runs as that many `train` processes, their host names resolving to 127.0.0.1
+        through nss_wrapper; refused, saying why, where it cannot run."""
+        if count < 2:
+            return
+        if self.containers is not None:
+            raise ValidationError(
+                f"local SageMaker runs a training job of {count} instances (ResourceConfig.InstanceCount) as {count} "
+                "`train` processes, not in containers: run it without --containers, or with trainingInstanceCount 1"
+            )
+        try:
+            opt_ml.require_nss_wrapper(opt_ml.host_names(count))
+        except opt_ml.HostNamesUnavailable as error:
+            raise ValidationError(str(error)) from None
 
     def _new_training_job(self, tuning: TuningJob, index: int, tuned: dict[str, str]) -> TrainingJob:
         definition = tuning.request["TrainingJobDefinition"]
@@ -623,13 +639,14 @@ class LocalSageMaker:
 
     def _running_training_job(self, name: str) -> TrainingJob:
         job = self.training_jobs.get(name)
-        if job is None or job.status != "InProgress" or not (job.process and job.process.poll() is None):
+        if job is None or job.status != "InProgress" or not job.running():
             raise ValidationError(f"Training job {name} has no running training process")
         return job
 
     def crash_training_job(self, name: str) -> None:
-        """The job's container dies (as under the OOM killer): SIGKILL to everything it runs, `train` and its
-        H2O JVM. The job fails with the signal as its reason; its tuning job carries on with the others."""
+        """The job's containers die (as under the OOM killer): SIGKILL to everything they run, every host's
+        `train` and H2O JVM. The job fails with the signal as its reason; its tuning job carries on with the
+        others."""
         self._running_training_job(name).kill()
 
     def interrupt_training_job(self, name: str) -> None:

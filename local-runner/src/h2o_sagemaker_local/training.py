@@ -4,21 +4,33 @@ The container contract is SageMaker's: channels under ``input/data/<channel>/``,
 ``input/config/hyperparameters.json``, the model written to ``model/``, a one-line reason in
 ``output/failure``. The model folder is tarred to ``model.tar.gz`` under the job's S3 output path, so the
 rest of the workflow finds the artifact exactly where SageMaker would put it.
+
+A job with ``ResourceConfig.InstanceCount`` N > 1 runs N `train` processes, hosts ``algo-1`` ... ``algo-N``, each
+with its own SAGEMAKER_BASE_DIR (``algo-1``'s is the job's folder, the others' are ``algo-<i>/`` inside it), its
+channels (all of each FullyReplicated channel; a ShardedByS3Key channel's objects dealt out among the hosts) and a
+resourceconfig.json naming it. The host names resolve to 127.0.0.1 in their processes (nss_wrapper:
+``opt_ml.loopback_hosts_environment``), and all hosts share a block of free ports (H2O_GBM_TRAINER_CLUSTER_PORT).
+As on SageMaker the job is Completed once every host exited 0, and fails with the reason of the first host that
+failed, whose exit stops the others; its model and metrics are the first host's (the trainer's leader).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +43,31 @@ from h2o_sagemaker_local.containers import ContainerRuntime, container_name
 from h2o_sagemaker_local.iam import enforcement
 
 TRAIN_EXECUTABLE = Path(sys.executable).with_name("train")
+CLUSTER_PORT_ENV = "H2O_GBM_TRAINER_CLUSTER_PORT"  # the trainer's: host i of a job serves H2O on base + 2 * i
+PORT_RANGE = (20000, 32000)  # below Linux's ephemeral ports (32768-60999), which outgoing connections take
+POLL_SECONDS = 0.05
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key
+
+
+@dataclass
+class TrainingHost:
+    """One instance of a training job: its name in resourceconfig.json, its /opt/ml, its `train` process."""
+
+    name: str
+    base_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.base_dir / "training.log"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.base_dir / "output" / "failure"
 
 
 @dataclass
@@ -56,7 +88,6 @@ class TrainingJob:
     end_time: datetime | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     model_artifact: str | None = None
-    process: subprocess.Popen[bytes] | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     interruption_requested: threading.Event = field(default_factory=threading.Event)
     interruptions: int = 0  # managed spot interruptions the job was restarted after
@@ -64,9 +95,30 @@ class TrainingJob:
     container: ContainerRuntime | None = None  # run in the trainer image, else as a local `train` process
     checkpoint_dir: Path | None = None
 
+    hosts: list[TrainingHost] = field(default_factory=list)
+    """Every instance, algo-1 (the trainer's leader, whose folder is the job's) first; set by ``run_training_job``."""
+
+    @property
+    def instance_count(self) -> int:
+        return int(self.request["ResourceConfig"].get("InstanceCount", 1))
+
     @property
     def log_path(self) -> Path:
+        """The job's log: its first host's."""
         return self.base_dir / "training.log"
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The first host's `train` (the trainer's leader, the only one of a single-instance job)."""
+        return self.hosts[0].process if self.hosts else None
+
+    def running(self) -> bool:
+        return any(host.process is not None and host.process.poll() is None for host in self.hosts)
+
+    def _terminate(self) -> None:
+        for host in self.hosts:
+            if host.process and host.process.poll() is None:
+                host.process.terminate()
 
     def describe(self) -> dict[str, Any]:
         description: dict[str, Any] = {
@@ -103,11 +155,10 @@ class TrainingJob:
         return description
 
     def stop(self) -> None:
-        """StopTrainingJob: SIGTERM to the entrypoint, as SageMaker stops a container (the trainer saves its
-        checkpoint and takes its JVM down)."""
+        """StopTrainingJob: SIGTERM to every host's entrypoint, as SageMaker stops a container (the trainer saves
+        its checkpoint and takes its JVM down)."""
         self.stop_requested.set()
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        self._terminate()
 
     def enter(self, secondary_status: str, message: str = "") -> None:
         """Move to a SecondaryStatus, recorded in SecondaryStatusTransitions as DescribeTrainingJob shows them."""
@@ -123,21 +174,22 @@ class TrainingJob:
         """A managed spot interruption: SIGTERM to the entrypoint (the trainer keeps its last checkpoint), after
         which ``run_training_job`` starts the job again with the same checkpoint folder."""
         self.interruption_requested.set()
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        self._terminate()
 
     def kill(self) -> None:
-        """SIGKILL to everything the job's container runs, as when a container ends: the process group of its
-        `train`, and the processes that left that group but carry the job's SAGEMAKER_BASE_DIR (h2o-py starts
-        the H2O JVM in a session of its own, so a killed `train` would leave its JVM running)."""
-        if self.process:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL to everything the job's containers run, as when its instances end: the process group of each
+        host's `train`, and the processes that left that group but carry a host's SAGEMAKER_BASE_DIR (the
+        trainer starts its H2O JVM in a session of its own, so a killed `train` would leave its JVM running)."""
+        for host in self.hosts:
+            if host.process:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(host.process.pid, signal.SIGKILL)
         if self.container:
             self.container.remove(container_name("training", self.name))
-        for pid in processes_with_base_dir(self.base_dir):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        for base_dir in [self.base_dir, *(host.base_dir for host in self.hosts[1:])]:
+            for pid in processes_with_base_dir(base_dir):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def processes_with_base_dir(base_dir: Path) -> list[int]:
@@ -160,20 +212,33 @@ class TrainingFailed(Exception):
     """The job ended without a model; the message is its FailureReason."""
 
 
-def _download_channels(s3: Any, job: TrainingJob) -> None:
+def _shard(items: list[str], host_index: int, host_count: int, distribution: str) -> list[str]:
+    """A host's objects of a channel: all of a FullyReplicated one, every N-th of a ShardedByS3Key one."""
+    if distribution == "ShardedByS3Key" and host_count > 1:
+        return items[host_index::host_count]
+    return items
+
+
+def _download_channels(s3: Any, job: TrainingJob, host_index: int) -> None:
+    """Each host downloads its channels, as each instance does on SageMaker."""
+    host = job.hosts[host_index]
     for channel in job.request["InputDataConfig"]:
         source = channel["DataSource"]["S3DataSource"]
+        distribution = source.get("S3DataDistributionType", "FullyReplicated")
         bucket, prefix = split_s3_uri(source["S3Uri"])
-        target = job.base_dir / "input" / "data" / channel["ChannelName"]
+        target = host.base_dir / "input" / "data" / channel["ChannelName"]
         target.mkdir(parents=True, exist_ok=True)
         if source.get("S3DataType") == "ManifestFile":
-            _download_manifest_file(s3, bucket, prefix, target)
+            share = functools.partial(
+                _shard, host_index=host_index, host_count=len(job.hosts), distribution=distribution
+            )
+            _download_manifest_file(s3, bucket, prefix, target, share)
             continue
         keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
         files = [key for key in keys if not key.endswith("/")]
         if not files:
             raise TrainingFailed(f"channel {channel['ChannelName']}: no objects under {source['S3Uri']}")
-        for key in files:
+        for key in _shard(files, host_index, len(job.hosts), distribution):
             # An S3Prefix may name a single object or a folder; keep the path below the prefix.
             relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
             destination = target / relative
@@ -181,9 +246,11 @@ def _download_channels(s3: Any, job: TrainingJob) -> None:
             s3.download_file(bucket, key, str(destination))
 
 
-def _download_manifest_file(s3: Any, bucket: str, key: str, target: Path) -> None:
-    """A ManifestFile channel: ``[{"prefix": "s3://bucket/path/"}, "relative/key", ...]``, each object
-    downloaded to its relative key under the channel (SageMaker's format)."""
+def _download_manifest_file(
+    s3: Any, bucket: str, key: str, target: Path, share: Callable[[list[str]], list[str]]
+) -> None:
+    """A ManifestFile channel: ``[{"prefix": "s3://bucket/path/"}, "relative/key", ...]``, each object (of this
+    host's ``share``) downloaded to its relative key under the channel (SageMaker's format)."""
     try:
         entries = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         prefix_bucket, prefix = split_s3_uri(entries[0]["prefix"])
@@ -192,16 +259,16 @@ def _download_manifest_file(s3: Any, bucket: str, key: str, target: Path) -> Non
         raise TrainingFailed(f"s3://{bucket}/{key} is not a SageMaker manifest file") from None
     if not relative_keys:
         raise TrainingFailed(f"manifest file s3://{bucket}/{key} lists no objects")
-    for relative in relative_keys:
+    for relative in share(relative_keys):
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(prefix_bucket, prefix + relative, str(destination))
 
 
-def _write_config(job: TrainingJob) -> None:
-    """The rest of the job's /opt/ml around the downloaded channels."""
+def _write_config(job: TrainingJob, host: TrainingHost) -> None:
+    """The rest of the host's /opt/ml around the downloaded channels."""
     opt_ml.lay_out_training_job(
-        job.base_dir,
+        host.base_dir,
         job.request["HyperParameters"],
         [
             opt_ml.InputChannel(
@@ -213,6 +280,8 @@ def _write_config(job: TrainingJob) -> None:
             )
             for channel in job.request["InputDataConfig"]
         ],
+        current_host=host.name,
+        hosts=[item.name for item in job.hosts],
     )
 
 
@@ -257,48 +326,147 @@ def training_environment(base_dir: Path) -> dict[str, str]:
     return environment
 
 
-def _exit_reason(job: TrainingJob, returncode: int) -> str:
-    failure_file = job.base_dir / "output" / "failure"
-    if failure_file.exists() and failure_file.read_text().strip():
-        return failure_file.read_text().strip()
+def _exit_reason(host: TrainingHost, returncode: int) -> str:
+    if host.failure_file.exists() and host.failure_file.read_text().strip():
+        return host.failure_file.read_text().strip()
     if returncode < 0:
-        return f"train was killed by {signal.Signals(-returncode).name}; see {job.log_path}"
-    return f"train exited with code {returncode}; see {job.log_path}"
+        return f"train was killed by {signal.Signals(-returncode).name}; see {host.log_path}"
+    return f"train exited with code {returncode}; see {host.log_path}"
 
 
-def _run_train_process(job: TrainingJob, deadline: float, timeout_seconds: float, restart: bool) -> int:
-    """One run of the container's entrypoint until ``deadline`` (monotonic); a restart appends to the log."""
-    # A restarted spot job gets a new container: only the checkpoint folder carries over.
-    (job.base_dir / "output" / "failure").unlink(missing_ok=True)
-    environment = training_environment(job.base_dir)
-    command = [str(TRAIN_EXECUTABLE)]
-    if job.container is not None:
-        assert job.checkpoint_dir is not None
-        command = job.container.train_command(
-            container_name("training", job.name),
-            job.base_dir,
-            job.checkpoint_dir,
-            network=not job.request.get("EnableNetworkIsolation", False),
-            environment={"JAVA_TOOL_OPTIONS": environment["JAVA_TOOL_OPTIONS"]},
-        )
-        environment = job.container.environment
-    with job.log_path.open("ab" if restart else "wb") as log:
-        job.process = subprocess.Popen(
-            command,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops jobs itself
-        )
-        # stop() or interrupt() may have come while there was no process yet to signal
-        if job.stop_requested.is_set() or job.interruption_requested.is_set():
-            job.process.terminate()
+_reserved_ports: set[int] = set()
+_ports_lock = threading.Lock()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
-            return job.process.wait(timeout=max(deadline - time.monotonic(), 0))
-        except subprocess.TimeoutExpired:
-            raise TrainingFailed(f"MaxRuntimeInSeconds ({timeout_seconds:.0f}) exceeded") from None
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _cluster_ports(count: int) -> Iterator[int]:
+    """A free block of ``count`` ports on loopback for one job's hosts, kept from this process's other jobs until
+    the job ends; its first port."""
+    with _ports_lock:
+        for _ in range(200):
+            base = random.randrange(PORT_RANGE[0], PORT_RANGE[1] - count, 2)
+            block = set(range(base, base + count))
+            if not block & _reserved_ports and all(_bindable(port) for port in block):
+                _reserved_ports.update(block)
+                break
+        else:
+            raise TrainingFailed(
+                f"no {count} free ports on 127.0.0.1 between {PORT_RANGE[0]} and {PORT_RANGE[1]}"
+            )
+    try:
+        yield base
+    finally:
+        with _ports_lock:
+            _reserved_ports.difference_update(block)
+
+
+def _host_environments(job: TrainingJob, base_port: int | None) -> list[dict[str, str]]:
+    """Each host's environment: the job's name (which SageMaker sets) and, with several hosts, their ports and
+    the host names resolving to 127.0.0.1."""
+    shared = {"TRAINING_JOB_NAME": job.name}
+    if base_port is not None:
+        names = [host.name for host in job.hosts]
+        shared |= {CLUSTER_PORT_ENV: str(base_port)}
+        shared |= opt_ml.loopback_hosts_environment(names, job.base_dir / "network")
+    return [training_environment(host.base_dir) | shared for host in job.hosts]
+
+
+def _start_hosts(job: TrainingJob, environments: list[dict[str, str]], restart: bool) -> None:
+    for host, environment in zip(job.hosts, environments, strict=True):
+        # A restarted spot job gets new containers: only the checkpoint folder carries over.
+        host.failure_file.unlink(missing_ok=True)
+        command = [str(TRAIN_EXECUTABLE)]
+        if job.container is not None:
+            assert job.checkpoint_dir is not None
+            command = job.container.train_command(
+                container_name("training", job.name),
+                host.base_dir,
+                job.checkpoint_dir,
+                network=not job.request.get("EnableNetworkIsolation", False),
+                environment={key: environment[key] for key in ("JAVA_TOOL_OPTIONS", "TRAINING_JOB_NAME")},
+            )
+            environment = job.container.environment
+        with host.log_path.open("ab" if restart else "wb") as log:
+            host.process = subprocess.Popen(
+                command,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops jobs itself
+            )
+
+
+def _wait_for_hosts(job: TrainingJob, deadline: float, timeout_seconds: float) -> tuple[int, TrainingHost]:
+    """Until every host exited 0, or one failed: then the others are stopped (SIGTERM, as SageMaker ends the
+    instances of a job one of whose instances failed). The first failing host and its exit code, or the first
+    host and 0."""
+    while True:
+        failed = [
+            host for host in job.hosts if host.process is not None and host.process.poll() not in (None, 0)
+        ]
+        if failed:
+            job._terminate()
+            first = failed[0]
+            assert first.process is not None
+            return first.process.returncode, first
+        if not job.running():
+            return 0, job.hosts[0]
+        if time.monotonic() > deadline:
+            raise TrainingFailed(f"MaxRuntimeInSeconds ({timeout_seconds:.0f}) exceeded")
+        time.sleep(POLL_SECONDS)
+
+
+def _run_hosts(
+    job: TrainingJob, deadline: float, timeout_seconds: float, restart: bool
+) -> tuple[int, TrainingHost]:
+    """One run of every host's entrypoint until ``deadline`` (monotonic); a restart appends to the logs."""
+    with contextlib.ExitStack() as stack:
+        base_port = stack.enter_context(_cluster_ports(2 * len(job.hosts))) if len(job.hosts) > 1 else None
+        environments = _host_environments(job, base_port)
+        try:
+            _start_hosts(job, environments, restart)
+            # stop() or interrupt() may have come while there was no process yet to signal
+            if job.stop_requested.is_set() or job.interruption_requested.is_set():
+                job._terminate()
+            if len(job.hosts) == 1:
+                process = job.hosts[0].process
+                assert process is not None
+                try:
+                    return process.wait(timeout=max(deadline - time.monotonic(), 0)), job.hosts[0]
+                except subprocess.TimeoutExpired:
+                    raise TrainingFailed(f"MaxRuntimeInSeconds ({timeout_seconds:.0f}) exceeded") from None
+            return _wait_for_hosts(job, deadline, timeout_seconds)
         finally:
             job.kill()
+
+
+def _lay_out_hosts(job: TrainingJob, s3: Any, checkpoint_dir: Path) -> None:
+    """Every host's /opt/ml: the first host's is the job's folder, the others' are algo-<i>/ inside it."""
+    names = opt_ml.host_names(job.instance_count)
+    job.hosts = [
+        TrainingHost(name, job.base_dir if index == 0 else job.base_dir / name)
+        for index, name in enumerate(names)
+    ]
+    for index, host in enumerate(job.hosts):
+        host.base_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            _download_channels(s3, job, index)
+        except (ClientError, enforcement.AccessDenied) as error:
+            raise TrainingFailed(f"ClientError: Data download failed: {error}") from None
+        _write_config(job, host)
+        if job.container is None:  # a container gets the folder mounted at /opt/ml/checkpoints instead
+            # Every instance syncs the same CheckpointConfig.S3Uri; only the trainer's leader writes there.
+            (host.base_dir / "checkpoints").unlink(missing_ok=True)
+            (host.base_dir / "checkpoints").symlink_to(checkpoint_dir, target_is_directory=True)
 
 
 def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: float) -> None:
@@ -312,21 +480,14 @@ def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: fl
         job.enter("Downloading")
         # SageMaker reads the channels and writes the model as the job's execution role.
         s3 = enforcement.role_client("s3", job.request.get("RoleArn"), "sagemaker.amazonaws.com", "SageMaker")
-        try:
-            _download_channels(s3, job)
-        except (ClientError, enforcement.AccessDenied) as error:
-            raise TrainingFailed(f"ClientError: Data download failed: {error}") from None
-        _write_config(job)
         # The SageMaker checkpoint folder: kept per job name, so a restarted job finds its checkpoints.
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         job.checkpoint_dir = checkpoint_dir
-        if job.container is None:  # a container gets the folder mounted at /opt/ml/checkpoints instead
-            (job.base_dir / "checkpoints").unlink(missing_ok=True)
-            (job.base_dir / "checkpoints").symlink_to(checkpoint_dir, target_is_directory=True)
+        _lay_out_hosts(job, s3, checkpoint_dir)
         restart = False
         while True:
             job.enter("Training")
-            returncode = _run_train_process(job, deadline, timeout_seconds, restart)
+            returncode, exited = _run_hosts(job, deadline, timeout_seconds, restart)
             try:
                 _upload_checkpoints(s3, job, checkpoint_dir)
             except ClientError as error:
@@ -343,7 +504,7 @@ def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: fl
             job.enter("Restarting", f"restart {job.interruptions} after a spot interruption")
             restart = True
         if returncode != 0:
-            raise TrainingFailed(_exit_reason(job, returncode))
+            raise TrainingFailed(_exit_reason(exited, returncode))
         job.metrics = parse_metrics(
             job.log_path.read_text(errors="replace"),
             job.request["AlgorithmSpecification"].get("MetricDefinitions", []),
