@@ -8,7 +8,9 @@ Each part runs what users run, as separate processes, on loopback only, bounded 
 - a 1M-row synthetic training job (22 columns, 158 MB of CSV, 50 trees of depth 6): wall time and the peak
   resident memory of the job's processes (`train` and its H2O JVM);
 - the predictor and the trainer's start-up, by their own benchmarks (h2o-gbm-predictor/benchmark.py,
-  h2o-gbm-trainer/benchmark.py) with --json.
+  h2o-gbm-trainer/benchmark.py) with --json;
+- a 2-instance Titanic job (one H2O cluster of two `train` processes, as the local runner runs it) against a
+  1-instance one: wall time and validation AUC.
 
     .venv/bin/python scripts/bench.py [--seeds 3] [--skip million-rows ...]
 """
@@ -16,9 +18,11 @@ Each part runs what users run, as separate processes, on loopback only, bounded 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -214,6 +218,101 @@ def million_rows() -> list[tuple[str, str, str, str]]:
     ]
 
 
+# --- 2 instances against 1 ------------------------------------------------------------------------------------
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive free ports on loopback, as the local runner gives a job's hosts."""
+    for base in range(24000, 32000, count):
+        with contextlib.ExitStack() as probes:
+            try:
+                for port in range(base, base + count):
+                    probes.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise SystemExit(f"no {count} free ports on 127.0.0.1 between 24000 and 32000")
+
+
+def titanic_job(folder: Path, count: int) -> tuple[float, float, int]:
+    """One Titanic job of ``count`` instances, as the local runner runs it (a `train` per host, each with its own
+    /opt/ml, host names on loopback): wall time from the first start to the last exit, the leader's validation
+    AUC, the cluster size the leader logged."""
+    sys.path.insert(0, str(REPO_ROOT / "local-runner" / "src"))
+    from h2o_sagemaker_local.opt_ml import (
+        InputChannel,
+        host_names,
+        lay_out_training_job,
+        loopback_hosts_environment,
+    )
+    from h2o_sagemaker_local.training import CLUSTER_PORT_ENV, training_environment
+
+    static = json.loads((REPO_ROOT / "examples" / "hyperparameters.json").read_text())[
+        "staticHyperParameters"
+    ]
+    hyperparameters = static | {"ntrees": "50", "max_depth": "5", "score_tree_interval": "5"}
+    channels = [
+        InputChannel.of("training", REPO_ROOT / "examples" / "train.csv"),
+        InputChannel.of("validation", REPO_ROOT / "examples" / "validation.csv"),
+    ]
+    hosts = host_names(count)
+    shared = {"TRAINING_JOB_NAME": f"bench-{count}-instances"}
+    if count > 1:
+        shared |= {CLUSTER_PORT_ENV: str(free_port_block(2 * count))}
+        shared |= loopback_hosts_environment(hosts, folder / "network")
+    base_dirs = [
+        lay_out_training_job(folder / host, hyperparameters, channels, current_host=host, hosts=hosts)
+        for host in hosts
+    ]
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "train")],
+            env=training_environment(base_dir) | shared,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for base_dir in base_dirs
+    ]
+    outputs = [process.communicate(timeout=PART_TIMEOUT_SECONDS)[0] for process in processes]
+    seconds = time.monotonic() - started
+    for host, process, output in zip(hosts, processes, outputs, strict=True):
+        if process.returncode != 0:
+            raise SystemExit(f"{host} of the {count}-instance job failed:\n{output}")
+    metadata = json.loads((base_dirs[0] / "model" / "model-metadata.json").read_text())
+    cloud = re.search(r"H2O cloud of (\d+) nodes", outputs[0])
+    return seconds, float(metadata["metrics"]["validation"]["auc"]), int(cloud.group(1)) if cloud else 1
+
+
+def instances(rounds: int) -> list[tuple[str, str, str, str]]:
+    """A 2-instance Titanic job against a 1-instance one, alternating, medians of ``rounds``."""
+    times: dict[int, list[float]] = {1: [], 2: []}
+    aucs: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-instances-") as folder:
+        for round_index in range(rounds):
+            for count in (1, 2):
+                seconds, aucs[count], cloud = titanic_job(Path(folder) / f"{round_index}-{count}", count)
+                if count > 1 and cloud != count:
+                    raise SystemExit(f"the {count}-instance job trained in a cloud of {cloud}")
+                times[count].append(seconds)
+    one, two = (statistics.median(times[count]) for count in (1, 2))
+    return [
+        (
+            "Titanic job, 2 instances / 1 (one machine), wall",
+            f"{two:.2f} s / {one:.2f} s",
+            f"{two / one:.2f}x",
+            "",
+        ),
+        (
+            "Titanic job, validation AUC 2 instances / 1",
+            f"{aucs[2]:.6f} / {aucs[1]:.6f}",
+            f"{aucs[2] - aucs[1]:+.6f}",
+            "within 0.002",
+        ),
+    ]
+
+
 # --- the packages' own benchmarks -------------------------------------------------------------------------------
 
 
@@ -247,6 +346,7 @@ PARTS: dict[str, Callable[[argparse.Namespace], list[tuple[str, str, str, str]]]
     "predictor": lambda options: predictor_benchmark(),
     "demo": lambda options: demo_against_grid_search(options.seeds),
     "million-rows": lambda options: million_rows(),
+    "instances": lambda options: instances(options.seeds),
 }
 
 
