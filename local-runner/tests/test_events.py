@@ -20,17 +20,17 @@ TUNING_REQUEST = {
 }
 # One of each event, in a run's order, with the line the reporter prints for it (None: prints nothing).
 RUN: list[tuple[events.Event, str | None]] = [
-    (events.Deploying(Path("/p/template.yaml")), "Deploying /p/template.yaml and its nested apps into moto"),
-    (events.Deployed({"NotificationTopicArn": "arn"}), "  parameters imported into SSM, state machines"),
-    (events.ManifestUploaded("s3://b/m.json"), "Manifest uploaded s3://b/m.json"),
+    (events.Deploying(Path("/p/template.yaml")), None),  # told once deployed
     (
-        events.ExecutionStarted("arn:aws:states:r:1:execution:m:e"),
-        "Execution started arn:aws:states:r:1:execution:m:e",
+        events.Deployed({"NotificationTopicArn": "arn"}),
+        "Deployed /p/template.yaml and its nested apps into moto",
     ),
-    (events.StateEntered("run-1", "Tune"), "  run-1 → Tune"),
+    (events.ManifestUploaded("s3://b/m.json"), None),  # told with the execution it starts
+    (events.ExecutionStarted("arn:aws:states:r:1:execution:m:e"), "Execution started e by s3://b/m.json"),
+    (events.StateEntered("run-1", "Tune"), None),  # only with --verbose
     (
         events.TuningStarted("tuning-1", TUNING_REQUEST),
-        "Tuning tuning-1: Bayesian, 2 jobs, 1 in parallel, objective",
+        "Tuning tuning-1: Bayesian, 2 jobs, 1 in parallel, objective Maximize validation:auc",
     ),
     (events.TrainingStarted("tuning-1-001-ab", {"ntrees": "50"}), None),
     (
@@ -92,6 +92,11 @@ def test_the_reporter_prints_each_event(output: io.StringIO) -> None:
         else:
             assert line in printed, (event, printed)
     assert set(reporter.timings) == {"tuning"}
+
+
+def test_verbose_reporter_prints_each_state_entered(output: io.StringIO) -> None:
+    cli.Reporter(verbose=True)(events.StateEntered("run-1", "Tune"))
+    assert output.getvalue() == "  run-1 → Tune\n"
 
 
 @pytest.mark.parametrize("not_an_event", ["deploying", ("deploying", {"template": "t"}), {"template": "t"}])
