@@ -80,6 +80,11 @@ def unreadable(tmp_path: Path) -> Path:
         (["--seed", "-1"], "--seed must be from 0 to 4294967295"),
         (["--seed", str(2**32)], "--seed must be from 0 to 4294967295"),
         (["--api-faults", "1.5"], "--api-faults must be at least 0 and below 1"),
+        (
+            ["--ml-parameters", "{template}"],
+            "--ml-parameters {template}: no value for the placeholder <training-security-group>; the local run "
+            "fills only <account-id>, <region>, <s3bucket>",
+        ),
         (["--workdir", "{file}"], "--workdir {file} is a file, not a folder"),
         (["--workdir", "{full}"], "--workdir {full} is not empty: give a new or empty folder"),
     ],
@@ -95,6 +100,7 @@ def test_each_bad_option_is_one_line_exit_2_and_nothing_started(
         "bad_json": tmp_path / "bad.json",
         "file": tmp_path / "a-file",
         "full": tmp_path / "full",
+        "template": Path(__file__).resolve().parents[2] / "examples" / "template-ml-parameters.json",
     }
     places["empty"].write_text("\n")
     places["binary"].write_bytes(b"PK\x03\x04\x00\x00")

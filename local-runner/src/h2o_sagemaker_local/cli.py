@@ -34,6 +34,8 @@ from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, DeploymentFailed
 
 # Soft wrap: a long line stays one line (a terminal wraps it for display; a log keeps it whole).
 console = Console(highlight=False, soft_wrap=True)
+# The placeholders of the parameter files the local run fills, for its emulated account.
+LOCAL_PLACEHOLDERS = {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": DATA_BUCKET}
 # Input files the run reads from the project's examples/ unless given: option, file name, help.
 EXAMPLE_FILES = (
     ("--hyperparameters", "hyperparameters.json", "hyperparameters.json: ranges and static values"),
@@ -55,10 +57,9 @@ def read_json(path: Path, what: str) -> Any:
 def local_inputs(options: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """ml-parameters, hyperparameters and manifest, filled for the emulated account by the generator users run
     for AWS."""
-    values = {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": DATA_BUCKET}
     if options.ml_parameters:
         ml_parameters = parameter_files.fill_placeholders(
-            read_json(options.ml_parameters, "ml-parameters"), values
+            read_json(options.ml_parameters, "ml-parameters"), LOCAL_PLACEHOLDERS
         )
     else:
         ml_parameters = parameter_files.generate_ml_parameters(
@@ -66,7 +67,7 @@ def local_inputs(options: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
             parameter_files.Deployment(account=ACCOUNT_ID, region=REGION, bucket=DATA_BUCKET),
         )
     hyperparameters = read_json(options.hyperparameters, "hyperparameters")
-    manifest = parameter_files.fill_placeholders(read_json(options.manifest, "manifest"), values)
+    manifest = parameter_files.fill_placeholders(read_json(options.manifest, "manifest"), LOCAL_PLACEHOLDERS)
     return (
         ml_parameters_for_local_run(ml_parameters, options.max_jobs, options.max_parallel),
         hyperparameters,
@@ -382,6 +383,17 @@ def _csv_file(option: str, path: Path) -> None:
         raise OptionError(f"{option} {path} is not a CSV text file")
 
 
+def _placeholders_filled(option: str, path: Path, document: Any) -> None:
+    try:
+        parameter_files.fill_placeholders(document, LOCAL_PLACEHOLDERS)
+    except parameter_files.PlaceholderWithoutValue as error:
+        raise OptionError(
+            f"{option} {path}: {error}; the local run fills only "
+            f"{', '.join(f'<{name}>' for name in LOCAL_PLACEHOLDERS)} (examples/generate_ml_parameters.py fills "
+            "a template for an account)"
+        ) from None
+
+
 def _job_budget(document: Any, key: str) -> int | None:
     value = document.get(key) if isinstance(document, dict) else None
     try:
@@ -402,8 +414,10 @@ def check_options(options: argparse.Namespace) -> None:
     ml_parameters = _json_file(
         "--ml-parameters", options.ml_parameters or options.project.examples / "template-ml-parameters.json"
     )
+    if options.ml_parameters:
+        _placeholders_filled("--ml-parameters", options.ml_parameters, ml_parameters)
     _json_file("--hyperparameters", options.hyperparameters)
-    _json_file("--manifest", options.manifest)
+    _placeholders_filled("--manifest", options.manifest, _json_file("--manifest", options.manifest))
     _csv_file("--train", options.train)
     _csv_file("--validation", options.validation)
     for name in ("max_jobs", "max_parallel"):

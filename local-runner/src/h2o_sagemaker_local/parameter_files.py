@@ -52,6 +52,10 @@ class GeneratorOptions(Deployment):
     manifest_output: Path | None = None
 
 
+class PlaceholderWithoutValue(ValueError):
+    """A <placeholder> the values do not fill."""
+
+
 def fill_placeholders(document: Any, values: dict[str, str]) -> Any:
     """Replace every <name> in string values; a placeholder without a value is an error."""
     if isinstance(document, dict):
@@ -62,7 +66,7 @@ def fill_placeholders(document: Any, values: dict[str, str]) -> Any:
 
         def replace(match: re.Match[str]) -> str:
             if match.group(1) not in values:
-                raise KeyError(f"no value for the placeholder <{match.group(1)}>")
+                raise PlaceholderWithoutValue(f"no value for the placeholder <{match.group(1)}>")
             return values[match.group(1)]
 
         return PLACEHOLDER.sub(replace, document)
@@ -165,7 +169,7 @@ def main(argv: list[str], examples: Path) -> int:
             )
             options.manifest_output.write_text(json.dumps(manifest, indent=2) + "\n")
             print(f"wrote {options.manifest_output}")
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
