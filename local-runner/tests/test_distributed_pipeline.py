@@ -1,6 +1,6 @@
-"""A run whose training jobs have 2 instances (`trainingInstanceCount` 2), through the whole local pipeline: each
-job's two `train` processes form one H2O cluster, the leader's model is deployed, and it is the model one instance
-trains from the same hyperparameters."""
+"""A run whose training jobs have 2 instances (`trainingInstanceCount` 2), through the whole local pipeline, as
+`train` processes and in the trainer image (`--containers`): each job's two hosts form one H2O cluster, the
+leader's model is deployed, and it is the model one instance trains from the same hyperparameters."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
+from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.opt_ml import InputChannel, lay_out_training_job
 from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
 from process_watch import no_process_left, processes_using
@@ -29,17 +30,27 @@ def options() -> Any:
     return parse_arguments(["run", "--max-jobs", "2", "--max-parallel", "1"])
 
 
-@pytest.fixture(scope="module")
+def left_by(runtime: ContainerRuntime) -> list[str]:
+    """This runner's containers and networks the engine still has."""
+    containers = runtime.call("ps", "-a", "--format", "{{.Names}}").stdout.decode().split()
+    networks = runtime.call("network", "ls", "--format", "{{.Name}}").stdout.decode().split()
+    return [name for name in containers + networks if name.startswith("h2o-local-")]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["processes", "containers"])
 def distributed_run(
-    tmp_path_factory: pytest.TempPathFactory, options: Any
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, options: Any
 ) -> Iterator[tuple[LocalPipeline, RunResult]]:
     ml_parameters, hyperparameters, manifest = local_inputs(options)
     ml_parameters["trainingInstanceCount"] = INSTANCES
-    with LocalPipeline(tmp_path_factory.mktemp("distributed"), seed=3) as pipeline:
+    workdir = tmp_path_factory.mktemp("distributed")
+    with LocalPipeline(workdir, seed=3, containers=request.param) as pipeline:
         pipeline.deploy(ml_parameters, hyperparameters)
         data = {"training": options.train, "validation": options.validation}
         yield pipeline, pipeline.run(manifest, data, "manifests/distributed/manifest.json")
     assert no_process_left(pipeline.workdir), processes_using(pipeline.workdir)
+    if pipeline.sagemaker.containers is not None:
+        assert left_by(pipeline.sagemaker.containers) == []
 
 
 def test_each_job_trains_in_one_h2o_cloud_of_two_led_by_algo_1(
@@ -58,6 +69,8 @@ def test_each_job_trains_in_one_h2o_cloud_of_two_led_by_algo_1(
             == 1
         )
         assert "validation:auc=" in leader and "validation:auc=" not in member
+        # As processes the hosts resolve to loopback (nss_wrapper); as containers, to their own network's addresses.
+        assert ("algo-1 at 127.0.0.1:" in leader) == (pipeline.sagemaker.containers is None)
         assert job.describe()["ResourceConfig"]["InstanceCount"] == INSTANCES
 
 

@@ -30,7 +30,6 @@ from api_shapes import SAGEMAKER_API, assert_matches_api_shape
 from botocore.model import Shape
 from botocore.validate import validate_parameters
 from h2o_sagemaker_local import events, opt_ml, processing, sagemaker_emulator, training
-from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from moto import mock_aws
 from moto.sagemaker.exceptions import ValidationError
@@ -738,14 +737,6 @@ def test_a_crash_or_a_stop_takes_every_host_of_a_job_down(sagemaker: LocalSageMa
 def test_several_instances_are_refused_where_they_cannot_run(
     sagemaker: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sagemaker.containers = ContainerRuntime("podman")
-    with pytest.raises(
-        ValidationError, match=r"a training job of 2 instances .* as 2 `train` processes, not in containers"
-    ):
-        sagemaker.create_hyper_parameter_tuning_job(
-            instances(tuning_request("in-containers", categorical(x=["1"])), 2)
-        )
-    sagemaker.containers = None
     monkeypatch.setattr(opt_ml, "find_nss_wrapper", lambda: None)
     with pytest.raises(
         ValidationError, match=r"algo-1, algo-2 resolve to 127.0.0.1: install Debian's libnss-wrapper"

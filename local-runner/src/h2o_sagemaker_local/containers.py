@@ -1,7 +1,10 @@
 """Training jobs and endpoints in the built images (``--containers``), one container each, as SageMaker runs them.
 
 A training job's container gets its ``/opt/ml`` mounted (its checkpoint folder at ``/opt/ml/checkpoints``), no
-network when the job asks for network isolation, and runs ``train``; an endpoint's container gets the model
+network when the job asks for network isolation, and runs ``train``. A job of several instances gets a network of
+its own, on which each instance's container is reachable by its host name (``algo-1`` ...) as on SageMaker; an
+internal one (no way out) when the job asks for network isolation, which on SageMaker still lets a job's instances
+reach each other. an endpoint's container gets the model
 mounted read-only at ``/opt/ml/model`` and port 8080 published on loopback, and runs ``serve``. The engine is
 docker when its engine answers, else podman (``scripts/container-engine.sh`` picks the same way for the builds).
 The engine's client process stands for the container: its output is the container's, SIGTERM to it reaches the
@@ -57,14 +60,35 @@ class ContainerRuntime:
         )
 
     def train_command(
-        self, name: str, base_dir: Path, checkpoint_dir: Path, network: bool, environment: dict[str, str]
+        self,
+        name: str,
+        base_dir: Path,
+        checkpoint_dir: Path,
+        network: str | None,
+        environment: dict[str, str],
+        host: str | None = None,
     ) -> list[str]:
+        """``network``: the engine's default one when None, else its name ("none": no network). ``host``: the
+        container's host name, by which the others on its network reach it."""
         settings = [item for key, value in environment.items() for item in ("-e", f"{key}={value}")]
+        host_settings = ["--hostname", host, "--network-alias", host] if host else []
         return [
-            self.engine, "run", "--rm", "--name", name, *([] if network else ["--network", "none"]),
-            "-v", f"{base_dir}:/opt/ml", "-v", f"{checkpoint_dir}:/opt/ml/checkpoints",
+            self.engine, "run", "--rm", "--name", name, *(["--network", network] if network else []),
+            *host_settings, "-v", f"{base_dir}:/opt/ml", "-v", f"{checkpoint_dir}:/opt/ml/checkpoints",
             *settings, self.trainer_image, "train",
         ]  # fmt: skip
+
+    def create_network(self, name: str, internal: bool) -> None:
+        """A bridge network whose containers resolve each other's names; ``internal``: none of them gets out."""
+        self.remove_network(name)  # one left by a killed runner
+        created = self.call("network", "create", *(["--internal"] if internal else []), name)
+        if created.returncode != 0:
+            raise ContainersUnavailable(
+                f"{self.engine} network create {name} failed: {created.stderr.decode(errors='replace').strip()}"
+            )
+
+    def remove_network(self, name: str) -> None:
+        self.call("network", "rm", "-f", name)
 
     def serve_command(self, name: str, model_dir: Path, port: int, environment: dict[str, str]) -> list[str]:
         settings = [item for key, value in environment.items() for item in ("-e", f"{key}={value}")]

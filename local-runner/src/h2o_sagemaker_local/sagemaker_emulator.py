@@ -241,14 +241,10 @@ class LocalSageMaker:
 
     def _check_instance_count(self, count: int) -> None:
         """A job of several instances runs as that many `train` processes, their host names resolving to 127.0.0.1
-        through nss_wrapper; refused, saying why, where it cannot run."""
-        if count < 2:
+        through nss_wrapper (in containers, the engine's network resolves them); refused, saying why, where it
+        cannot run."""
+        if count < 2 or self.containers is not None:
             return
-        if self.containers is not None:
-            raise ValidationError(
-                f"local SageMaker runs a training job of {count} instances (ResourceConfig.InstanceCount) as {count} "
-                "`train` processes, not in containers: run it without --containers, or with trainingInstanceCount 1"
-            )
         try:
             opt_ml.require_nss_wrapper(opt_ml.host_names(count))
         except opt_ml.HostNamesUnavailable as error:

@@ -8,8 +8,9 @@ rest of the workflow finds the artifact exactly where SageMaker would put it.
 A job with ``ResourceConfig.InstanceCount`` N > 1 runs N `train` processes, hosts ``algo-1`` ... ``algo-N``, each
 with its own SAGEMAKER_BASE_DIR (``algo-1``'s is the job's folder, the others' are ``algo-<i>/`` inside it), its
 channels (all of each FullyReplicated channel; a ShardedByS3Key channel's objects dealt out among the hosts) and a
-resourceconfig.json naming it. The host names resolve to 127.0.0.1 in their processes (nss_wrapper:
-``opt_ml.loopback_hosts_environment``), and all hosts share a block of free ports (H2O_GBM_TRAINER_CLUSTER_PORT).
+resourceconfig.json naming it. As processes, the host names resolve to 127.0.0.1 (nss_wrapper:
+``opt_ml.loopback_hosts_environment``) and all hosts share a block of free ports (H2O_GBM_TRAINER_CLUSTER_PORT); in
+containers, each host is a container on the job's own network, reachable by its host name, as on SageMaker.
 As on SageMaker the job is Completed once every host exited 0, and fails with the reason of the first host that
 failed, whose exit stops the others; its model and metrics are the first host's (the trainer's leader).
 """
@@ -185,11 +186,16 @@ class TrainingJob:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(host.process.pid, signal.SIGKILL)
         if self.container:
-            self.container.remove(container_name("training", self.name))
+            for host in self.hosts:
+                self.container.remove(host_container_name(self, host))
         for base_dir in [self.base_dir, *(host.base_dir for host in self.hosts[1:])]:
             for pid in processes_with_base_dir(base_dir):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
+
+
+def host_container_name(job: TrainingJob, host: TrainingHost) -> str:
+    return container_name("training", job.name if len(job.hosts) == 1 else f"{job.name}-{host.name}")
 
 
 def processes_with_base_dir(base_dir: Path) -> list[int]:
@@ -380,7 +386,9 @@ def _host_environments(job: TrainingJob, base_port: int | None) -> list[dict[str
     return [training_environment(host.base_dir) | shared for host in job.hosts]
 
 
-def _start_hosts(job: TrainingJob, environments: list[dict[str, str]], restart: bool) -> None:
+def _start_hosts(
+    job: TrainingJob, environments: list[dict[str, str]], restart: bool, network: str | None
+) -> None:
     for host, environment in zip(job.hosts, environments, strict=True):
         # A restarted spot job gets new containers: only the checkpoint folder carries over.
         host.failure_file.unlink(missing_ok=True)
@@ -388,11 +396,12 @@ def _start_hosts(job: TrainingJob, environments: list[dict[str, str]], restart: 
         if job.container is not None:
             assert job.checkpoint_dir is not None
             command = job.container.train_command(
-                container_name("training", job.name),
+                host_container_name(job, host),
                 host.base_dir,
                 job.checkpoint_dir,
-                network=not job.request.get("EnableNetworkIsolation", False),
+                network=network,
                 environment={key: environment[key] for key in ("JAVA_TOOL_OPTIONS", "TRAINING_JOB_NAME")},
+                host=host.name if len(job.hosts) > 1 else None,
             )
             environment = job.container.environment
         with host.log_path.open("ab" if restart else "wb") as log:
@@ -425,15 +434,36 @@ def _wait_for_hosts(job: TrainingJob, deadline: float, timeout_seconds: float) -
         time.sleep(POLL_SECONDS)
 
 
+@contextlib.contextmanager
+def _container_network(job: TrainingJob) -> Iterator[str | None]:
+    """The network the job's containers join: none with network isolation, the engine's default for one instance,
+    one of the job's own for several (internal with network isolation), removed when the job ends."""
+    assert job.container is not None
+    isolated = bool(job.request.get("EnableNetworkIsolation", False))
+    if len(job.hosts) == 1:
+        yield "none" if isolated else None
+        return
+    name = container_name("network", job.name)
+    job.container.create_network(name, internal=isolated)
+    try:
+        yield name
+    finally:  # after _run_hosts killed the containers: a network in use cannot be removed
+        job.container.remove_network(name)
+
+
 def _run_hosts(
     job: TrainingJob, deadline: float, timeout_seconds: float, restart: bool
 ) -> tuple[int, TrainingHost]:
     """One run of every host's entrypoint until ``deadline`` (monotonic); a restart appends to the logs."""
     with contextlib.ExitStack() as stack:
-        base_port = stack.enter_context(_cluster_ports(2 * len(job.hosts))) if len(job.hosts) > 1 else None
+        base_port = network = None
+        if len(job.hosts) > 1 and job.container is None:
+            base_port = stack.enter_context(_cluster_ports(2 * len(job.hosts)))
         environments = _host_environments(job, base_port)
+        if job.container is not None:
+            network = stack.enter_context(_container_network(job))
         try:
-            _start_hosts(job, environments, restart)
+            _start_hosts(job, environments, restart, network)
             # stop() or interrupt() may have come while there was no process yet to signal
             if job.stop_requested.is_set() or job.interruption_requested.is_set():
                 job._terminate()
