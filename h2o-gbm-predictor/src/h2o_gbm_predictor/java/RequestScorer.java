@@ -590,17 +590,9 @@ public final class RequestScorer {
         if (position < limit && body[position] == ']') {
             throw GIVE_UP; // no rows to score
         }
-        while (true) {
+        do {
             record();
-            skipWhitespace();
-            if (position < limit && body[position] == ',') {
-                position++;
-                skipWhitespace();
-            } else {
-                expect((byte) ']');
-                return;
-            }
-        }
+        } while (anotherElement((byte) ']'));
     }
 
     /** One record, an object or a list of values in input column order, scored. */
@@ -615,26 +607,13 @@ public final class RequestScorer {
             if (position < limit && body[position] == '}') {
                 position++;
             } else {
-                while (true) {
+                do {
                     int column = key();
                     skipWhitespace();
                     expect((byte) ':');
                     skipWhitespace();
-                    int feature = knownFeature[column];
-                    if (feature >= 0) {
-                        cell(feature); // a repeated key: the last one wins, as in orjson's dict
-                    } else {
-                        skipValue(0);
-                    }
-                    skipWhitespace();
-                    if (position < limit && body[position] == ',') {
-                        position++;
-                        skipWhitespace();
-                    } else {
-                        expect((byte) '}');
-                        break;
-                    }
-                }
+                    valueFor(knownFeature[column]); // a repeated key: the last one wins, as in orjson's dict
+                } while (anotherElement((byte) '}'));
             }
         } else if (body[position] == '[') {
             position++;
@@ -643,25 +622,12 @@ public final class RequestScorer {
             if (position < limit && body[position] == ']') {
                 throw GIVE_UP; // no values: the wrong count
             }
-            while (true) {
+            do {
                 if (column >= inputColumnCount) {
                     throw GIVE_UP;
                 }
-                int feature = inputColumnFeature[column++];
-                if (feature >= 0) {
-                    cell(feature);
-                } else {
-                    skipValue(0);
-                }
-                skipWhitespace();
-                if (position < limit && body[position] == ',') {
-                    position++;
-                    skipWhitespace();
-                } else {
-                    expect((byte) ']');
-                    break;
-                }
-            }
+                valueFor(inputColumnFeature[column++]);
+            } while (anotherElement((byte) ']'));
             if (column != inputColumnCount) {
                 throw GIVE_UP;
             }
@@ -748,6 +714,27 @@ public final class RequestScorer {
         }
     }
 
+    /** The value at the cursor into its feature's cell, or skipped (checked) when no feature takes it. */
+    private void valueFor(int feature) {
+        if (feature >= 0) {
+            cell(feature);
+        } else {
+            skipValue(0);
+        }
+    }
+
+    /** After an array's or object's element: past its comma (true: another follows) or past {@code close}. */
+    private boolean anotherElement(byte close) {
+        skipWhitespace();
+        if (position < limit && body[position] == ',') {
+            position++;
+            skipWhitespace();
+            return true;
+        }
+        expect(close);
+        return false;
+    }
+
     /** Skips any JSON value, checking it as orjson would (what it refuses, or might, gives up). */
     private void skipValue(int depth) {
         if (position >= limit || depth > MAX_JSON_DEPTH) {
@@ -767,7 +754,7 @@ public final class RequestScorer {
                     position++;
                     return;
                 }
-                while (true) {
+                do {
                     if (c == '{') {
                         if (position >= limit || body[position] != '"') {
                             throw GIVE_UP;
@@ -778,15 +765,7 @@ public final class RequestScorer {
                         skipWhitespace();
                     }
                     skipValue(depth + 1);
-                    skipWhitespace();
-                    if (position < limit && body[position] == ',') {
-                        position++;
-                        skipWhitespace();
-                    } else {
-                        expect(close);
-                        return;
-                    }
-                }
+                } while (anotherElement(close));
             }
             default -> {
                 int start = position;
