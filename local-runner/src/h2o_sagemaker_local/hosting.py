@@ -500,6 +500,9 @@ class LocalEndpoint:
         pending = self.pending
         assert pending is not None
         *partial_steps, last_step = plan.steps
+        part = "canary" if plan.traffic_routing == "CANARY" else "partial"
+        bakes = [(step, part, step.wait_seconds, "WaitIntervalInSeconds") for step in partial_steps]
+        bakes.append((last_step, "full", plan.termination_wait_seconds, "TerminationWaitInSeconds"))
         deadline = (
             None
             if plan.maximum_execution_seconds is None
@@ -507,29 +510,17 @@ class LocalEndpoint:
         )
         # An alarm already in ALARM, or a deadline passed while green started, rolls back before any shift.
         rollback = self._bake(0, plan, deadline)
-        for step in partial_steps:
+        for step, capacity_part, wait_seconds, wait_setting in bakes:
             if rollback:
                 break
-            part = "canary" if plan.traffic_routing == "CANARY" else "partial"
-            capacity = f"{part} capacity of {step.green_instances} instance(s)"
+            capacity = f"{capacity_part} capacity of {step.green_instances} instance(s)"
             self._shift(blue, green, step, f"Activating traffic on {capacity}.")
             pending.advance(
                 "Baking",
-                f"Baking for {step.wait_seconds} seconds (WaitIntervalInSeconds) with traffic enabled on "
-                f"{capacity}.",
+                f"Baking for {wait_seconds} seconds ({wait_setting}) with traffic enabled on {capacity}.",
                 step.green_instances,
             )
-            rollback = self._bake(step.wait_seconds, plan, deadline)
-        if not rollback:
-            capacity = f"full capacity of {last_step.green_instances} instance(s)"
-            self._shift(blue, green, last_step, f"Activating traffic on {capacity}.")
-            pending.advance(
-                "Baking",
-                f"Baking for {plan.termination_wait_seconds} seconds (TerminationWaitInSeconds) with traffic "
-                f"enabled on {capacity}.",
-                last_step.green_instances,
-            )
-            rollback = self._bake(plan.termination_wait_seconds, plan, deadline)
+            rollback = self._bake(wait_seconds, plan, deadline)
         if rollback:
             self._roll_back(blue, green, rollback)
             return
