@@ -734,6 +734,17 @@ def test_a_crash_or_a_stop_takes_every_host_of_a_job_down(sagemaker: LocalSageMa
     assert no_process_left(job.base_dir), processes_using(job.base_dir)
 
 
+def test_gzip_compression_in_file_mode_is_refused(sagemaker: LocalSageMaker) -> None:
+    request = tuning_request("gzip-file-mode", categorical(x=["1"]))
+    request["TrainingJobDefinition"]["InputDataConfig"][1]["CompressionType"] = "Gzip"
+    with pytest.raises(
+        ValidationError,
+        match=r"channel validation: CompressionType Gzip is used only in Pipe input mode; in File mode leave it",
+    ):
+        sagemaker.create_hyper_parameter_tuning_job(request)
+    assert "gzip-file-mode" not in sagemaker.tuning_jobs
+
+
 def test_several_instances_are_refused_where_they_cannot_run(
     sagemaker: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -533,7 +533,8 @@ class S3DataSource(PascalCaseModel):
     attribute_names: list[str] = Field(default_factory=list)
 
 
-# What the trainer reads (h2o-gbm-trainer/README.md): CSV, gzip-compressed or not, and Parquet.
+# What the trainer reads (h2o-gbm-trainer/README.md): CSV, gzip-compressed or not (told by its first bytes), and
+# Parquet.
 CHANNEL_CONTENT_TYPES = ("text/csv", "application/x-parquet")
 
 
@@ -550,14 +551,18 @@ class Channel(CamelCaseModel):
             raise ValueError(f"the trainer reads {' or '.join(CHANNEL_CONTENT_TYPES)}, not {value!r}")
         return value
 
-    @model_validator(mode="after")
-    def _no_gzip_around_parquet(self) -> Channel:
-        if self.compression_type == "Gzip" and self.content_type == "application/x-parquet":
+    @field_validator("compression_type")
+    @classmethod
+    def _file_mode_compression(cls, value: str | None) -> str | None:
+        # SageMaker's Channel reference: "CompressionType is used only in Pipe input mode. In File mode, leave
+        # this field unset or set it to None." The tuner trains in File mode.
+        if value == "Gzip":
             raise ValueError(
-                "compressionType Gzip does not go with contentType application/x-parquet (Parquet compresses its "
-                "pages itself): give the files as they are, with compressionType None or left out"
+                "Gzip is for Pipe input mode only (SageMaker's Channel reference), and the training jobs read "
+                "their channels in File mode, where gzip-compressed CSV files are read as gzip from their first "
+                "bytes: leave compressionType out, or None"
             )
-        return self
+        return value
 
 
 class Manifest(CamelCaseModel):

@@ -225,6 +225,7 @@ class LocalSageMaker:
                 "rather than an algorithm resource when running locally"
             )
         _check_role_can_be_assumed(definition.get("RoleArn"))
+        _check_file_mode_compression(definition)
         self._check_instance_count(int(definition["ResourceConfig"].get("InstanceCount", 1)))
         limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
         try:
@@ -753,6 +754,19 @@ def _check_rollback_alarms_readable(alarm_names: Sequence[str], model: dict[str,
             f"The execution role {role_arn} of model {model['ModelName']} cannot describe the alarms of "
             f"AutoRollbackConfiguration: {error}"
         ) from None
+
+
+def _check_file_mode_compression(definition: dict[str, Any]) -> None:
+    """SageMaker's Channel reference: "CompressionType is used only in Pipe input mode. In File mode, leave this field
+    unset or set it to None." What SageMaker does with Gzip in File mode is not documented: refused here."""
+    training_mode = definition["AlgorithmSpecification"].get("TrainingInputMode", "File")
+    for channel in definition["InputDataConfig"]:
+        mode = channel.get("InputMode", training_mode)
+        if channel.get("CompressionType", "None") != "None" and mode != "Pipe":
+            raise ValidationError(
+                f"channel {channel['ChannelName']}: CompressionType {channel['CompressionType']} is used only in "
+                f"Pipe input mode; in {mode} mode leave it unset or None"
+            )
 
 
 def _check_role_can_be_assumed(role_arn: str | None) -> None:
