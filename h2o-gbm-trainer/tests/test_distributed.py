@@ -4,8 +4,11 @@ never forms or loses a member."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -347,6 +350,22 @@ def test_the_leader_stops_waiting_on_h2o_when_a_member_is_lost(fake_nodes, monke
 # --- real `train` processes -----------------------------------------------------------------------------------
 
 
+def _free_port_block(count: int) -> int:
+    """The first of ``count`` ports on loopback that are all free now (a node whose port is taken cannot be where
+    the flatfile says), away from Linux's ephemeral ports."""
+    generator = random.Random()
+    for _ in range(100):
+        base = generator.randrange(20000, 30000, count)
+        with contextlib.ExitStack() as probes:
+            try:
+                for port in range(base, base + count):
+                    probes.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise AssertionError(f"no {count} free ports on 127.0.0.1 between 20000 and 30000")
+
+
 @pytest.fixture
 def two_host_job(jobs, tmp_path: Path) -> Iterator[tuple[list[Path], list[dict[str, str]]]]:
     """Two hosts' folders of one Titanic job, long enough to be caught training, and each host's environment: the
@@ -369,9 +388,7 @@ def two_host_job(jobs, tmp_path: Path) -> Iterator[tuple[list[Path], list[dict[s
         )
         for host in hosts
     ]
-    with socket.socket() as probe:  # a free block of ports, far from the other tests' JVMs
-        probe.bind(("127.0.0.1", 0))
-        base_port = 20000 + probe.getsockname()[1] % 10000 // 4 * 4
+    base_port = _free_port_block(4)
     shared = opt_ml.loopback_hosts_environment(hosts, tmp_path / "network") | {
         "TRAINING_JOB_NAME": f"distributed-test-{os.getpid()}",
         "H2O_GBM_TRAINER_CLUSTER_PORT": str(base_port),
@@ -447,3 +464,61 @@ def test_a_member_lost_during_training_fails_the_leader_naming_it(two_host_job) 
     assert failure.startswith("the H2O cluster lost algo-2 (127.0.0.1:"), failure
     assert time.monotonic() - lost_at < distributed.LOSS_SECONDS + 10
     assert no_process_left(leader_dir.parent)
+
+
+@pytest.mark.h2o
+def test_an_interrupted_job_checkpoints_on_the_leaders_disk_and_resumes_from_it(jobs, two_host_job) -> None:
+    """A spot interruption of a 2-instance job: each instance has its own checkpoint folder, as on SageMaker (which
+    syncs every instance's folder with the job's checkpoint URI). H2O writes the checkpoint through the leader's
+    own node, so it is on the leader's disk; the restarted job, every instance given those files, resumes."""
+    base_dirs, environments = two_host_job
+    leader_dir, member_dir = base_dirs
+    ntrees = 120
+    hyperparameters = jobs.original_hyperparameters() | {
+        "ntrees": str(ntrees),
+        "stopping_rounds": "0",  # every tree built: the count shows the resumed job finished the model
+        "checkpoint_interval_seconds": "1",  # the first checkpoint at 10 trees, then about every second
+    }
+    for base_dir in base_dirs:
+        (base_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        (base_dir / "checkpoints").mkdir()
+
+    def run_both(until_checkpoint: bool) -> list[int]:
+        processes = [
+            _start_logging(base_dir, env) for base_dir, env in zip(base_dirs, environments, strict=True)
+        ]
+        try:
+            if until_checkpoint:
+                deadline = time.monotonic() + 60
+                while not (leader_dir / "checkpoints" / "checkpoint.json").exists():
+                    assert time.monotonic() < deadline, (leader_dir / "training.log").read_text()[-3000:]
+                    time.sleep(0.05)
+                for process in processes:  # SageMaker stops every instance of an interrupted job
+                    process.send_signal(signal.SIGTERM)
+            return [process.wait(timeout=120) for process in processes]
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    leader_code, _ = run_both(until_checkpoint=True)
+
+    assert leader_code == 1
+    assert "stopped by SIGTERM" in (leader_dir / "output" / "failure").read_text()
+    assert list((member_dir / "checkpoints").iterdir()) == [], "H2O wrote the checkpoint on the member's disk"
+    assert json.loads((leader_dir / "checkpoints" / "checkpoint.json").read_text())["finished"] is False
+
+    # The restart: the checkpoint URI's files on every instance, fresh output folders.
+    shutil.copytree(leader_dir / "checkpoints", member_dir / "checkpoints", dirs_exist_ok=True)
+    for base_dir in base_dirs:
+        (base_dir / "output" / "failure").unlink(missing_ok=True)
+    assert run_both(until_checkpoint=False) == [0, 0], (leader_dir / "training.log").read_text()[-3000:]
+
+    log = (leader_dir / "training.log").read_text()
+    assert "H2O cloud of 2 nodes" in log
+    resumed = int(log.split("resumed from checkpoint: ")[1].split()[0])
+    assert 10 <= resumed < ntrees
+    assert f": {ntrees} trees" in log  # "training finished in ... s: 150 trees"
+    assert (leader_dir / "model" / "model-metadata.json").is_file()
+    assert not (member_dir / "model" / "model-metadata.json").exists()
