@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
+from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
 from process_watch import no_process_left, processes_using
@@ -141,6 +143,18 @@ def test_the_endpoint_scores_the_validation_set_to_the_best_jobs_validation_auc(
     )
     [prediction] = json.loads(response["Body"].read())["predictions"]
     assert prediction["label"] == "1"
+
+
+def test_every_variable_a_function_call_sets_stays_set_between_calls(
+    pipeline: LocalPipeline, first_run: RunResult
+) -> None:
+    """Other threads copy os.environ (botocore, for each credential resolution) while functions run: a variable a
+    call removed afterwards could vanish mid-copy (KeyError 'AWS_SESSION_TOKEN' failed a run's notification)."""
+    assert first_run.status == "SUCCEEDED"
+    names = {name for function in pipeline.registry.functions.values() for name in function.environment}
+    names |= set(enforcement.ROLE_CREDENTIAL_VARIABLES)
+    assert sorted(name for name in names if name not in os.environ) == []
+    assert os.environ["AWS_SESSION_TOKEN"] == "", "the runner's own clients sign without a session token"
 
 
 def test_the_endpoint_is_registered_for_auto_scaling(first_run: RunResult) -> None:

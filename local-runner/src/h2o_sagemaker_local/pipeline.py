@@ -152,10 +152,14 @@ class LocalPipeline:
 
     def _keep_function_variables_set(self) -> None:
         """Functions run in this process and switch os.environ for each call. A variable removed after a call can
-        vanish under another thread copying os.environ (botocore in the interpreter failed a run with KeyError
-        'AWS_REGION'); with every function variable set for the pipeline's life, a call only swaps values."""
-        for function in self.registry.functions.values():
-            for key, value in function.environment.items():
+        vanish under another thread copying os.environ (botocore copies it for every credential resolution: runs
+        failed with KeyError 'AWS_REGION', then 'AWS_SESSION_TOKEN'); with every function variable and the role's
+        credentials set for the pipeline's life, a call only swaps values. A credential absent before is set empty,
+        which botocore reads as unset."""
+        variables = [function.environment for function in self.registry.functions.values()]
+        variables.append(dict.fromkeys(enforcement.ROLE_CREDENTIAL_VARIABLES, ""))
+        for environment in variables:
+            for key, value in environment.items():
                 if key not in os.environ:
                     os.environ[key] = value
                     self._seeded_variables.append(key)

@@ -401,6 +401,9 @@ def acting_as(role_arn: str | None, assumed_by: str, session_name: str) -> Itera
         _calling_thread.session = previous
 
 
+ROLE_CREDENTIAL_VARIABLES: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
 def role_environment(role_arn: str | None, assumed_by: str, session_name: str) -> dict[str, str]:
     """The role's session as environment variables, as the Lambda runtime sets them (none if not enforced):
     code that makes its own ``boto3.Session()`` (Powertools' parameter providers) reads them."""
@@ -408,11 +411,8 @@ def role_environment(role_arn: str | None, assumed_by: str, session_name: str) -
     if control is None or role_arn is None:
         return {}
     credentials = control.assume(role_arn, assumed_by, session_name)
-    return {
-        "AWS_ACCESS_KEY_ID": credentials.access_key,
-        "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
-        "AWS_SESSION_TOKEN": credentials.session_token,
-    }
+    values = (credentials.access_key, credentials.secret_key, credentials.session_token)
+    return dict(zip(ROLE_CREDENTIAL_VARIABLES, values, strict=True))
 
 
 def role_client(service: str, role_arn: str | None, assumed_by: str, session_name: str, **config: Any) -> Any:
