@@ -18,11 +18,9 @@ Each part runs what users run, as separate processes, on loopback only, bounded 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -221,19 +219,6 @@ def million_rows() -> list[tuple[str, str, str, str]]:
 # --- 2 instances against 1 ------------------------------------------------------------------------------------
 
 
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive free ports on loopback, as the local runner gives a job's hosts."""
-    for base in range(24000, 32000, count):
-        with contextlib.ExitStack() as probes:
-            try:
-                for port in range(base, base + count):
-                    probes.enter_context(socket.socket()).bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-    raise SystemExit(f"no {count} free ports on 127.0.0.1 between 24000 and 32000")
-
-
 def titanic_job(folder: Path, count: int) -> tuple[float, float, int]:
     """One Titanic job of ``count`` instances, as the local runner runs it (a `train` per host, each with its own
     /opt/ml, host names on loopback): wall time from the first start to the last exit, the leader's validation
@@ -241,6 +226,7 @@ def titanic_job(folder: Path, count: int) -> tuple[float, float, int]:
     sys.path.insert(0, str(REPO_ROOT / "local-runner" / "src"))
     from h2o_sagemaker_local.opt_ml import (
         InputChannel,
+        free_port_block,
         host_names,
         lay_out_training_job,
         loopback_hosts_environment,

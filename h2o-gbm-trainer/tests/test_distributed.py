@@ -4,10 +4,8 @@ never forms or loses a member."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -350,22 +348,6 @@ def test_the_leader_stops_waiting_on_h2o_when_a_member_is_lost(fake_nodes, monke
 # --- real `train` processes -----------------------------------------------------------------------------------
 
 
-def _free_port_block(count: int) -> int:
-    """The first of ``count`` ports on loopback that are all free now (a node whose port is taken cannot be where
-    the flatfile says), away from Linux's ephemeral ports."""
-    generator = random.Random()
-    for _ in range(100):
-        base = generator.randrange(20000, 30000, count)
-        with contextlib.ExitStack() as probes:
-            try:
-                for port in range(base, base + count):
-                    probes.enter_context(socket.socket()).bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-    raise AssertionError(f"no {count} free ports on 127.0.0.1 between 20000 and 30000")
-
-
 @pytest.fixture
 def two_host_job(jobs, tmp_path: Path) -> Iterator[tuple[list[Path], list[dict[str, str]]]]:
     """Two hosts' folders of one Titanic job, long enough to be caught training, and each host's environment: the
@@ -388,7 +370,7 @@ def two_host_job(jobs, tmp_path: Path) -> Iterator[tuple[list[Path], list[dict[s
         )
         for host in hosts
     ]
-    base_port = _free_port_block(4)
+    base_port = opt_ml.free_port_block(4)
     shared = opt_ml.loopback_hosts_environment(hosts, tmp_path / "network") | {
         "TRAINING_JOB_NAME": f"distributed-test-{os.getpid()}",
         "H2O_GBM_TRAINER_CLUSTER_PORT": str(base_port),

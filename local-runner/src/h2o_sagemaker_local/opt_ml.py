@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import random
+import socket
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +78,37 @@ def loopback_hosts_environment(hosts: Sequence[str], folder: Path) -> dict[str, 
     hosts_file.write_text("".join(f"127.0.0.1 {host}\n" for host in hosts), encoding="utf-8")
     preload = " ".join(item for item in (os.environ.get("LD_PRELOAD", ""), str(library)) if item)
     return {"LD_PRELOAD": preload, "NSS_WRAPPER_HOSTS": str(hosts_file)}
+
+
+LOOPBACK_PORTS = (20000, 32000)
+"""Where the hosts of a job get their ports: below Linux's ephemeral ports (32768-60999), which outgoing connections
+take."""
+
+
+class NoFreePorts(RuntimeError):
+    pass
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(count: int, avoid: Collection[int] = ()) -> int:
+    """The first of ``count`` consecutive ports on 127.0.0.1, in ``LOOPBACK_PORTS``, all free now and none in
+    ``avoid``: a job's hosts each take two (H2O's REST port and the next), and a node whose port is taken cannot be
+    where the others expect it."""
+    low, high = LOOPBACK_PORTS
+    for _ in range(200):
+        base = random.randrange(low, high - count, 2)
+        block = range(base, base + count)
+        if not any(port in avoid for port in block) and all(_bindable(port) for port in block):
+            return base
+    raise NoFreePorts(f"no {count} free ports on 127.0.0.1 between {low} and {high}")
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,8 @@ import functools
 import io
 import json
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -45,7 +43,6 @@ from h2o_sagemaker_local.iam import enforcement
 
 TRAIN_EXECUTABLE = Path(sys.executable).with_name("train")
 CLUSTER_PORT_ENV = "H2O_GBM_TRAINER_CLUSTER_PORT"  # the trainer's: host i of a job serves H2O on base + 2 * i
-PORT_RANGE = (20000, 32000)  # below Linux's ephemeral ports (32768-60999), which outgoing connections take
 POLL_SECONDS = 0.05
 
 
@@ -344,30 +341,17 @@ _reserved_ports: set[int] = set()
 _ports_lock = threading.Lock()
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @contextlib.contextmanager
 def _cluster_ports(count: int) -> Iterator[int]:
     """A free block of ``count`` ports on loopback for one job's hosts, kept from this process's other jobs until
     the job ends; its first port."""
     with _ports_lock:
-        for _ in range(200):
-            base = random.randrange(PORT_RANGE[0], PORT_RANGE[1] - count, 2)
-            block = set(range(base, base + count))
-            if not block & _reserved_ports and all(_bindable(port) for port in block):
-                _reserved_ports.update(block)
-                break
-        else:
-            raise TrainingFailed(
-                f"no {count} free ports on 127.0.0.1 between {PORT_RANGE[0]} and {PORT_RANGE[1]}"
-            )
+        try:
+            base = opt_ml.free_port_block(count, avoid=_reserved_ports)
+        except opt_ml.NoFreePorts as error:
+            raise TrainingFailed(str(error)) from None
+        block = set(range(base, base + count))
+        _reserved_ports.update(block)
     try:
         yield base
     finally:
