@@ -71,6 +71,10 @@ def test_each_job_trains_in_one_h2o_cloud_of_two_led_by_algo_1(
         assert "validation:auc=" in leader and "validation:auc=" not in member
         # As processes the hosts resolve to loopback (nss_wrapper); as containers, to their own network's addresses.
         assert ("algo-1 at 127.0.0.1:" in leader) == (pipeline.sagemaker.containers is None)
+        interface = "lo" if pipeline.sagemaker.containers is None else "eth0"
+        for host in job.hosts:
+            config = json.loads((host.base_dir / "input/config/resourceconfig.json").read_text())
+            assert config["network_interface_name"] == interface, host.name
         assert job.describe()["ResourceConfig"]["InstanceCount"] == INSTANCES
 
 

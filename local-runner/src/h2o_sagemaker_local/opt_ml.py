@@ -41,9 +41,16 @@ def host_names(instance_count: int) -> list[str]:
     return [f"algo-{index}" for index in range(1, instance_count + 1)]
 
 
-def resource_config(current_host: str = "algo-1", hosts: Sequence[str] = ("algo-1",)) -> dict[str, object]:
-    """resourceconfig.json of one host of the job (the local network interface is the loopback)."""
-    return {"current_host": current_host, "hosts": list(hosts), "network_interface_name": "lo"}
+def resource_config(
+    current_host: str = "algo-1", hosts: Sequence[str] = ("algo-1",), network_interface_name: str = "lo"
+) -> dict[str, object]:
+    """resourceconfig.json of one host of the job: a process's interface is the loopback, a container's eth0 (the
+    name SageMaker gives)."""
+    return {
+        "current_host": current_host,
+        "hosts": list(hosts),
+        "network_interface_name": network_interface_name,
+    }
 
 
 def find_nss_wrapper() -> Path | None:
@@ -141,6 +148,7 @@ def lay_out_training_job(
     checkpoints: bool = False,
     current_host: str = "algo-1",
     hosts: Sequence[str] = ("algo-1",),
+    network_interface_name: str = "lo",
 ) -> Path:
     """``base_dir`` as SageMaker lays out /opt/ml for a training job (for ``current_host`` of ``hosts``); folders
     already there are kept."""
@@ -151,7 +159,9 @@ def lay_out_training_job(
     (config / "inputdataconfig.json").write_text(
         json.dumps({channel.name: channel.data_config() for channel in channels})
     )
-    (config / "resourceconfig.json").write_text(json.dumps(resource_config(current_host, hosts)))
+    (config / "resourceconfig.json").write_text(
+        json.dumps(resource_config(current_host, hosts, network_interface_name))
+    )
     for channel in channels:
         folder = base_dir / "input" / "data" / channel.name
         folder.mkdir(parents=True, exist_ok=True)

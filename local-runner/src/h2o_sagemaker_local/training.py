@@ -285,6 +285,7 @@ def _write_config(job: TrainingJob, host: TrainingHost) -> None:
         ],
         current_host=host.name,
         hosts=[item.name for item in job.hosts],
+        network_interface_name="lo" if job.container is None else "eth0",
     )
 
 
