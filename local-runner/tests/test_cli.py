@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 from h2o_sagemaker_local.cli import area_under_roc, local_inputs, main, parse_arguments, tuned_names
-from h2o_sagemaker_local.pipeline import DATA_BUCKET, PipelineError, ml_parameters_for_local_run
+from h2o_sagemaker_local.account import DATA_BUCKET
+from h2o_sagemaker_local.errors import PipelineError
+from h2o_sagemaker_local.pipeline import ml_parameters_for_local_run
+from h2o_sagemaker_local.report import REPORT_FILE
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -117,6 +120,27 @@ def test_each_bad_option_is_one_line_exit_2_and_nothing_started(
     [line] = err.splitlines()
     assert line.startswith(f"h2o-sagemaker-local: error: {message.format(**places)}")
     assert not (tmp_path / "work").exists(), "a work folder was made"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["run", "--help"], ["report", "--help"], ["run", "--max-jobs", "0"]]
+)
+def test_help_and_option_errors_answer_without_importing_the_run(argv: list[str]) -> None:
+    # moto, the stack deployer and matplotlib take about 1.8 s to import; a typo should not wait for them.
+    probe = (
+        "import sys\n"
+        "from h2o_sagemaker_local.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'moto', 'matplotlib', 'cfnlint', 'boto3'}))\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+
+    assert finished.stdout.splitlines()[-1] == "[]"
+    if argv == ["--help"]:
+        assert REPORT_FILE in finished.stdout  # the help names the report's file as report.py writes it
 
 
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:

@@ -11,27 +11,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from h2o_sagemaker_local import events, parameter_files
+from h2o_sagemaker_local.account import ACCOUNT_ID, DATA_BUCKET, REGION
 from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
+from h2o_sagemaker_local.errors import DeploymentFailed, PipelineError, RunInterrupted
 from h2o_sagemaker_local.outcome import describe_failure
-from h2o_sagemaker_local.pipeline import (
-    DATA_BUCKET,
-    LocalPipeline,
-    PipelineError,
-    RunInterrupted,
-    RunResult,
-    ml_parameters_for_local_run,
-)
 from h2o_sagemaker_local.project import ProjectNotFound, find_project
-from h2o_sagemaker_local.report import REPORT_FILE, TIMINGS_FILE, ReportError, save_scoring, write_report
-from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, DeploymentFailed
 
+if TYPE_CHECKING:
+    from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
+
+# The run's own modules (moto, the stack deployer, matplotlib: about 1.8 s) are imported when a run or report starts,
+# so that --help and option errors answer at once.
 # Soft wrap: a long line stays one line (a terminal wraps it for display; a log keeps it whole).
 console = Console(highlight=False, soft_wrap=True)
 # The placeholders of the parameter files the local run fills, for its emulated account.
@@ -66,6 +63,8 @@ def local_inputs(options: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
             read_json(options.project.examples / "template-ml-parameters.json", "ml-parameters"),
             parameter_files.Deployment(account=ACCOUNT_ID, region=REGION, bucket=DATA_BUCKET),
         )
+    from h2o_sagemaker_local.pipeline import ml_parameters_for_local_run
+
     hyperparameters = read_json(options.hyperparameters, "hyperparameters")
     manifest = parameter_files.fill_placeholders(read_json(options.manifest, "manifest"), LOCAL_PLACEHOLDERS)
     return (
@@ -256,6 +255,8 @@ def summarize(
     started = time.monotonic()
     predictions, endpoint_auc = score_validation(endpoint.proxy.url, options.validation, metadata)
     reporter.timings["scoring"] = time.monotonic() - started
+    from h2o_sagemaker_local.report import save_scoring
+
     save_scoring(workdir, options.validation, predictions)
 
     table = Table(title="Local run", show_header=False)
@@ -311,7 +312,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     run.add_argument(
         "--no-report",
         action="store_true",
-        help=f"do not write the run report ({REPORT_FILE} in the work folder)",
+        help="do not write the run report (report.html in the work folder)",
     )
     run.add_argument(
         "--workdir", type=Path, help="where jobs, models and logs go (default: a new temporary folder)"
@@ -331,7 +332,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="run training jobs and endpoints in the built images (make images), as SageMaker does; slower",
     )
     report = commands.add_parser(
-        "report", help=f"write the run report ({REPORT_FILE}) of a run's work folder again, after the run"
+        "report", help="write the run report (report.html) of a run's work folder again, after the run"
     )
     report.add_argument(
         "workdir", type=Path, help="the work folder of a run (with its execution-history.json)"
@@ -450,6 +451,9 @@ def check_options(options: argparse.Namespace) -> None:
 
 
 def run(options: argparse.Namespace) -> int:
+    from h2o_sagemaker_local.pipeline import LocalPipeline
+    from h2o_sagemaker_local.report import TIMINGS_FILE, write_report
+
     started = time.monotonic()
     ml_parameters, hyperparameters, manifest = local_inputs(options)  # bad files: no work folder made
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="h2o-sagemaker-local-"))
@@ -510,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     console.file = sys.stdout
     options = parse_arguments(sys.argv[1:] if argv is None else argv)
     if options.command == "report":
+        from h2o_sagemaker_local.report import ReportError, write_report
+
         try:
             console.print(f"report: {write_report(options.workdir)}", soft_wrap=True)
         except ReportError as error:

@@ -26,30 +26,23 @@ import boto3
 from moto import mock_aws
 
 from h2o_sagemaker_local import api_faults, events, moto_patches
+from h2o_sagemaker_local.account import ACCOUNT_ID, DATA_BUCKET, REGION
 from h2o_sagemaker_local.api_faults import ApiFaults
 from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
+from h2o_sagemaker_local.errors import PipelineError, RunInterrupted
 from h2o_sagemaker_local.events import ProgressListener
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.iam.enforcement import AccessControl
 from h2o_sagemaker_local.iam.simulator import PolicySimulator
 from h2o_sagemaker_local.project import Project, find_project
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
-from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, Deployer, FunctionRegistry, Stack
+from h2o_sagemaker_local.stack import Deployer, FunctionRegistry, Stack
 
-DATA_BUCKET = "h2o-sagemaker-local-data"
 STACK_NAME = "h2o-local"
 EXECUTION_ARN = re.compile(r"arn:aws:states:[\w-]+:\d+:execution:[\w-]+:[\w-]+")
 TERMINAL_EXECUTION_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 POLL_SECONDS = 0.2  # how often a followed execution's status is read
 HISTORY_EVERY_POLLS = 5
-
-
-class PipelineError(Exception):
-    """The local run could not start or did not succeed; the message says why."""
-
-
-class RunInterrupted(Exception):
-    """The user interrupted the run; the execution was stopped."""
 
 
 @dataclass(frozen=True)

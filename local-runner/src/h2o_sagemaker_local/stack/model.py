@@ -1,4 +1,4 @@
-"""The account and region stacks are deployed in, a deployed stack as the deployer records it, and its error."""
+"""A deployed stack as the deployer records it; the account, the region and the error the stack modules share."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from h2o_sagemaker_local.account import ACCOUNT_ID, REGION
+from h2o_sagemaker_local.errors import DeploymentFailed
 from h2o_sagemaker_local.stack.functions import FunctionRegistry
 
-ACCOUNT_ID = "123456789012"
-REGION = "us-east-1"
-
-
-class DeploymentFailed(Exception):
-    """A resource could not be created; the message says which and why, as CloudFormation would."""
+__all__ = ["ACCOUNT_ID", "REGION", "DeploymentFailed", "Stack"]
 
 
 @dataclass
