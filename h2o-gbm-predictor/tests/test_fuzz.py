@@ -18,27 +18,13 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from titanic_columns import INPUT_COLUMNS, KNOWN_COLUMNS
 
 if TYPE_CHECKING:
     from conftest import ModelServer
 
 pytestmark = pytest.mark.h2o
 
-# The titanic model's input columns in order, its target, and names it does not know.
-INPUT_COLUMNS = [
-    "PassengerId",
-    "Pclass",
-    "Name",
-    "Sex",
-    "Age",
-    "SibSp",
-    "Parch",
-    "Ticket",
-    "Fare",
-    "Cabin",
-    "Embarked",
-]
-KNOWN_COLUMNS = [*INPUT_COLUMNS, "Survived"]
 COLUMN_NAMES = st.sampled_from(KNOWN_COLUMNS) | st.sampled_from(KNOWN_COLUMNS) | st.text(max_size=8)
 MEDIA_TYPES = ["text/csv", "application/json", "application/jsonlines"]
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40)

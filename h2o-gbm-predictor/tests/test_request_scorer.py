@@ -26,25 +26,12 @@ from h2o_gbm_predictor.formats import FORMAT_CODES, RequestError
 from h2o_gbm_predictor.scorer import InvalidCell
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from titanic_columns import INPUT_COLUMNS, KNOWN_COLUMNS
 
 pytestmark = pytest.mark.h2o
 
 VALIDATION_CSV = Path(__file__).resolve().parents[2] / "examples" / "validation.csv"
 MEDIA_TYPES = ["application/json", "application/jsonlines", "text/csv"]
-INPUT_COLUMNS = [
-    "PassengerId",
-    "Pclass",
-    "Name",
-    "Sex",
-    "Age",
-    "SibSp",
-    "Parch",
-    "Ticket",
-    "Fare",
-    "Cabin",
-    "Embarked",
-]
-KNOWN_COLUMNS = [*INPUT_COLUMNS, "Survived"]
 
 
 @pytest.fixture(scope="module")
