@@ -349,7 +349,9 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=3, help="seeds of the demo and the grid search (default 3)"
     )
-    parser.add_argument("--skip", nargs="*", default=[], choices=list(PARTS), help="parts to leave out")
+    parser.add_argument(
+        "--skip", action="extend", nargs="+", default=[], choices=list(PARTS), help="parts to leave out"
+    )
     options = parser.parse_args()
     rows: list[tuple[str, str, str, str]] = [("measure", "value", "ratio", "goal")]
     for name, part in PARTS.items():
