@@ -6,13 +6,14 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from h2o_sagemaker_local.cli import area_under_roc, local_inputs, main, parse_arguments, tuned_names
 from h2o_sagemaker_local.account import DATA_BUCKET
+from h2o_sagemaker_local.cli import area_under_roc, local_inputs, main, parse_arguments, tuned_names
 from h2o_sagemaker_local.errors import PipelineError
 from h2o_sagemaker_local.pipeline import ml_parameters_for_local_run
 from h2o_sagemaker_local.report import REPORT_FILE
@@ -141,6 +142,22 @@ def test_help_and_option_errors_answer_without_importing_the_run(argv: list[str]
     assert finished.stdout.splitlines()[-1] == "[]"
     if argv == ["--help"]:
         assert REPORT_FILE in finished.stdout  # the help names the report's file as report.py writes it
+
+
+def test_the_readme_documents_every_option_of_run() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("\n## Run locally\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name
+        for line in section.splitlines()
+        if line.startswith("| `--")
+        for name in re.findall(r"`(--[a-z-]+)", line.split(" | ", 1)[0])
+    }
+    code, usage, _ = run_command("--help")
+    assert code == 0
+    options = set(re.findall(r"\[(--[a-z-]+)", usage)) - {"--help"}
+
+    assert documented == options
 
 
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -496,4 +498,59 @@ def test_code_can_build_a_model_with_python_names() -> None:
     assert hosting.model_dump(by_alias=True)["initialInstanceCount"] == 2
     assert (
         ml_parameters.Hosting.model_validate({"instanceType": "ml.m5.large"}).instance_type == "ml.m5.large"
+    )
+
+
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key path of a parameter file that holds a value, not an object: `model.hosting.instanceType`."""
+    keys = []
+    for name, field in model.model_fields.items():
+        path = prefix + (field.alias or name)
+        nested = [
+            kind
+            for kind in (field.annotation, *typing.get_args(field.annotation))
+            for kind in (kind, *typing.get_args(kind))
+            if isinstance(kind, type) and issubclass(kind, BaseModel)
+        ]
+        keys += _leaf_keys(nested[0], path + ".") if nested else [path]
+    return keys
+
+
+def _keys_in_readme_table(heading: str) -> set[str]:
+    """The keys the first column of a README section's table names; `.x` after `a.b.c` is `a.b.x`."""
+    section = (REPO_ROOT / "README.md").read_text().split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+    keys = set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        parent = ""
+        for name in re.findall(r"`([^`]+)`", line.split(" | ", 1)[0]):
+            if name.startswith("."):
+                keys.add(parent + name)
+            else:
+                keys.add(name)
+                parent = name.rpartition(".")[0]
+    return keys
+
+
+def test_the_readme_documents_every_ml_parameters_key() -> None:
+    documented = _keys_in_readme_table("### ml-parameters.json")
+    leaves = _leaf_keys(MlParameters)
+
+    def covered(key: str) -> bool:
+        if key in documented:
+            return True
+        # An object documented whole (an AWS shape such as targetTrackingScalingPolicyConfiguration) covers its
+        # keys, unless the table also lists some of them: then it must list them all.
+        ancestor = key.rpartition(".")[0]
+        while ancestor:
+            if ancestor in documented:
+                return not any(other.startswith(ancestor + ".") for other in documented)
+            ancestor = ancestor.rpartition(".")[0]
+        return False
+
+    assert [key for key in leaves if not covered(key)] == []
+    objects = {key.rsplit(".", depth)[0] for key in leaves for depth in range(1, key.count(".") + 1)}
+    assert documented - set(leaves) - objects == set(), (
+        "the README names keys ml-parameters.json does not have"
     )
