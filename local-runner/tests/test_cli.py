@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import gzip
 import io
 import json
 import os
@@ -11,7 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.csv
+import pyarrow.parquet
 import pytest
+from h2o_sagemaker_local import channel_files
 from h2o_sagemaker_local.account import DATA_BUCKET
 from h2o_sagemaker_local.cli import area_under_roc, local_inputs, main, parse_arguments, tuned_names
 from h2o_sagemaker_local.errors import PipelineError
@@ -61,13 +66,57 @@ def unreadable(tmp_path: Path) -> Path:
     return path
 
 
+def parquet_manifest() -> dict:
+    """The example manifest with a Parquet training channel."""
+    manifest = json.loads((EXAMPLES / "manifest.json").read_text())
+    manifest["channels"][0] |= {"contentType": "application/x-parquet"}
+    assert manifest["channels"][0]["channelName"] == "training"
+    return manifest
+
+
+def test_channel_files_may_be_gzip_compressed_csv_or_parquet(tmp_path: Path) -> None:
+    """The formats the trainer reads; the validation set is scored through the endpoint as CSV."""
+    train, validation, manifest = (
+        tmp_path / "train.parquet",
+        tmp_path / "v.csv.gz",
+        tmp_path / "manifest.json",
+    )
+    pyarrow.parquet.write_table(pyarrow.csv.read_csv(EXAMPLES / "train.csv"), train)
+    validation.write_bytes(gzip.compress((EXAMPLES / "validation.csv").read_bytes()))
+    manifest.write_text(json.dumps(parquet_manifest()))
+
+    options = parse_arguments(
+        ["run", "--manifest", str(manifest), "--train", str(train), "--validation", str(validation)]
+    )
+
+    assert (options.train, options.validation) == (train, validation)
+    assert channel_files.csv_bytes(validation) == (EXAMPLES / "validation.csv").read_bytes()
+    as_csv = list(csv.DictReader(io.StringIO(channel_files.csv_bytes(train).decode())))
+    assert as_csv == list(csv.DictReader((EXAMPLES / "train.csv").open()))
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         (["--train", "{missing}"], "--train {missing} does not exist"),
         (["--validation", "{folder}"], "--validation {folder} is not a file"),
         (["--train", "{empty}"], "--train {empty} is empty: give a CSV file with a header row"),
-        (["--train", "{binary}"], "--train {binary} is not a CSV text file"),
+        (
+            ["--train", "{binary}"],
+            "--train {binary} is neither CSV text (plain or gzip-compressed) nor a Parquet file",
+        ),
+        (["--train", "{bad_gzip}"], "--train {bad_gzip} is not a valid gzip file"),
+        (["--validation", "{cut_parquet}"], "--validation {cut_parquet} is not a whole Parquet file"),
+        (
+            ["--train", "{parquet}"],
+            "--train {parquet} is Parquet, but the training channel's ContentType is text/csv: set the manifest "
+            'channel\'s "contentType" to "application/x-parquet"',
+        ),
+        (
+            ["--manifest", "{parquet_manifest}", "--train", "{gzip_csv}"],
+            "--train {gzip_csv} is gzip-compressed CSV, but the training channel's ContentType is "
+            'application/x-parquet: set the manifest channel\'s "contentType" to "text/csv"',
+        ),
         (["--manifest", "{missing}"], "--manifest {missing} does not exist"),
         (
             ["--manifest", "{bad_json}"],
@@ -109,6 +158,18 @@ def test_each_bad_option_is_one_line_exit_2_and_nothing_started(
     places["empty"].write_text("\n")
     places["binary"].write_bytes(b"PK\x03\x04\x00\x00")
     places["bad_json"].write_text('{"channels": [')
+    places |= {
+        "bad_gzip": tmp_path / "bad.csv.gz",
+        "cut_parquet": tmp_path / "cut.parquet",
+        "gzip_csv": tmp_path / "train.csv.gz",
+        "parquet": tmp_path / "train.parquet",
+        "parquet_manifest": tmp_path / "manifest.json",
+    }
+    places["bad_gzip"].write_bytes(b"\x1f\x8bnot gzip at all")
+    pyarrow.parquet.write_table(pyarrow.csv.read_csv(EXAMPLES / "train.csv"), places["parquet"])
+    places["cut_parquet"].write_bytes(places["parquet"].read_bytes()[:1000])
+    places["gzip_csv"].write_bytes(gzip.compress((EXAMPLES / "train.csv").read_bytes()))
+    places["parquet_manifest"].write_text(json.dumps(parquet_manifest()))
     places["file"].write_text("x")
     (places["full"] / "old-run").mkdir(parents=True)
     filled = [option.format(**places) for option in options]

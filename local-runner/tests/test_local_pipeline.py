@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import pyarrow.csv
+import pyarrow.parquet
 import pytest
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
 from h2o_sagemaker_local.iam import enforcement
@@ -53,11 +55,11 @@ def tuning_job(pipeline: LocalPipeline, result: RunResult):
     return pipeline.sagemaker.tuning_jobs[result.output["model"]["hyperParameterTuningJobName"]]
 
 
-def endpoint_auc(pipeline: LocalPipeline, result: RunResult, options) -> float:
+def endpoint_auc(pipeline: LocalPipeline, result: RunResult, validation: Path) -> float:
     endpoint = pipeline.sagemaker.endpoints[result.output["endpoint"]["endpointName"]]
     model_dir = endpoint.workdir / result.output["endpoint"]["endpointConfigName"] / "model"
     metadata = json.loads((model_dir / "model-metadata.json").read_text())
-    predictions, auc = score_validation(endpoint.proxy.url, options.validation, metadata)
+    predictions, auc = score_validation(endpoint.proxy.url, validation, metadata)
     assert len(predictions) == 179
     return auc
 
@@ -130,7 +132,7 @@ def test_no_more_than_max_parallel_training_jobs_ran_at_once(pipeline: LocalPipe
 def test_the_endpoint_scores_the_validation_set_to_the_best_jobs_validation_auc(
     pipeline: LocalPipeline, first_run: RunResult, options
 ) -> None:
-    assert endpoint_auc(pipeline, first_run, options) == pytest.approx(
+    assert endpoint_auc(pipeline, first_run, options.validation) == pytest.approx(
         first_run.output["model"]["objective"]["Value"], abs=1e-9
     )
     # And through the SageMaker runtime API, as a client on AWS calls it.
@@ -186,8 +188,37 @@ def test_a_second_run_updates_the_endpoint_without_failing_a_request(
     assert traffic.outcomes and set(traffic.outcomes) == {200}, [
         item for item in traffic.outcomes if item != 200
     ][:3]
-    assert endpoint_auc(pipeline, second_run, options) == pytest.approx(
+    assert endpoint_auc(pipeline, second_run, options.validation) == pytest.approx(
         second_run.output["model"]["objective"]["Value"], abs=1e-9
+    )
+
+
+def test_parquet_channels_train_and_the_endpoint_scores_parquet_rows_to_the_same_auc(
+    pipeline: LocalPipeline, first_run: RunResult, options, tmp_path: Path
+) -> None:
+    """Both channels Parquet files (ContentType application/x-parquet): the trainer reads them, and the endpoint,
+    given the validation rows as the CSV `run` scores with, agrees with the validation AUC H2O computed on the
+    Parquet frame."""
+    _, _, manifest = local_inputs(options)
+    files = {}
+    for channel in manifest["channels"]:
+        name = channel["channelName"]
+        files[name] = tmp_path / f"{name}.parquet"
+        source = options.train if name == "training" else options.validation
+        pyarrow.parquet.write_table(pyarrow.csv.read_csv(source), files[name])
+        channel["contentType"] = "application/x-parquet"
+        channel["s3DataSource"]["S3Uri"] = channel["s3DataSource"]["S3Uri"].replace(".csv", ".parquet")
+
+    result = pipeline.run(manifest, files, "manifests/parquet/manifest.json")
+
+    assert result.status == "SUCCEEDED", result.cause
+    [data_config] = {
+        json.dumps(job.request["InputDataConfig"], sort_keys=True)
+        for job in tuning_job(pipeline, result).training_jobs
+    }
+    assert {channel["ContentType"] for channel in json.loads(data_config)} == {"application/x-parquet"}
+    assert endpoint_auc(pipeline, result, files["validation"]) == pytest.approx(
+        result.output["model"]["objective"]["Value"], abs=1e-9
     )
 
 

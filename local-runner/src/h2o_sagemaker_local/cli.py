@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from h2o_sagemaker_local import events, parameter_files
+from h2o_sagemaker_local import channel_files, events, parameter_files
 from h2o_sagemaker_local.account import ACCOUNT_ID, DATA_BUCKET, REGION
 from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
 from h2o_sagemaker_local.errors import DeploymentFailed, PipelineError, RunInterrupted
@@ -37,8 +37,12 @@ LOCAL_PLACEHOLDERS = {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": DA
 EXAMPLE_FILES = (
     ("--hyperparameters", "hyperparameters.json", "hyperparameters.json: ranges and static values"),
     ("--manifest", "manifest.json", "manifest.json: the channels; <s3bucket> is filled"),
-    ("--train", "train.csv", "CSV for the training channel"),
-    ("--validation", "validation.csv", "CSV for the validation channel"),
+    ("--train", "train.csv", "the training channel's file: CSV (plain or gzip-compressed) or Parquet"),
+    (
+        "--validation",
+        "validation.csv",
+        "the validation channel's file: CSV (plain or gzip-compressed) or Parquet",
+    ),
 )
 
 
@@ -185,7 +189,7 @@ def score_validation(
     """Score the validation set through the endpoint's HTTP API; the AUC for a binomial model."""
     import urllib.request
 
-    body = validation_csv.read_bytes()
+    body = channel_files.csv_bytes(validation_csv)
     request = urllib.request.Request(
         f"{url}/invocations",
         data=body,
@@ -376,12 +380,30 @@ def _json_file(option: str, path: Path) -> Any:
         raise OptionError(f"{option} {path} is not valid JSON: {error}") from None
 
 
-def _csv_file(option: str, path: Path) -> None:
-    text = _readable(option, path)
-    if not text.strip():
-        raise OptionError(f"{option} {path} is empty: give a CSV file with a header row")
-    if b"\0" in text[:4096]:
-        raise OptionError(f"{option} {path} is not a CSV text file")
+def _channel_content_type(manifest: Any, ml_parameters: Any, channel: str) -> str | None:
+    """The ContentType the run's training jobs give the channel: the manifest channel's contentType, else
+    ml-parameters.json's inputContentType, else text/csv; None when the manifest has no such channel."""
+    channels = manifest.get("channels") if isinstance(manifest, dict) else None
+    default = ml_parameters.get("inputContentType") if isinstance(ml_parameters, dict) else None
+    for channel_settings in channels if isinstance(channels, list) else []:
+        if isinstance(channel_settings, dict) and channel_settings.get("channelName") == channel:
+            return str(channel_settings.get("contentType") or default or channel_files.CSV_CONTENT_TYPE)
+    return None
+
+
+def _data_file(option: str, path: Path, channel: str, content_type: str | None) -> None:
+    """A channel's file the trainer can read, in the format its ContentType declares (the trainer refuses a
+    Parquet file in a text/csv channel and the other way round): told now, not after a tuning job failed."""
+    try:
+        kind = channel_files.file_format(_readable(option, path))
+    except channel_files.NotChannelData as error:
+        raise OptionError(f"{option} {path} {error}") from None
+    needed = channel_files.content_type_of(kind)
+    if content_type is not None and content_type != needed:
+        raise OptionError(
+            f"{option} {path} is {kind}, but the {channel} channel's ContentType is {content_type}: set the "
+            f'manifest channel\'s "contentType" to "{needed}"'
+        )
 
 
 def _placeholders_filled(option: str, path: Path, document: Any) -> None:
@@ -418,9 +440,13 @@ def check_options(options: argparse.Namespace) -> None:
     if options.ml_parameters:
         _placeholders_filled("--ml-parameters", options.ml_parameters, ml_parameters)
     _json_file("--hyperparameters", options.hyperparameters)
-    _placeholders_filled("--manifest", options.manifest, _json_file("--manifest", options.manifest))
-    _csv_file("--train", options.train)
-    _csv_file("--validation", options.validation)
+    manifest = _json_file("--manifest", options.manifest)
+    _placeholders_filled("--manifest", options.manifest, manifest)
+    for option, path, channel in (
+        ("--train", options.train, "training"),
+        ("--validation", options.validation, "validation"),
+    ):
+        _data_file(option, path, channel, _channel_content_type(manifest, ml_parameters, channel))
     for name in ("max_jobs", "max_parallel"):
         if getattr(options, name) is not None and getattr(options, name) < 1:
             raise OptionError(f"--{name.replace('_', '-')} must be at least 1")
