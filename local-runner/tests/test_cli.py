@@ -8,9 +8,11 @@ import gzip
 import io
 import json
 import os
+import random
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.csv
@@ -18,10 +20,19 @@ import pyarrow.parquet
 import pytest
 from h2o_sagemaker_local import channel_files
 from h2o_sagemaker_local.account import DATA_BUCKET
-from h2o_sagemaker_local.cli import area_under_roc, local_inputs, main, parse_arguments, tuned_names
+from h2o_sagemaker_local.cli import (
+    area_under_roc,
+    invocation_bodies,
+    local_inputs,
+    main,
+    parse_arguments,
+    tuned_names,
+)
 from h2o_sagemaker_local.errors import PipelineError
 from h2o_sagemaker_local.pipeline import ml_parameters_for_local_run
 from h2o_sagemaker_local.report import REPORT_FILE
+from hypothesis import given
+from hypothesis import strategies as st
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -244,6 +255,51 @@ def test_auc_counts_ties_half_and_needs_both_classes() -> None:
     assert area_under_roc([True, False], [0.2, 0.8]) == 0.0
     with pytest.raises(PipelineError, match="both classes"):
         area_under_roc([True, True], [0.2, 0.8])
+
+
+def pairwise_auc(labels: list[bool], scores: list[float]) -> float:
+    """The definition: the share of (positive, negative) pairs the positive wins, a tie half."""
+    positives = [score for label, score in zip(labels, scores, strict=True) if label]
+    negatives = [score for label, score in zip(labels, scores, strict=True) if not label]
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0, 1)), min_size=2
+    ).filter(lambda pairs: len({label for label, _ in pairs}) == 2)
+)
+def test_auc_by_ranks_is_the_pairwise_definition(pairs: list[tuple[bool, float]]) -> None:
+    labels, scores = [label for label, _ in pairs], [score for _, score in pairs]
+    assert area_under_roc(labels, scores) == pytest.approx(pairwise_auc(labels, scores), abs=1e-12)
+
+
+def test_auc_of_a_large_validation_set_takes_well_under_a_second() -> None:
+    """Counting pairs took about 9 minutes at 200k rows (8.4e9 pairs, measured at 20k: 5.3 s); ranks take n log n."""
+    generator = random.Random(5)
+    labels = [generator.random() < 0.3 for _ in range(200_000)]
+    scores = [round(generator.random(), 3) for _ in labels]  # many ties
+    started = time.perf_counter()
+    auc = area_under_roc(labels, scores)
+    assert time.perf_counter() - started < 1.0
+    assert 0.45 < auc < 0.55
+
+
+def test_the_validation_set_is_scored_in_requests_within_invoke_endpoints_limits() -> None:
+    rows = [["1", 'Doe, "Jr"', "line one\nline two"], *([["2", "x" * 40, ""]] * 60)]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([["id", "name", "note"], *rows])
+
+    bodies = invocation_bodies(text.getvalue().encode(), max_bytes=600, max_rows=25)
+
+    parsed = [list(csv.reader(io.StringIO(body.decode()))) for body in bodies]
+    assert all(len(body) <= 600 for body in bodies)
+    assert all(rows_of_body[0] == ["id", "name", "note"] for rows_of_body in parsed)
+    assert all(1 <= len(rows_of_body) - 1 <= 25 for rows_of_body in parsed)
+    assert [row for rows_of_body in parsed for row in rows_of_body[1:]] == rows
+    with pytest.raises(PipelineError, match="row 1 of the validation set is over InvokeEndpoint's 30 bytes"):
+        invocation_bodies(text.getvalue().encode(), max_bytes=30)
 
 
 @pytest.mark.h2o

@@ -15,6 +15,7 @@ import boto3
 import pyarrow.csv
 import pyarrow.parquet
 import pytest
+from botocore.exceptions import ClientError
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
@@ -145,6 +146,24 @@ def test_the_endpoint_scores_the_validation_set_to_the_best_jobs_validation_auc(
     )
     [prediction] = json.loads(response["Body"].read())["predictions"]
     assert prediction["label"] == "1"
+
+
+def test_invoke_endpoint_refuses_a_body_over_6_mb_and_an_unknown_endpoint_as_sagemaker_does(
+    first_run: RunResult,
+) -> None:
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(
+            EndpointName=first_run.output["endpoint"]["endpointName"],
+            ContentType="text/csv",
+            Body=b"x" * (6 * 1024 * 1024 + 1),
+        )
+    assert (
+        refused.value.response["Error"]["Code"] == "ValidationError"
+    )  # the runtime's error, per its API model
+    assert "Member must have length less than or equal to 6291456" in str(refused.value)
+    with pytest.raises(ClientError, match="Endpoint no-such-endpoint of account 123456789012 not found"):
+        runtime.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="text/csv", Body=b"a\n1\n")
 
 
 def test_every_variable_a_function_call_sets_stays_set_between_calls(

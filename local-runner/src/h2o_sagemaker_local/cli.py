@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import signal
 import sys
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 console = Console(highlight=False, soft_wrap=True)
 # The placeholders of the parameter files the local run fills, for its emulated account.
 LOCAL_PLACEHOLDERS = {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": DATA_BUCKET}
+# Validation rows per request when the run scores them through the endpoint: with InvokeEndpoint's 6 MB, room for
+# the probabilities of about 200 classes per row in the response.
+SCORING_ROWS_PER_REQUEST = 1000
 # Input files the run reads from the project's examples/ unless given: option, file name, help.
 EXAMPLE_FILES = (
     ("--hyperparameters", "hyperparameters.json", "hyperparameters.json: ranges and static values"),
@@ -174,30 +178,72 @@ def notification_line(attributes: dict[str, str], message: dict[str, Any]) -> st
 
 
 def area_under_roc(labels: list[bool], scores: list[float]) -> float:
-    """Mann-Whitney AUC with ties counted half, as H2O computes it on a full validation set."""
-    positives = [score for label, score in zip(labels, scores, strict=True) if label]
-    negatives = [score for label, score in zip(labels, scores, strict=True) if not label]
+    """Mann-Whitney AUC with ties counted half, as H2O computes it on a full validation set: from the ranks of the
+    positives among all scores (tied scores share their average rank), in O(n log n)."""
+    positives = sum(labels)
+    negatives = len(labels) - positives
     if not positives or not negatives:
         raise PipelineError("AUC needs both classes in the validation set")
-    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
-    return wins / (len(positives) * len(negatives))
+    ranked = sorted(zip(scores, labels, strict=True), key=lambda pair: pair[0])
+    positive_rank_sum, start = 0.0, 0
+    for _, tied in itertools.groupby(ranked, key=lambda pair: pair[0]):
+        tied_labels = [label for _, label in tied]
+        average_rank = start + (len(tied_labels) + 1) / 2
+        positive_rank_sum += average_rank * sum(tied_labels)
+        start += len(tied_labels)
+    return (positive_rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def invocation_bodies(
+    csv_body: bytes, max_bytes: int, max_rows: int = SCORING_ROWS_PER_REQUEST
+) -> list[bytes]:
+    """The CSV as requests an endpoint takes: each its header row and at most ``max_rows`` rows in ``max_bytes``
+    (InvokeEndpoint refuses a larger body; the rows bound the response, which has the same limit)."""
+    header, *rows = csv.reader(io.StringIO(csv_body.decode()))
+
+    def line(cells: list[str]) -> str:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerow(cells)
+        return text.getvalue()
+
+    head = line(header).encode()
+    bodies, batch, size = [], [head], len(head)
+    for number, cells in enumerate(rows, start=1):
+        encoded = line(cells).encode()
+        if len(head) + len(encoded) > max_bytes:
+            raise PipelineError(
+                f"row {number} of the validation set is over InvokeEndpoint's {max_bytes} bytes"
+            )
+        if len(batch) > max_rows or size + len(encoded) > max_bytes:
+            bodies.append(b"".join(batch))
+            batch, size = [head], len(head)
+        batch.append(encoded)
+        size += len(encoded)
+    if len(batch) > 1:
+        bodies.append(b"".join(batch))
+    return bodies
 
 
 def score_validation(
-    url: str, validation_csv: Path, metadata: dict[str, Any]
+    url: str, validation_file: Path, metadata: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], float | None]:
-    """Score the validation set through the endpoint's HTTP API; the AUC for a binomial model."""
+    """Score the validation set through the endpoint's HTTP API, in requests within InvokeEndpoint's limits; the
+    AUC for a binomial model."""
     import urllib.request
 
-    body = channel_files.csv_bytes(validation_csv)
-    request = urllib.request.Request(
-        f"{url}/invocations",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "text/csv", "Accept": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        predictions = json.loads(response.read())["predictions"]
+    from h2o_sagemaker_local.hosting import MAX_INVOCATION_BYTES
+
+    body = channel_files.csv_bytes(validation_file)
+    predictions: list[dict[str, Any]] = []
+    for request_body in invocation_bodies(body, MAX_INVOCATION_BYTES):
+        request = urllib.request.Request(
+            f"{url}/invocations",
+            data=request_body,
+            method="POST",
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions += json.loads(response.read())["predictions"]
     if metadata["model_category"] != "Binomial":
         return predictions, None
     rows = list(csv.DictReader(io.StringIO(body.decode())))

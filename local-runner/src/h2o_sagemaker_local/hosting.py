@@ -49,6 +49,8 @@ READY_TIMEOUT_SECONDS = 60
 HEALTH_CHECK_SECONDS = 0.5  # how often InService endpoints are checked for a dead model server
 ALARM_CHECK_SECONDS = 0.5  # how often a blue/green update looks at its rollback alarms
 FORWARDED_HEADERS = ("Content-Type", "Accept")
+# InvokeEndpoint's Body, the request's and the response's alike: at most 6 MB (botocore's sagemaker-runtime model).
+MAX_INVOCATION_BYTES = 6_291_456
 
 
 def free_port() -> int:
@@ -262,6 +264,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         received, started = datetime.now(UTC), time.perf_counter()
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if (
+            self.path == "/invocations" and len(body) > MAX_INVOCATION_BYTES
+        ):  # refused before any model server
+            message = f"request body of {len(body)} bytes is over InvokeEndpoint's {MAX_INVOCATION_BYTES}"
+            self._reply(413, json.dumps({"error": message + " bytes"}).encode(), "application/json")
+            return
         backend = self.server.router.acquire()
         if backend is None:  # not yet serving (SageMaker refuses such an invocation, uncounted)
             self._reply(503, b'{"error": "endpoint has no model server"}', "application/json")
@@ -280,6 +288,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             )
         finally:
             backend.release()
+        if self.path == "/invocations" and len(payload) > MAX_INVOCATION_BYTES:
+            # What SageMaker answers then is not documented; a client must not see it succeed here.
+            message = f"the model's response of {len(payload)} bytes is over InvokeEndpoint's {MAX_INVOCATION_BYTES}"
+            status, payload, content_type = (
+                500,
+                json.dumps({"error": message + " bytes"}).encode(),
+                "application/json",
+            )
         self._reply(status, payload, content_type)
         if self.path == "/invocations":
             overhead = time.perf_counter() - started - (model_seconds or 0)

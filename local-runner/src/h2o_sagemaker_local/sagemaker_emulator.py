@@ -36,7 +36,7 @@ from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
 from h2o_sagemaker_local.events import ProgressListener
-from h2o_sagemaker_local.hosting import HEALTH_CHECK_SECONDS, LocalEndpoint
+from h2o_sagemaker_local.hosting import HEALTH_CHECK_SECONDS, MAX_INVOCATION_BYTES, LocalEndpoint
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.model_registry import LocalModelRegistry
 from h2o_sagemaker_local.processing import (
@@ -606,9 +606,11 @@ class LocalSageMaker:
     def invoke_endpoint(
         self, name: str, body: bytes, content_type: str, accept: str | None
     ) -> tuple[int, bytes, str]:
-        endpoint = self._endpoint(name)
+        if name not in self.endpoints:  # the runtime's own answer, not the control plane's
+            raise InvocationValidationError(f"Endpoint {name} of account {self.account_id} not found.")
+        endpoint = self.endpoints[name]
         if endpoint.status not in ("InService", "Updating", "RollingBack"):
-            raise ValidationError(f"Endpoint {name} is not in service (status {endpoint.status}).")
+            raise InvocationValidationError(f"Endpoint {name} is not in service (status {endpoint.status}).")
         return endpoint.invoke(body, content_type, accept)
 
     def _watch_endpoints(self) -> None:
@@ -799,6 +801,16 @@ def _routed_action(action: str) -> Callable[[SageMakerResponse], ActionResult]:
     return handle
 
 
+class InvocationValidationError(JsonRESTError):
+    """The SageMaker runtime's own validation error (HTTP 400 ValidationError in its API model, not the control
+    plane's ValidationException)."""
+
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ValidationError", message)
+
+
 class ModelError(JsonRESTError):
     """InvokeEndpoint's answer when the model server answers an error: HTTP 424, the container's status and text."""
 
@@ -816,6 +828,11 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
         return moto_patches.original(SageMakerRuntimeResponse, "invoke_endpoint")(self)
     name = self.path.split("/")[2]
     body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
+    if len(body) > MAX_INVOCATION_BYTES:  # botocore does not check a maximum; the service does
+        raise InvocationValidationError(
+            "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length "
+            f"less than or equal to {MAX_INVOCATION_BYTES}"
+        )
     status, payload, content_type = _INVOKE[0](
         name, body, self.headers.get("Content-Type", "text/csv"), self.headers.get("Accept")
     )
