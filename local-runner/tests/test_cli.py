@@ -85,6 +85,20 @@ def parquet_manifest() -> dict:
     return manifest
 
 
+def training_only_manifest() -> dict:
+    manifest = json.loads((EXAMPLES / "manifest.json").read_text())
+    manifest["channels"] = [item for item in manifest["channels"] if item["channelName"] == "training"]
+    return manifest
+
+
+def test_without_a_validation_channel_nothing_is_scored_through_the_endpoint(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(training_only_manifest()))
+
+    assert parse_arguments(["run", "--manifest", str(manifest)]).validation is None
+    assert parse_arguments(["run"]).validation == EXAMPLES / "validation.csv"
+
+
 def test_channel_files_may_be_gzip_compressed_csv_or_parquet(tmp_path: Path) -> None:
     """The formats the trainer reads; the validation set is scored through the endpoint as CSV."""
     train, validation, manifest = (
@@ -122,6 +136,10 @@ def test_channel_files_may_be_gzip_compressed_csv_or_parquet(tmp_path: Path) -> 
             ["--train", "{parquet}"],
             "--train {parquet} is Parquet, but the training channel's ContentType is text/csv: set the manifest "
             'channel\'s "contentType" to "application/x-parquet"',
+        ),
+        (
+            ["--manifest", "{training_only_manifest}", "--validation", "{gzip_csv}"],
+            "--validation {gzip_csv}: the manifest has no validation channel to upload it to",
         ),
         (
             ["--manifest", "{parquet_manifest}", "--train", "{gzip_csv}"],
@@ -175,12 +193,14 @@ def test_each_bad_option_is_one_line_exit_2_and_nothing_started(
         "gzip_csv": tmp_path / "train.csv.gz",
         "parquet": tmp_path / "train.parquet",
         "parquet_manifest": tmp_path / "manifest.json",
+        "training_only_manifest": tmp_path / "training-only.json",
     }
     places["bad_gzip"].write_bytes(b"\x1f\x8bnot gzip at all")
     pyarrow.parquet.write_table(pyarrow.csv.read_csv(EXAMPLES / "train.csv"), places["parquet"])
     places["cut_parquet"].write_bytes(places["parquet"].read_bytes()[:1000])
     places["gzip_csv"].write_bytes(gzip.compress((EXAMPLES / "train.csv").read_bytes()))
     places["parquet_manifest"].write_text(json.dumps(parquet_manifest()))
+    places["training_only_manifest"].write_text(json.dumps(training_only_manifest()))
     places["file"].write_text("x")
     (places["full"] / "old-run").mkdir(parents=True)
     filled = [option.format(**places) for option in options]

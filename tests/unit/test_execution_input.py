@@ -162,22 +162,26 @@ def test_strategy_rules() -> None:
         )
 
 
-def test_a_quality_gate_needs_the_validation_channel_in_the_manifest() -> None:
-    gated = ml_parameters(qualityGate={"minObjectiveValue": 0.8})
-    assert (
-        build_execution_input(gated, HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)["runId"] == RUN.run_id
-    )
+def test_the_objectives_channel_must_be_in_the_manifest() -> None:
+    """The trainer reports `validation:auc` only from a validation channel: without it every training job would
+    run and the tuning job fail for want of its objective."""
     training_only = Manifest.model_validate({"channels": MANIFEST.model_dump(by_alias=True)["channels"][:1]})
+    on_training = ml_parameters(objectiveMetricName="training:auc")
     assert (
-        build_execution_input(ml_parameters(), HYPERPARAMETERS, training_only, RUN, STACK_RESOURCES)["runId"]
+        build_execution_input(on_training, HYPERPARAMETERS, training_only, RUN, STACK_RESOURCES)["runId"]
         == RUN.run_id
     )
-    with pytest.raises(
-        ParameterFileError,
-        match=r"manifest.json: channels: the qualityGate in ml-parameters "
-        r"scores models on the 'validation' channel",
-    ):
-        build_execution_input(gated, HYPERPARAMETERS, training_only, RUN, STACK_RESOURCES)
+    for params in (ml_parameters(), ml_parameters(qualityGate={"minObjectiveValue": 0.8})):
+        assert (
+            build_execution_input(params, HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)["runId"]
+            == RUN.run_id
+        )
+        with pytest.raises(
+            ParameterFileError,
+            match=r"manifest.json: channels: the objective validation:auc in ml-parameters is measured on the "
+            r"'validation' channel, which this manifest does not give",
+        ):
+            build_execution_input(params, HYPERPARAMETERS, training_only, RUN, STACK_RESOURCES)
 
 
 def test_the_quality_gate_settings_name_the_objective_and_the_job_scoring_the_deployed_model() -> None:
@@ -352,14 +356,21 @@ def test_several_training_instances_need_every_channel_whole() -> None:
             ]
         }
     )
-    assert build_execution_input(ml_parameters(), HYPERPARAMETERS, sharded, RUN, STACK_RESOURCES)["runId"]
+    on_training = {"objectiveMetricName": "training:auc"}  # the manifest has no validation channel
+    assert build_execution_input(
+        ml_parameters(**on_training), HYPERPARAMETERS, sharded, RUN, STACK_RESOURCES
+    )["runId"]
     with pytest.raises(
         ParameterFileError,
         match=r"channel 'training' s3DataSource.S3DataDistributionType ShardedByS3Key does not work with "
         r"trainingInstanceCount 2: .* use FullyReplicated",
     ):
         build_execution_input(
-            ml_parameters(trainingInstanceCount=2), HYPERPARAMETERS, sharded, RUN, STACK_RESOURCES
+            ml_parameters(trainingInstanceCount=2, **on_training),
+            HYPERPARAMETERS,
+            sharded,
+            RUN,
+            STACK_RESOURCES,
         )
     replicated = build_execution_input(
         ml_parameters(trainingInstanceCount=2), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES

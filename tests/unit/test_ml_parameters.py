@@ -256,6 +256,24 @@ def test_quality_gate_defaults_and_its_objective_channel() -> None:
         )
 
 
+def test_scheduled_runs_need_a_validation_channel_when_the_objective_is_measured_on_it() -> None:
+    retraining = {"trainingDataPrefixes": ["s3://my-bucket/titanic/training/"]}
+    with pytest.raises(
+        ParameterFileError,
+        match=r"retraining.validationS3Uri is needed: the objective validation:auc is measured on the "
+        r"validation channel, which a scheduled run has only from it",
+    ):
+        parse_document(
+            MlParameters, filled_original_ml_parameters() | {"retraining": retraining}, "ml-parameters"
+        )
+    with_validation = retraining | {"validationS3Uri": "s3://my-bucket/titanic/validation/v.csv"}
+    on_training = {"retraining": retraining, "objectiveMetricName": "training:auc"}
+    for document in ({"retraining": with_validation}, on_training):
+        assert parse_document(
+            MlParameters, filled_original_ml_parameters() | document, "ml-parameters"
+        ).retraining
+
+
 def test_beating_the_deployed_model_needs_the_trainer_image_that_scores_it() -> None:
     with pytest.raises(ParameterFileError, match=r"qualityGate.mustBeatDeployedModel needs trainingImage"):
         parse_document(

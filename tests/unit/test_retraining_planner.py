@@ -188,12 +188,16 @@ def test_a_bad_tick_is_rejected_naming_the_field(
             "ml-parameters: retraining.trainingDataPrefixes: List should have at least 1",
         ),
         (
-            {"trainingDataPrefixes": ["s3://other-bucket/data/"]},
+            {"trainingDataPrefixes": ["s3://other-bucket/data/"], "validationS3Uri": f"s3://{BUCKET}/v.csv"},
             "ml-parameters: retraining: s3://other-bucket/data/ is outside the data bucket",
         ),
         (
             {"trainingDataPrefixes": [f"s3://{BUCKET}/d/"], "trainingWindowDays": 0},
             "ml-parameters: retraining.trainingWindowDays: Input should be greater than or equal to 1",
+        ),
+        (
+            {"trainingDataPrefixes": [f"s3://{BUCKET}/d/"]},
+            "ml-parameters: retraining.validationS3Uri is needed: the objective validation:auc is measured on",
         ),
     ],
 )

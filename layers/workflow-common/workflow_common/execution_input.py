@@ -26,7 +26,7 @@ from workflow_common.ml_parameters import (
     TargetTracking,
     check_compatible,
     check_distribution,
-    check_gate_channels,
+    check_objective_channel,
 )
 from workflow_common.models import CamelCaseModel, PascalCaseModel
 from workflow_common.sagemaker_names import RESOURCE_NAME_MAX_LENGTH, TUNING_JOB_NAME_MAX_LENGTH
@@ -412,7 +412,7 @@ def build_execution_input(
     stack: StackResources,
 ) -> dict[str, Any]:
     """The parent state machine's input document, validated against ``RunInput``."""
-    check_gate_channels(params, manifest)
+    check_objective_channel(params, manifest)
     check_distribution(params, manifest)
     run_id = run.run_id
     tuning_job_name = unique_name(params.tuning_job_name, run_id, TUNING_JOB_NAME_MAX_LENGTH)

@@ -291,6 +291,15 @@ class MlParameters(CamelCaseModel):
                 f"qualityGate needs an objectiveMetricName measured on the {VALIDATION_CHANNEL} channel "
                 f"({VALIDATION_CHANNEL}:<metric>), got {self.objective_metric_name}"
             )
+        if (
+            self.retraining
+            and self.retraining.validation_s3_uri is None
+            and self.objective_channel == VALIDATION_CHANNEL
+        ):
+            raise ValueError(
+                f"retraining.validationS3Uri is needed: the objective {self.objective_metric_name} is measured on "
+                f"the {VALIDATION_CHANNEL} channel, which a scheduled run has only from it"
+            )
         if self.quality_gate and self.quality_gate.must_beat_deployed_model and self.algorithm_arn:
             # The deployed model is scored by the training image's evaluate command, which only this
             # project's trainer image has.
@@ -351,6 +360,11 @@ class MlParameters(CamelCaseModel):
                     f"deployment.maximumExecutionTimeoutInSeconds ({timeout}) must exceed the deployment's "
                     f"waits ({waiting} s: the wait intervals and the baking period)"
                 )
+
+    @property
+    def objective_channel(self) -> str:
+        """The channel the objective is measured on: `validation` for `validation:auc`."""
+        return self.objective_metric_name.split(":", 1)[0]
 
     @property
     def resolved_objective_type(self) -> Literal["Maximize", "Minimize"]:
@@ -589,14 +603,13 @@ class Manifest(CamelCaseModel):
                 )
 
 
-def check_gate_channels(params: MlParameters, manifest: Manifest) -> None:
-    """A run's manifest must give the rows the quality gate scores both models on."""
-    if params.quality_gate and VALIDATION_CHANNEL not in {
-        channel.channel_name for channel in manifest.channels
-    }:
+def check_objective_channel(params: MlParameters, manifest: Manifest) -> None:
+    """The trainer prints each metric of the channel it measured it on (`validation:auc`): without that channel no
+    training job reports the objective, and the whole tuning job would run for nothing."""
+    if params.objective_channel not in {channel.channel_name for channel in manifest.channels}:
         raise ParameterFileError(
-            f"manifest.json: channels: the qualityGate in ml-parameters scores models on the "
-            f"'{VALIDATION_CHANNEL}' channel, which this manifest does not give"
+            f"manifest.json: channels: the objective {params.objective_metric_name} in ml-parameters is measured "
+            f"on the '{params.objective_channel}' channel, which this manifest does not give"
         )
 
 

@@ -302,12 +302,15 @@ def summarize(
     endpoint = pipeline.sagemaker.endpoints[endpoint_output["endpointName"]]
     metadata_path = endpoint.workdir / endpoint_output["endpointConfigName"] / "model" / "model-metadata.json"
     metadata = json.loads(metadata_path.read_text())
-    started = time.monotonic()
-    predictions, endpoint_auc = score_validation(endpoint.proxy.url, options.validation, metadata)
-    reporter.timings["scoring"] = time.monotonic() - started
-    from h2o_sagemaker_local.report import save_scoring
+    predictions: list[dict[str, Any]] = []
+    endpoint_auc = None
+    if options.validation is not None:
+        started = time.monotonic()
+        predictions, endpoint_auc = score_validation(endpoint.proxy.url, options.validation, metadata)
+        reporter.timings["scoring"] = time.monotonic() - started
+        from h2o_sagemaker_local.report import save_scoring
 
-    save_scoring(workdir, options.validation, predictions)
+        save_scoring(workdir, options.validation, predictions)
 
     table = Table(title="Local run", show_header=False)
     table.add_row("best training job", model["trainingJobName"])
@@ -317,7 +320,12 @@ def summarize(
     table.add_row("model", f"{model['modelName']}  ({model['modelDataUrl']})")
     table.add_row("model version", version)
     table.add_row("endpoint", f"{endpoint_output['endpointName']}  {endpoint.proxy.url}/invocations")
-    table.add_row("validation rows scored", str(len(predictions)))
+    table.add_row(
+        "validation rows scored",
+        str(len(predictions))
+        if options.validation is not None
+        else "none: the manifest has no validation channel",
+    )
     if endpoint_auc is not None:
         table.add_row("validation AUC via endpoint", f"{endpoint_auc:.6f}")
     table.add_row(
@@ -326,6 +334,8 @@ def summarize(
     table.add_row("execution history", str(history_path))
     table.add_row("logs", f"{workdir / 'logs'} (Lambda functions, moto), {workdir / 'training-jobs'}")
     console.print(table)
+    if not predictions:
+        return 0
     console.print("first predictions: " + json.dumps(predictions[:3]))
     if metadata["model_category"] == "Binomial" and "threshold" in metadata:
         positive = metadata["target_domain"][1]
@@ -476,6 +486,7 @@ def check_options(options: argparse.Namespace) -> None:
     there and readable (JSON files parse), the job budget consistent, the seed and fault rate in range, the
     work folder usable, the container runtime there when asked for. A parallelism above the job budget that only
     ml-parameters.json sets is capped (and said): the user asked for fewer jobs."""
+    validation_given = options.validation is not None
     for option, example, _ in EXAMPLE_FILES:
         name = option.removeprefix("--").replace("-", "_")
         if getattr(options, name) is None:
@@ -488,11 +499,18 @@ def check_options(options: argparse.Namespace) -> None:
     _json_file("--hyperparameters", options.hyperparameters)
     manifest = _json_file("--manifest", options.manifest)
     _placeholders_filled("--manifest", options.manifest, manifest)
+    if _channel_content_type(manifest, ml_parameters, "validation") is None:
+        if validation_given:
+            raise OptionError(
+                f"--validation {options.validation}: the manifest has no validation channel to upload it to"
+            )
+        options.validation = None  # nothing to upload, nor to score through the endpoint
     for option, path, channel in (
         ("--train", options.train, "training"),
         ("--validation", options.validation, "validation"),
     ):
-        _data_file(option, path, channel, _channel_content_type(manifest, ml_parameters, channel))
+        if path is not None:
+            _data_file(option, path, channel, _channel_content_type(manifest, ml_parameters, channel))
     for name in ("max_jobs", "max_parallel"):
         if getattr(options, name) is not None and getattr(options, name) < 1:
             raise OptionError(f"--{name.replace('_', '-')} must be at least 1")
@@ -555,7 +573,8 @@ def run(options: argparse.Namespace) -> int:
             deployed_in = time.monotonic() - deploying
             result = pipeline.run(
                 manifest,
-                {"training": options.train, "validation": options.validation},
+                {"training": options.train}
+                | ({"validation": options.validation} if options.validation else {}),
                 "manifests/local-run/manifest.json",
             )
             reporter.deployment_done()
