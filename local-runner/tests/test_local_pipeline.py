@@ -70,7 +70,9 @@ def test_a_manifest_upload_tunes_creates_the_best_model_and_deploys_it(
 ) -> None:
     assert first_run.status == "SUCCEEDED", first_run.cause
     tuning = tuning_job(pipeline, first_run)
-    assert [job.status for job in tuning.training_jobs] == ["Completed"] * MAX_JOBS
+    assert [job.status for job in tuning.training_jobs] == ["Completed"] * MAX_JOBS, [
+        (job.name, job.failure_reason) for job in tuning.training_jobs
+    ]
     best = max(tuning.training_jobs, key=lambda job: job.metrics["validation:auc"])
     model = first_run.output["model"]
     assert model["trainingJobName"] == best.name
