@@ -55,10 +55,10 @@ def test_a_failure_waits_for_a_busy_endpoint_or_deletes_the_unused_configuration
     marker = STATES[catcher["Next"]]
     if marker["Type"] == "Choice":
         # An endpoint busy with another run's operation is waited for first; a rolled-back update is marked in
-        # the registry first.
+        # the registry first (its message read from the error).
         assert {choice["Next"] for choice in marker["Choices"]} in (
             {"HasWaitBudgetForIdleEndpoint"},
-            {"DeploymentRolledBack"},
+            {"ReadRollbackMessage"},
         )
         marker = STATES[marker["Default"]]
     # A failure before any endpoint took this run's configuration deletes it first.
@@ -323,13 +323,14 @@ def test_a_rolled_back_update_marks_the_version_rejected_and_keeps_the_alarms_re
         {
             "Variable": "$.error.Error",
             "StringEquals": "EndpointUpdateRolledBack",
-            "Next": "DeploymentRolledBack",
+            "Next": "ReadRollbackMessage",
         }
     ]
+    assert STATES["ReadRollbackMessage"]["Next"] == "DeploymentRolledBack"
     mark = STATES["MarkModelPackageRolledBack"]
     assert mark["Resource"] == "arn:${Partition}:states:::aws-sdk:sagemaker:updateModelPackage"
     assert mark["Parameters"]["ModelApprovalStatus"] == "Rejected"
-    assert (
-        "$.error.Cause" in mark["Parameters"]["ApprovalDescription.$"]
-    )  # the inspector names the alarm there
+    # The inspector's message names the alarm; the Lambda error's stack trace is left out (1024 characters at most).
+    assert STATES["ReadRollbackMessage"]["Parameters"] == {"error.$": "States.StringToJson($.error.Cause)"}
+    assert "$.rollback.error.errorMessage" in mark["Parameters"]["ApprovalDescription.$"]
     assert mark["ResultPath"] is None and mark["Next"] == NOTIFY

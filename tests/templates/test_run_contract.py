@@ -59,6 +59,8 @@ LAMBDA_RESULTS: dict[str, type[BaseModel]] = {
 Shape = Any
 LEAF: Shape = "leaf"
 ANY: Shape = "any"
+# A caught Lambda error's Cause, parsed: the document the Lambda runtime reports (the lambda:invoke integration).
+LAMBDA_ERROR_CAUSE: Shape = {"errorMessage": LEAF, "errorType": LEAF, "requestId": LEAF, "stackTrace": LEAF}
 CAUGHT_ERROR: Shape = {"Error": LEAF, "Cause": LEAF}
 PATH = re.compile(r"(?<![\w$])\$(?!\$)((?:\.[A-Za-z_]\w*)*)")
 
@@ -129,6 +131,8 @@ def paths_in(expression: str) -> list[str]:
 
 
 def expression_shape(expression: str, source: Shape) -> Shape:
+    if expression.startswith("States.StringToJson(") and paths_in(expression) == ["$.error.Cause"]:
+        return LAMBDA_ERROR_CAUSE
     if expression.startswith("States.JsonMerge("):
         return merge(*(lookup(source, path) for path in paths_in(expression)[:2]))
     if expression.startswith("States."):

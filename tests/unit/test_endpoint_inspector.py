@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from endpoint_inspector import (
+    ROLLBACK_MESSAGE_MAX_LENGTH,
     EndpointDisappeared,
     EndpointFailed,
     EndpointUpdateRolledBack,
@@ -350,6 +351,21 @@ def test_a_rolled_back_update_names_the_rollback_alarms_that_fired_since_it_bega
         f"SageMaker rolled back the update of endpoint {ENDPOINT} to configuration {NEW_CONFIG}: rollback alarm "
         f"{ROLLBACK_ALARMS[0]} ({reason}) fired. The endpoint still serves {OLD_CONFIG}."
     )
+
+
+def test_a_rollback_message_fits_the_versions_approval_description(stubbed: dict[str, Any]) -> None:
+    """It becomes the ApprovalDescription (1024 characters at most, the endpoint and the time before it)."""
+    long_reason = "Failed to start the new fleet: " + "health check failed; " * 80
+    described(stubbed, "InService", config=OLD_CONFIG, reason=long_reason)
+    configs_created(stubbed, served_at="2026-11-22T21:00:00Z", expected_at="2026-11-22T21:10:00Z")
+    with pytest.raises(EndpointUpdateRolledBack) as rolled_back:
+        inspect(stubbed, expectedEndpointConfigName=NEW_CONFIG)
+    message = str(rolled_back.value)
+    assert len(message) == ROLLBACK_MESSAGE_MAX_LENGTH
+    assert message.startswith(
+        f"SageMaker rolled back the update of endpoint {ENDPOINT} to configuration {NEW_CONFIG}"
+    )
+    assert message.endswith(f"…. The endpoint still serves {OLD_CONFIG}.")
 
 
 def test_a_rollback_no_alarm_explains_says_so(stubbed: dict[str, Any]) -> None:

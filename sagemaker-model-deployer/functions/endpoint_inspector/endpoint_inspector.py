@@ -49,6 +49,11 @@ class EndpointFailed(RuntimeError):
     """The endpoint is in a state only a person can resolve."""
 
 
+# A rollback's message becomes the model version's ApprovalDescription, which SageMaker takes up to 1024 characters
+# long with the endpoint's name (up to 63) and the time before it.
+ROLLBACK_MESSAGE_MAX_LENGTH = 900
+
+
 class EndpointUpdateRolledBack(RuntimeError):
     """SageMaker rolled the update back: the endpoint still serves its previous configuration."""
 
@@ -230,10 +235,14 @@ def check_deployment_outcome(
             else f"{reason}; no rollback alarm went into ALARM during the update (a failed new fleet, or "
             "MaximumExecutionTimeoutInSeconds reached)"
         )
-        raise EndpointUpdateRolledBack(
+        message = (
             f"SageMaker rolled back the update of endpoint {name} to configuration {expected}: {cause}. "
             f"The endpoint still serves {inspection.endpoint_config_name}."
         )
+        if len(message) > ROLLBACK_MESSAGE_MAX_LENGTH:  # the alarms' reasons and SageMaker's are unbounded
+            kept = len(cause) - (len(message) - ROLLBACK_MESSAGE_MAX_LENGTH) - 1
+            message = message.replace(cause, cause[:kept] + "…")
+        raise EndpointUpdateRolledBack(message)
 
 
 @tracer.capture_method
