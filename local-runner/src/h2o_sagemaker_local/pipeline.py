@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from h2o_sagemaker_local import api_faults, events, moto_patches
+from h2o_sagemaker_local import api_constraints, api_faults, events, moto_patches
 from h2o_sagemaker_local.account import ACCOUNT_ID, DATA_BUCKET, REGION
 from h2o_sagemaker_local.api_faults import ApiFaults
 from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
@@ -120,6 +120,7 @@ class LocalPipeline:
         self.access.resource_tags["sagemaker"] = self.sagemaker.resource_tags
         # Every AWS call is authorized from here on; the runner's own calls are the user's (an administrator).
         enforcement.install(self.access)
+        api_constraints.install()  # after IAM: AWS authorizes a call before it validates it
         if self.api_faults:
             api_faults.install(self.api_faults)
         self.s3 = boto3.client("s3", region_name=REGION)
@@ -134,6 +135,7 @@ class LocalPipeline:
         if not keep_endpoints:
             self.sagemaker.uninstall()
             api_faults.uninstall()
+            api_constraints.uninstall()
             enforcement.uninstall()
             self.access.simulator.close()
             self._mock.stop()
