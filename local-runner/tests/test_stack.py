@@ -22,7 +22,9 @@ import pytest
 from h2o_sagemaker_local import moto_patches
 from h2o_sagemaker_local.stack import ACCOUNT_ID, REGION, Deployer, DeploymentFailed, FunctionRegistry, Stack
 from h2o_sagemaker_local.stack.custom_resources import ResponseUrl
+from h2o_sagemaker_local.stack.deployer import check_parameter_constraints
 from h2o_sagemaker_local.stack.resources import CustomResource, Topic, handler_for
+from h2o_sagemaker_local.stack.templates import Templates
 from moto import mock_aws
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -973,3 +975,68 @@ def test_deleting_a_stack_deletes_its_resources_last_created_first_and_runs_its_
     assert client("lambda").list_functions()["Functions"] == []
     assert client("stepfunctions").list_state_machines()["stateMachines"] == []
     assert deployer.registry.functions == {}
+
+
+CONSTRAINED_TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Stage:
+    Type: String
+    Default: dev
+    AllowedValues: [dev, prod]
+  Count:
+    Type: Number
+    Default: 2
+    MinValue: 1
+    MaxValue: 5
+  Name:
+    Type: String
+    Default: abc
+    AllowedPattern: "[a-z]+"
+    ConstraintDescription: lowercase letters only
+  Short:
+    Type: String
+    Default: ab
+    MaxLength: 3
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+"""
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"Stage": "Prod"}, "Parameter 'Stage' must be one of AllowedValues"),
+        ({"Count": "two"}, "Parameter 'Count' must be a number"),
+        ({"Count": "6"}, "Parameter 'Count' must be a number not greater than 5"),
+        ({"Name": "ab1"}, "Parameter Name failed to satisfy constraint: lowercase letters only"),
+        ({"Short": "abcd"}, "Parameter 'Short' must not contain more than 3 characters"),
+        ({"Other": "x"}, "the template has no parameter Other"),
+    ],
+)
+def test_a_parameter_value_cloudformation_refuses_is_refused_before_any_resource(
+    deployer: Deployer, tmp_path: Path, parameters: dict[str, str], message: str
+) -> None:
+    template = write_template(tmp_path, CONSTRAINED_TEMPLATE)
+    with pytest.raises(DeploymentFailed, match=f"^constrained: {re.escape(message)}$"):
+        deployer.deploy("constrained", template, parameters)
+    assert client("sns").list_topics()["Topics"] == []
+
+    stack = deployer.deploy("constrained", template, {"Stage": "prod", "Count": "5", "Name": "xyz"})
+    with pytest.raises(DeploymentFailed, match=re.escape(message)):
+        deployer.update(stack, parameters)
+    assert stack.parameters == {"Stage": "prod", "Count": "5", "Name": "xyz", "Short": "ab"}
+
+
+def test_the_retraining_schedule_takes_scheduler_expressions_only() -> None:
+    """A five-field cron (the Unix habit) or an unknown unit would fail the schedule's creation on AWS."""
+    template = Templates().read(REPO_ROOT / "template.yaml")
+    values = {"DataBucketName": "my-bucket"}
+    for good in ("", "rate(1 day)", "rate(12 hours)", "cron(0 3 * * ? *)", "at(2026-12-24T03:00:00)"):
+        check_parameter_constraints("parent", template, values | {"RetrainingSchedule": good})
+    for bad in ("cron(0 3 * * *)", "rate(1 week)", "daily", "at(2026-12-24)"):
+        with pytest.raises(
+            DeploymentFailed, match="Parameter RetrainingSchedule failed to satisfy constraint: empty"
+        ):
+            check_parameter_constraints("parent", template, values | {"RetrainingSchedule": bad})

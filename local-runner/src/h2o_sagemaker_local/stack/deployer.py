@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -42,6 +43,7 @@ class Deployer:
     ) -> Stack:
         template = self._templates.read(template_path)
         stack = Stack(name, template_path, {}, self.registry, list(layer_dirs or []))
+        _check_known(name, template, parameters)
         for key, spec in template.get("Parameters", {}).items():
             if key in parameters:
                 stack.parameters[key] = str(parameters[key])
@@ -49,6 +51,7 @@ class Deployer:
                 stack.parameters[key] = str(spec["Default"])
             else:
                 raise DeploymentFailed(f"{name}: parameter {key} has no value")
+        check_parameter_constraints(name, template, stack.parameters)
         for resource in self._resources(stack, template):
             stack.resources[resource.logical_id] = self._handler(resource).create(resource)
             stack.applied[resource.logical_id] = (resource.kind, resource.properties, resource.globals_)
@@ -66,9 +69,10 @@ class Deployer:
         change. A resource the template no longer creates is deleted: a custom resource gets ``Delete``, a
         topic is deleted; of other types only the stack's record of it goes."""
         template = self._templates.read(stack.template_path)
-        unknown = sorted(set(parameters) - set(template.get("Parameters", {})))
-        if unknown:
-            raise DeploymentFailed(f"{stack.name}: the template has no parameter {', '.join(unknown)}")
+        _check_known(stack.name, template, parameters)
+        check_parameter_constraints(
+            stack.name, template, stack.parameters | {key: str(value) for key, value in parameters.items()}
+        )
         stack.parameters |= {key: str(value) for key, value in parameters.items()}
         replaced = []  # (the resource as it was, its old physical id)
         kept = set()
@@ -191,3 +195,45 @@ def _located(stack_name: str, where: str) -> Iterator[None]:
         yield
     except intrinsics.TemplateError as error:
         raise DeploymentFailed(f"{stack_name}: {where}: {error}") from None
+
+
+def _check_known(stack_name: str, template: dict[str, Any], parameters: dict[str, Any]) -> None:
+    unknown = sorted(set(parameters) - set(template.get("Parameters", {})))
+    if unknown:
+        raise DeploymentFailed(f"{stack_name}: the template has no parameter {', '.join(unknown)}")
+
+
+def check_parameter_constraints(stack_name: str, template: dict[str, Any], values: dict[str, str]) -> None:
+    """What CloudFormation checks of each parameter value before it creates anything: its type (Number), its
+    AllowedValues, AllowedPattern (the whole value), MinLength/MaxLength and MinValue/MaxValue; the
+    ConstraintDescription, when there is one, is the message (``Parameter X failed to satisfy constraint: ...``)."""
+    for key, spec in template.get("Parameters", {}).items():
+        value = values.get(key)
+        if value is None:
+            continue
+        broken = _broken_constraint(key, spec, value)
+        if broken is not None:
+            described = spec.get("ConstraintDescription")
+            message = f"Parameter {key} failed to satisfy constraint: {described}" if described else broken
+            raise DeploymentFailed(f"{stack_name}: {message}")
+
+
+def _broken_constraint(key: str, spec: dict[str, Any], value: str) -> str | None:
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return f"Parameter '{key}' must be a number"
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return f"Parameter '{key}' must be a number not less than {spec['MinValue']}"
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return f"Parameter '{key}' must be a number not greater than {spec['MaxValue']}"
+    if "AllowedValues" in spec and value not in [str(allowed) for allowed in spec["AllowedValues"]]:
+        return f"Parameter '{key}' must be one of AllowedValues"
+    if "AllowedPattern" in spec and re.fullmatch(spec["AllowedPattern"], value) is None:
+        return f"Parameter '{key}' must match pattern {spec['AllowedPattern']}"
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        return f"Parameter '{key}' must contain at least {spec['MinLength']} characters"
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        return f"Parameter '{key}' must not contain more than {spec['MaxLength']} characters"
+    return None
