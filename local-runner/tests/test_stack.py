@@ -1040,3 +1040,15 @@ def test_the_retraining_schedule_takes_scheduler_expressions_only() -> None:
             DeploymentFailed, match="Parameter RetrainingSchedule failed to satisfy constraint: empty"
         ):
             check_parameter_constraints("parent", template, values | {"RetrainingSchedule": bad})
+
+
+def test_the_notification_email_is_empty_or_an_address() -> None:
+    template = Templates().read(REPO_ROOT / "template.yaml")
+    values = {"DataBucketName": "my-bucket"}
+    for good in ("", "ml-team@example.com", "first.last+alerts@sub.example.co.uk"):
+        check_parameter_constraints("parent", template, values | {"NotificationEmail": good})
+    for bad in ("ml-team", "ml team@example.com", "a@b", "@example.com"):
+        with pytest.raises(
+            DeploymentFailed, match="Parameter NotificationEmail failed to satisfy constraint"
+        ):
+            check_parameter_constraints("parent", template, values | {"NotificationEmail": bad})
