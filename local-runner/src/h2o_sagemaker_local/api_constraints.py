@@ -17,10 +17,9 @@ import functools
 import re
 from typing import Any, Final
 
-import boto3
-import botocore.handlers
 from botocore.model import OperationModel, Shape
 
+from h2o_sagemaker_local.botocore_hooks import register_everywhere, unregister_everywhere
 from h2o_sagemaker_local.iam.enforcement import error_response
 
 # Service -> the error code its model validation answers with.
@@ -118,20 +117,10 @@ _HANDLERS: Final = (("before-parameter-build", _remember_params), ("before-call"
 
 
 def install() -> None:
-    """Check every boto3 client created from now on (and the default session's); after ``enforcement.install``
-    so that an unauthorized call is refused as such first."""
-    for handler in _HANDLERS:
-        if handler not in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.append(handler)
-    if boto3.DEFAULT_SESSION is not None:
-        for event, function in _HANDLERS:
-            boto3.DEFAULT_SESSION.events.register(event, function, unique_id=f"h2o-local-constraints-{event}")
+    """Check every boto3 call from now on; after ``enforcement.install``, so that an unauthorized call is refused
+    as such first."""
+    register_everywhere(_HANDLERS, "h2o-local-constraints")
 
 
 def uninstall() -> None:
-    for handler in _HANDLERS:
-        while handler in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.remove(handler)
-    if boto3.DEFAULT_SESSION is not None:
-        for event, _ in _HANDLERS:
-            boto3.DEFAULT_SESSION.events.unregister(event, unique_id=f"h2o-local-constraints-{event}")
+    unregister_everywhere(_HANDLERS, "h2o-local-constraints")

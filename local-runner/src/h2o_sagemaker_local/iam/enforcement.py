@@ -34,12 +34,12 @@ from urllib.parse import unquote
 
 import boto3
 import boto3.session
-import botocore.handlers
 import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.model import OperationModel
 
+from h2o_sagemaker_local.botocore_hooks import register_everywhere, unregister_everywhere
 from h2o_sagemaker_local.iam.requests import (
     AUTOSCALING_ROLE_PATH,
     AUTOSCALING_SERVICE,
@@ -480,23 +480,13 @@ def install(control: AccessControl) -> None:
         control.admit_administrator(credentials.get_frozen_credentials().access_key)
     _active.control = control
     boto3._get_default_session = _default_session
-    for handler in _HANDLERS:
-        if handler not in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.append(handler)
-    if boto3.DEFAULT_SESSION is not None:
-        for event, function in _HANDLERS:
-            boto3.DEFAULT_SESSION.events.register(event, function, unique_id=f"h2o-local-iam-{event}")
+    register_everywhere(_HANDLERS, "h2o-local-iam")
 
 
 def uninstall() -> None:
     _active.control = None
     boto3._get_default_session = _ORIGINAL_DEFAULT_SESSION
-    for handler in _HANDLERS:
-        while handler in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.remove(handler)
-    if boto3.DEFAULT_SESSION is not None:
-        for event, _ in _HANDLERS:
-            boto3.DEFAULT_SESSION.events.unregister(event, unique_id=f"h2o-local-iam-{event}")
+    unregister_everywhere(_HANDLERS, "h2o-local-iam")
 
 
 @contextmanager
