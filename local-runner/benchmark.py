@@ -79,7 +79,7 @@ def run_pipeline(strategy: str, max_jobs: int, seed: int) -> tuple[dict[str, flo
             endpoint.workdir / endpoint_output["endpointConfigName"] / "model" / "model-metadata.json"
         )
         _, endpoint_auc = score_validation(
-            endpoint.proxy.url, options.validation, json.loads(metadata_path.read_text())
+            endpoint.proxy.url, options.validation.read_bytes(), json.loads(metadata_path.read_text())
         )
         clock.mark("scored")
     timings = {

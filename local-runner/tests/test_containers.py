@@ -41,7 +41,7 @@ def test_a_run_in_the_images_tunes_deploys_and_scores_as_the_process_mode(tmp_pa
         endpoint = pipeline.sagemaker.endpoints[result.output["endpoint"]["endpointName"]]
         model_dir = endpoint.workdir / result.output["endpoint"]["endpointConfigName"] / "model"
         metadata = json.loads((model_dir / "model-metadata.json").read_text())
-        _, auc = score_validation(endpoint.proxy.url, options.validation, metadata)
+        _, auc = score_validation(endpoint.proxy.url, options.validation.read_bytes(), metadata)
         assert auc == pytest.approx(result.output["model"]["objective"]["Value"], abs=1e-9)
         assert containers_of(runtime), "the endpoint's container serves"
     assert containers_of(runtime) == [], "a container outlived the pipeline"

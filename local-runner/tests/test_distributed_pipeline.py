@@ -86,7 +86,7 @@ def test_the_deployed_model_is_the_one_a_single_instance_trains(
     endpoint = pipeline.sagemaker.endpoints[result.output["endpoint"]["endpointName"]]
     model_dir = endpoint.workdir / result.output["endpoint"]["endpointConfigName"] / "model"
     metadata = json.loads((model_dir / "model-metadata.json").read_text())
-    _, endpoint_auc = score_validation(endpoint.proxy.url, options.validation, metadata)
+    _, endpoint_auc = score_validation(endpoint.proxy.url, options.validation.read_bytes(), metadata)
     assert endpoint_auc == pytest.approx(objective, abs=1e-9)
 
     # The best job's hyperparameters, trained again by one instance.

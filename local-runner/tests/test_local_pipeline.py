@@ -16,6 +16,7 @@ import pyarrow.csv
 import pyarrow.parquet
 import pytest
 from botocore.exceptions import ClientError
+from h2o_sagemaker_local import channel_files
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
@@ -60,7 +61,7 @@ def endpoint_auc(pipeline: LocalPipeline, result: RunResult, validation: Path) -
     endpoint = pipeline.sagemaker.endpoints[result.output["endpoint"]["endpointName"]]
     model_dir = endpoint.workdir / result.output["endpoint"]["endpointConfigName"] / "model"
     metadata = json.loads((model_dir / "model-metadata.json").read_text())
-    predictions, auc = score_validation(endpoint.proxy.url, validation, metadata)
+    predictions, auc = score_validation(endpoint.proxy.url, channel_files.csv_bytes(validation), metadata)
     assert len(predictions) == 179
     return auc
 

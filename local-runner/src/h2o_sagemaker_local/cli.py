@@ -25,11 +25,11 @@ from h2o_sagemaker_local.errors import DeploymentFailed, PipelineError, RunInter
 from h2o_sagemaker_local.outcome import describe_failure
 from h2o_sagemaker_local.project import ProjectNotFound, find_project
 
+# The run's own modules (moto, the stack deployer, matplotlib: about 1.8 s) are imported when a run or report starts,
+# so that --help and option errors answer at once.
 if TYPE_CHECKING:
     from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
 
-# The run's own modules (moto, the stack deployer, matplotlib: about 1.8 s) are imported when a run or report starts,
-# so that --help and option errors answer at once.
 # Soft wrap: a long line stays one line (a terminal wraps it for display; a log keeps it whole).
 console = Console(highlight=False, soft_wrap=True)
 # The placeholders of the parameter files the local run fills, for its emulated account.
@@ -225,15 +225,14 @@ def invocation_bodies(
 
 
 def score_validation(
-    url: str, validation_file: Path, metadata: dict[str, Any]
+    url: str, body: bytes, metadata: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], float | None]:
-    """Score the validation set through the endpoint's HTTP API, in requests within InvokeEndpoint's limits; the
-    AUC for a binomial model."""
+    """Score the validation set (as CSV: ``channel_files.csv_bytes``) through the endpoint's HTTP API, in requests
+    within InvokeEndpoint's limits; the AUC for a binomial model."""
     import urllib.request
 
     from h2o_sagemaker_local.hosting import MAX_INVOCATION_BYTES
 
-    body = channel_files.csv_bytes(validation_file)
     predictions: list[dict[str, Any]] = []
     for request_body in invocation_bodies(body, MAX_INVOCATION_BYTES):
         request = urllib.request.Request(
@@ -306,11 +305,12 @@ def summarize(
     endpoint_auc = None
     if options.validation is not None:
         started = time.monotonic()
-        predictions, endpoint_auc = score_validation(endpoint.proxy.url, options.validation, metadata)
+        validation = channel_files.csv_bytes(options.validation)
+        predictions, endpoint_auc = score_validation(endpoint.proxy.url, validation, metadata)
         reporter.timings["scoring"] = time.monotonic() - started
         from h2o_sagemaker_local.report import save_scoring
 
-        save_scoring(workdir, options.validation, predictions)
+        save_scoring(workdir, validation, predictions)
 
     table = Table(title="Local run", show_header=False)
     table.add_row("best training job", model["trainingJobName"])
@@ -499,7 +499,11 @@ def check_options(options: argparse.Namespace) -> None:
     _json_file("--hyperparameters", options.hyperparameters)
     manifest = _json_file("--manifest", options.manifest)
     _placeholders_filled("--manifest", options.manifest, manifest)
-    if _channel_content_type(manifest, ml_parameters, "validation") is None:
+    content_types = {
+        channel: _channel_content_type(manifest, ml_parameters, channel)
+        for channel in ("training", "validation")
+    }
+    if content_types["validation"] is None:
         if validation_given:
             raise OptionError(
                 f"--validation {options.validation}: the manifest has no validation channel to upload it to"
@@ -510,7 +514,7 @@ def check_options(options: argparse.Namespace) -> None:
         ("--validation", options.validation, "validation"),
     ):
         if path is not None:
-            _data_file(option, path, channel, _channel_content_type(manifest, ml_parameters, channel))
+            _data_file(option, path, channel, content_types[channel])
     for name in ("max_jobs", "max_parallel"):
         if getattr(options, name) is not None and getattr(options, name) < 1:
             raise OptionError(f"--{name.replace('_', '-')} must be at least 1")

@@ -36,8 +36,6 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from h2o_sagemaker_local import channel_files
-
 REPORT_FILE = "report.html"
 SCORED_FILE = "validation-scored.json"
 TIMINGS_FILE = "timings.json"
@@ -191,9 +189,9 @@ def load_run(workdir: Path) -> RunRecord:
     return record
 
 
-def save_scoring(workdir: Path, validation_file: Path, predictions: list[dict[str, Any]]) -> None:
-    """What the command scored through the endpoint, for this report and a later one."""
-    rows = list(csv.DictReader(io.StringIO(channel_files.csv_bytes(validation_file).decode())))
+def save_scoring(workdir: Path, validation: bytes, predictions: list[dict[str, Any]]) -> None:
+    """What the command scored through the endpoint (the validation set as CSV), for this report and a later one."""
+    rows = list(csv.DictReader(io.StringIO(validation.decode())))
     (workdir / SCORED_FILE).write_text(json.dumps({"rows": rows, "predictions": predictions}))
 
 
