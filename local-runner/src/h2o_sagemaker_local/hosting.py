@@ -253,6 +253,10 @@ class EndpointProxy(ThreadingHTTPServer):
         return taken
 
 
+def _over_limit(what: str) -> bytes:
+    return json.dumps({"error": f"{what} is over InvokeEndpoint's {MAX_INVOCATION_BYTES} bytes"}).encode()
+
+
 def _microseconds(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
@@ -267,8 +271,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if (
             self.path == "/invocations" and len(body) > MAX_INVOCATION_BYTES
         ):  # refused before any model server
-            message = f"request body of {len(body)} bytes is over InvokeEndpoint's {MAX_INVOCATION_BYTES}"
-            self._reply(413, json.dumps({"error": message + " bytes"}).encode(), "application/json")
+            self._reply(413, _over_limit(f"request body of {len(body)} bytes"), "application/json")
             return
         backend = self.server.router.acquire()
         if backend is None:  # not yet serving (SageMaker refuses such an invocation, uncounted)
@@ -290,12 +293,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             backend.release()
         if self.path == "/invocations" and len(payload) > MAX_INVOCATION_BYTES:
             # What SageMaker answers then is not documented; a client must not see it succeed here.
-            message = f"the model's response of {len(payload)} bytes is over InvokeEndpoint's {MAX_INVOCATION_BYTES}"
-            status, payload, content_type = (
-                500,
-                json.dumps({"error": message + " bytes"}).encode(),
-                "application/json",
-            )
+            status, payload = 500, _over_limit(f"the model's response of {len(payload)} bytes")
+            content_type = "application/json"
         self._reply(status, payload, content_type)
         if self.path == "/invocations":
             overhead = time.perf_counter() - started - (model_seconds or 0)

@@ -70,10 +70,9 @@ class Deployer:
         topic is deleted; of other types only the stack's record of it goes."""
         template = self._templates.read(stack.template_path)
         _check_known(stack.name, template, parameters)
-        check_parameter_constraints(
-            stack.name, template, stack.parameters | {key: str(value) for key, value in parameters.items()}
-        )
-        stack.parameters |= {key: str(value) for key, value in parameters.items()}
+        given = {key: str(value) for key, value in parameters.items()}
+        check_parameter_constraints(stack.name, template, stack.parameters | given)
+        stack.parameters |= given
         replaced = []  # (the resource as it was, its old physical id)
         kept = set()
         for resource in self._resources(stack, template):
