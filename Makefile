@@ -4,8 +4,9 @@
 # Both install what they need first: Java 17 (if absent), the project venv (.venv), the SAM CLI in its own
 # venv (.tools/sam: it pins its own boto3), the checkov scanner in its own venv (.tools/checkov: it pins many
 # libraries) and the npm tools (node_modules: the ASL validator, the IAM policy simulator of the local run);
-# `make test` also Debian's Chromium (if absent), in which a test opens the run report; both also Debian's
-# libnss-wrapper (if absent), with which a local training job of several instances resolves its host names.
+# `make test` also Debian's Chromium (if absent), in which a test opens the run report, and both container engines,
+# docker (started when it does not answer) and podman, with which the images are built and tested; both also
+# Debian's libnss-wrapper (if absent), with which a local training job of several instances resolves its host names.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -18,13 +19,13 @@ CHECKOV_VERSION := 3.3.30
 PACKAGES := h2o-gbm-trainer h2o-gbm-predictor local-runner
 PROJECT_PACKAGES := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 
-.PHONY: help setup run test lint build images push-images bench
+.PHONY: help setup run test lint build container-engines images push-images bench
 
 help:
 	@echo "make run    run tuning -> deployment -> predictions locally (no AWS account needed)"
 	@echo "make test   install what is missing, then run all tests and template/ASL checks"
 	@echo "make build  sam build the parent stack and its nested applications"
-	@echo "make images build the trainer and predictor images (docker, else podman)"
+	@echo "make images build the trainer and predictor images (CONTAINER_ENGINE, else docker, else podman)"
 	@echo "make push-images [REGISTRY=host:port] [TAG=...]  push them (default: this account's ECR) and print their URIs"
 	@echo "make bench  measure speed and scale (demo vs H2O grid search, 1M rows, predictor, trainer start-up)"
 
@@ -60,8 +61,9 @@ lint: setup
 build: setup
 	PATH="$$(scripts/lambda-python-bin.sh):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml
 
-# docker when its engine answers, else podman (installed from Debian's archive if absent); the base image is
-# pulled, or made from Debian's archive where no registry is reachable. Layers are cached by the engine.
+# CONTAINER_ENGINE (docker or podman) when set, else docker when its engine answers, else podman (installed from
+# Debian's archive if absent); the base image is pulled, or made from Debian's archive where no registry is
+# reachable. Layers are cached by the engine.
 images:
 	bash scripts/build-images.sh
 
@@ -69,7 +71,12 @@ images:
 push-images: images
 	REGISTRY="$(REGISTRY)" TAG="$(TAG)" bash scripts/push-images.sh
 
-test: setup lint images
+# The images must build and run with both engines: they are built, and their tests run, with each.
+container-engines:
+	bash scripts/ensure-container-engines.sh
+
+test: setup lint container-engines
+	for engine in docker podman; do CONTAINER_ENGINE=$$engine bash scripts/build-images.sh || exit 1; done
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-nss-wrapper.sh
 	$(VENV)/bin/pytest

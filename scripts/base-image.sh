@@ -9,10 +9,10 @@ source "$(dirname "$0")/container-engine.sh"
 BASE=docker.io/library/debian:bookworm-slim
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
-if $ENGINE image inspect "$BASE" >/dev/null 2>&1; then
+if $CONTAINER_ENGINE image inspect "$BASE" >/dev/null 2>&1; then
     exit 0
 fi
-if timeout 60 $ENGINE pull -q "$BASE" >/dev/null 2>&1; then
+if timeout 60 $CONTAINER_ENGINE pull -q "$BASE" >/dev/null 2>&1; then
     echo "pulled $BASE" >&2
     exit 0
 fi
@@ -50,5 +50,5 @@ cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificat
 [[ -f /etc/pip.conf ]] && cp /etc/pip.conf "$ROOTFS/etc/pip.conf"
 chroot "$ROOTFS" update-ca-certificates >/dev/null
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/usr/share/doc "$ROOTFS"/usr/share/man
-tar -C "$ROOTFS" -c . | $ENGINE import - "$BASE" >/dev/null
-echo "made $BASE ($($ENGINE image inspect --format '{{.Size}}' "$BASE") bytes)" >&2
+tar -C "$ROOTFS" -c . | $CONTAINER_ENGINE import - "$BASE" >/dev/null
+echo "made $BASE ($($CONTAINER_ENGINE image inspect --format '{{.Size}}' "$BASE") bytes)" >&2

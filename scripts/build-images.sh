@@ -12,7 +12,7 @@ for name in "${names[@]}"; do
     image="h2o-gbm-$name:${IMAGE_TAG:-local}"
     started=$(date +%s)
     # The base is in the local store: never pull it again (a registry may be unreachable).
-    pull=$([[ "$ENGINE" == podman ]] && echo "--pull=never" || echo "--pull=false")
-    $ENGINE build $pull -q -t "$image" "$REPO_ROOT/h2o-gbm-$name" >/dev/null
-    echo "$image built in $(( $(date +%s) - started )) s ($ENGINE)" >&2
+    pull=$([[ "$CONTAINER_ENGINE" == podman ]] && echo "--pull=never" || echo "--pull=false")
+    $CONTAINER_ENGINE build $pull -q -t "$image" "$REPO_ROOT/h2o-gbm-$name" >/dev/null
+    echo "$image built in $(( $(date +%s) - started )) s ($CONTAINER_ENGINE)" >&2
 done

@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# Prints the container engine to build and run the images with: docker when its engine answers, else podman
-# (installed from Debian's archive when absent). Source it to get ENGINE and, for podman, CONTAINERS_CONF.
+# Prints the container engine to build and run the images with: CONTAINER_ENGINE when set (docker or podman), else
+# docker when its engine answers, else podman (installed from Debian's archive when absent). Source it to get
+# CONTAINER_ENGINE and, for podman, CONTAINERS_CONF.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -z "${ENGINE:-}" ]]; then
+if [[ -z "${CONTAINER_ENGINE:-}" ]]; then
     if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-        ENGINE=docker
+        CONTAINER_ENGINE=docker
     else
         if ! command -v podman >/dev/null; then
             echo "no Docker engine: installing podman from Debian's archive" >&2
-            SUDO=$([[ $(id -u) == 0 ]] || echo sudo)
-            $SUDO apt-get update -q >&2 && $SUDO apt-get install -y -q podman buildah runc debootstrap >&2
+            bash "$REPO_ROOT/scripts/ensure-container-engines.sh" podman
         fi
-        ENGINE=podman
+        CONTAINER_ENGINE=podman
     fi
+elif [[ "$CONTAINER_ENGINE" != docker && "$CONTAINER_ENGINE" != podman ]]; then
+    echo "CONTAINER_ENGINE=$CONTAINER_ENGINE: docker or podman" >&2
+    exit 2
 fi
-if [[ "$ENGINE" == podman && -z "${CONTAINERS_CONF:-}" ]]; then
+if [[ "$CONTAINER_ENGINE" == podman && -z "${CONTAINERS_CONF:-}" ]]; then
     # This project's podman settings, not the user's global configuration (see the file).
     export CONTAINERS_CONF="$REPO_ROOT/scripts/containers.conf"
 fi
-export ENGINE
+export CONTAINER_ENGINE
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
-    echo "$ENGINE"
+    echo "$CONTAINER_ENGINE"
 fi

@@ -20,17 +20,17 @@ if [[ -z "${REGISTRY:-}" ]]; then
             || aws ecr create-repository --region "$REGION" --repository-name "$name" \
                 --image-scanning-configuration scanOnPush=true >/dev/null
     done
-    aws ecr get-login-password --region "$REGION" | $ENGINE login --username AWS --password-stdin "$REGISTRY" >&2
+    aws ecr get-login-password --region "$REGION" | $CONTAINER_ENGINE login --username AWS --password-stdin "$REGISTRY" >&2
 fi
 
 push_options=()
-if [[ "$ENGINE" == podman && "$REGISTRY" =~ ^(127\.|localhost[:/]|localhost$) ]]; then
+if [[ "$CONTAINER_ENGINE" == podman && "$REGISTRY" =~ ^(127\.|localhost[:/]|localhost$) ]]; then
     push_options=(--tls-verify=false)  # a loopback registry speaks plain HTTP (docker allows 127.0.0.0/8 itself)
 fi
 for name in "${NAMES[@]}"; do
-    $ENGINE image inspect "$name:local" >/dev/null 2>&1 || { echo "$name:local is not built: make images" >&2; exit 1; }
-    $ENGINE tag "$name:local" "$REGISTRY/$name:$TAG"
-    $ENGINE push "${push_options[@]}" "$REGISTRY/$name:$TAG" >&2
+    $CONTAINER_ENGINE image inspect "$name:local" >/dev/null 2>&1 || { echo "$name:local is not built: make images" >&2; exit 1; }
+    $CONTAINER_ENGINE tag "$name:local" "$REGISTRY/$name:$TAG"
+    $CONTAINER_ENGINE push "${push_options[@]}" "$REGISTRY/$name:$TAG" >&2
 done
 cat <<JSON
 {

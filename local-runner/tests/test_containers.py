@@ -1,5 +1,5 @@
 """`--containers`: the whole local pipeline with training jobs and the endpoint in the built images (make images),
-with the results of the process mode: the endpoint scores the validation set to the best job's AUC."""
+with docker and with podman, with the results of the process mode: the endpoint scores the validation set to the best job's AUC."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
-from h2o_sagemaker_local.containers import ContainerRuntime
+from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
 from h2o_sagemaker_local.pipeline import LocalPipeline
 
 pytestmark = pytest.mark.h2o
@@ -20,12 +20,16 @@ def containers_of(runtime: ContainerRuntime) -> list[str]:
     return [name for name in listed.stdout.decode().split() if name.startswith("h2o-local-")]
 
 
-def test_a_run_in_the_images_tunes_deploys_and_scores_as_the_process_mode(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_a_run_in_the_images_tunes_deploys_and_scores_as_the_process_mode(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTAINER_ENGINE", engine)
     options = parse_arguments(["run", "--max-jobs", "2", "--max-parallel", "2", "--containers"])
     ml_parameters, hyperparameters, manifest = local_inputs(options)
     with LocalPipeline(tmp_path, seed=3, containers=True) as pipeline:
         runtime = pipeline.sagemaker.containers
-        assert runtime is not None
+        assert runtime is not None and runtime.engine == engine
         pipeline.deploy(ml_parameters, hyperparameters)
         result = pipeline.run(
             manifest,
@@ -46,3 +50,19 @@ def test_a_run_in_the_images_tunes_deploys_and_scores_as_the_process_mode(tmp_pa
         assert containers_of(runtime), "the endpoint's container serves"
     assert containers_of(runtime) == [], "a container outlived the pipeline"
     assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout == b""
+
+
+def test_container_engine_picks_the_engine_and_refuses_any_other(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    conf = tmp_path / "containers.conf"
+    for engine in ("docker", "podman"):
+        monkeypatch.setenv("CONTAINER_ENGINE", engine)
+        assert ContainerRuntime.detect(conf).engine == engine
+    monkeypatch.setenv("CONTAINER_ENGINE", "nerdctl")
+    with pytest.raises(ContainersUnavailable, match="CONTAINER_ENGINE=nerdctl: docker or podman"):
+        ContainerRuntime.detect(conf)
+    monkeypatch.setenv("CONTAINER_ENGINE", "podman")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no engine on it
+    with pytest.raises(ContainersUnavailable, match=r"CONTAINER_ENGINE=podman, but podman does not answer"):
+        ContainerRuntime.detect(conf)

@@ -37,14 +37,20 @@ def left_by(runtime: ContainerRuntime) -> list[str]:
     return [name for name in containers + networks if name.startswith("h2o-local-")]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["processes", "containers"])
+@pytest.fixture(scope="module", params=[None, "docker", "podman"], ids=["processes", "docker", "podman"])
 def distributed_run(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, options: Any
 ) -> Iterator[tuple[LocalPipeline, RunResult]]:
+    """As `train` processes, then as trainer containers with each engine."""
     ml_parameters, hyperparameters, manifest = local_inputs(options)
     ml_parameters["trainingInstanceCount"] = INSTANCES
     workdir = tmp_path_factory.mktemp("distributed")
-    with LocalPipeline(workdir, seed=3, containers=request.param) as pipeline:
+    with pytest.MonkeyPatch.context() as environment:
+        if request.param is not None:
+            environment.setenv("CONTAINER_ENGINE", request.param)
+        pipeline = LocalPipeline(workdir, seed=3, containers=request.param is not None)
+    assert getattr(pipeline.sagemaker.containers, "engine", None) == request.param
+    with pipeline:
         pipeline.deploy(ml_parameters, hyperparameters)
         data = {"training": options.train, "validation": options.validation}
         yield pipeline, pipeline.run(manifest, data, "manifests/distributed/manifest.json")

@@ -1,6 +1,6 @@
-"""The two SageMaker images, built (``scripts/build-images.sh``: docker, else podman) and run as SageMaker runs them:
-``<image> train`` with /opt/ml mounted and no network, then ``<image> serve`` with the model it wrote mounted
-read-only under /opt/ml/model and port 8080 published."""
+"""The two SageMaker images, built with docker and with podman (``scripts/build-images.sh``) and run as SageMaker
+runs them: ``<image> train`` with /opt/ml mounted and no network, then ``<image> serve`` with the model it wrote
+mounted read-only under /opt/ml/model and port 8080 published."""
 
 from __future__ import annotations
 
@@ -40,23 +40,22 @@ class Engine:
         )
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    """Both images built (cached layers make this quick when nothing changed), and the engine that built them."""
+@pytest.fixture(scope="module", params=["docker", "podman"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Both images built with one engine (cached layers make this quick when nothing changed): each test runs with
+    docker and with podman, which `make test` both provides (scripts/ensure-container-engines.sh)."""
+    environment = dict(os.environ, CONTAINER_ENGINE=request.param)
+    if request.param == "podman":
+        environment.setdefault("CONTAINERS_CONF", str(REPO_ROOT / "scripts" / "containers.conf"))
     built = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "build-images.sh")], capture_output=True, text=True, timeout=1800
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    command = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "container-engine.sh")],
+        ["bash", str(REPO_ROOT / "scripts" / "build-images.sh")],
+        env=environment,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
-    environment = dict(os.environ)
-    if command == "podman":
-        environment.setdefault("CONTAINERS_CONF", str(REPO_ROOT / "scripts" / "containers.conf"))
-    return Engine(command, environment)
+        timeout=1800,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    return Engine(request.param, environment)
 
 
 def sagemaker_base_dir(root: Path, hyperparameters: dict[str, str]) -> Path:

@@ -6,7 +6,8 @@ its own, on which each instance's container is reachable by its host name (``alg
 internal one (no way out) when the job asks for network isolation, which on SageMaker still lets a job's instances
 reach each other. an endpoint's container gets the model
 mounted read-only at ``/opt/ml/model`` and port 8080 published on loopback, and runs ``serve``. The engine is
-docker when its engine answers, else podman (``scripts/container-engine.sh`` picks the same way for the builds).
+``CONTAINER_ENGINE`` when set, else docker when its engine answers, else podman (``scripts/container-engine.sh``
+picks the same way for the builds).
 The engine's client process stands for the container: its output is the container's, SIGTERM to it reaches the
 container (``--sig-proxy``), and it ends when the container does; a kill removes the container itself.
 """
@@ -36,14 +37,22 @@ class ContainerRuntime:
 
     @classmethod
     def detect(cls, containers_conf: Path) -> ContainerRuntime:
-        """docker when its engine answers, else podman (with ``containers_conf``, the settings the images were
-        built with, when it exists); both images must be built (``make images``)."""
-        engine = None
-        if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        """``CONTAINER_ENGINE`` when set (docker or podman), else docker when its engine answers, else podman (with
+        ``containers_conf``, the settings the images were built with, when it exists); both images must be built
+        (``make images``), as ``scripts/container-engine.sh`` picks the engine for the builds."""
+        engine = os.environ.get("CONTAINER_ENGINE") or None
+        if engine is not None:
+            if engine not in ("docker", "podman"):
+                raise ContainersUnavailable(f"CONTAINER_ENGINE={engine}: docker or podman")
+            if not _answers(engine):
+                raise ContainersUnavailable(
+                    f"CONTAINER_ENGINE={engine}, but {engine} does not answer (`{engine} info`)"
+                )
+        elif _answers("docker"):
             engine = "docker"
         elif shutil.which("podman"):
             engine = "podman"
-        if engine is None:
+        else:
             raise ContainersUnavailable("--containers needs docker or podman: `make images` installs podman")
         environment = dict(os.environ)
         if engine == "podman" and containers_conf.is_file():
@@ -51,7 +60,9 @@ class ContainerRuntime:
         runtime = cls(engine, environment=environment)
         for image in (runtime.trainer_image, runtime.predictor_image):
             if runtime.call("image", "inspect", image).returncode != 0:
-                raise ContainersUnavailable(f"image {image} is not built: run `make images` first")
+                raise ContainersUnavailable(
+                    f"image {image} is not built with {engine}: run `CONTAINER_ENGINE={engine} make images` first"
+                )
         return runtime
 
     def call(self, *arguments: str) -> subprocess.CompletedProcess[bytes]:
@@ -100,6 +111,13 @@ class ContainerRuntime:
     def remove(self, name: str) -> None:
         """The container ends at once (SIGKILL), as when its instance goes; no error if it is already gone."""
         self.call("rm", "-f", name)
+
+
+def _answers(engine: str) -> bool:
+    return (
+        shutil.which(engine) is not None
+        and subprocess.run([engine, "info"], capture_output=True).returncode == 0
+    )
 
 
 def container_name(kind: str, name: str) -> str:

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The images must build and run with docker and with podman, so `make test` tests both:
+#   scripts/ensure-container-engines.sh [docker] [podman]   (default: both)
+# podman (with buildah and runc) from Debian's archive when absent; a Docker engine that answers: Debian's docker.io
+# when no dockerd is installed, then started (systemd's docker service, or dockerd in the background where systemd
+# does not run, as in CI sandboxes). debootstrap too: where no registry answers, the base image is made with it.
+set -euo pipefail
+engines=("$@")
+[[ ${#engines[@]} -gt 0 ]] || engines=(docker podman)
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+DOCKERD_LOG="${DOCKERD_LOG:-/var/log/h2o-gbm-dockerd.log}"
+
+install() {
+    echo "installing $* from Debian's archive" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+for engine in "${engines[@]}"; do
+    case "$engine" in
+        podman) command -v podman >/dev/null || missing+=(podman buildah runc) ;;
+        docker) command -v dockerd >/dev/null || [[ -x /usr/sbin/dockerd ]] || missing+=(docker.io) ;;
+        *) echo "unknown container engine: $engine (docker or podman)" >&2; exit 2 ;;
+    esac
+done
+[[ ${#missing[@]} -eq 0 ]] || install "${missing[@]}"
+
+if [[ " ${engines[*]} " == *" docker "* ]] && ! docker info >/dev/null 2>&1; then
+    if [[ -d /run/systemd/system ]]; then
+        $SUDO systemctl start docker
+    else
+        echo "starting dockerd in the background (log: $DOCKERD_LOG)" >&2
+        $SUDO bash -c "setsid nohup dockerd >>'$DOCKERD_LOG' 2>&1 < /dev/null &"
+    fi
+    for _ in $(seq 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || {
+        echo "the Docker engine does not answer (log: $DOCKERD_LOG; may this user use its socket?)" >&2
+        exit 1
+    }
+fi
