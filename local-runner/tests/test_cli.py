@@ -120,6 +120,28 @@ def test_channel_files_may_be_gzip_compressed_csv_or_parquet(tmp_path: Path) -> 
     assert as_csv == list(csv.DictReader((EXAMPLES / "train.csv").open()))
 
 
+def test_a_channel_file_is_told_apart_by_its_ends_only(tmp_path: Path) -> None:
+    """Files longer than what is read of them: a gzip stream cut short at the head is still gzip CSV."""
+    rows = "\n".join(f"{n},{n * 7919 % 104729},{n**3}" for n in range(60_000))
+    text = tmp_path / "large.csv"
+    text.write_text("a,b,c\n" + rows)
+    compressed = tmp_path / "large.csv.gz"
+    compressed.write_bytes(gzip.compress(text.read_bytes()))
+    parquet = tmp_path / "large.parquet"
+    pyarrow.parquet.write_table(pyarrow.csv.read_csv(text), parquet)
+    assert min(path.stat().st_size for path in (text, compressed, parquet)) > channel_files.HEAD_BYTES
+
+    assert [channel_files.format_of(path) for path in (text, compressed, parquet)] == [
+        channel_files.FileFormat.CSV,
+        channel_files.FileFormat.GZIP_CSV,
+        channel_files.FileFormat.PARQUET,
+    ]
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(parquet.read_bytes()[:-1])
+    with pytest.raises(channel_files.NotChannelData, match="not a whole Parquet file"):
+        channel_files.format_of(cut)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -11,8 +11,9 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -414,24 +415,27 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return options
 
 
+T = TypeVar("T")
+
+
 class OptionError(ValueError):
     """An option the run cannot use; the message names it (printed as one line, exit code 2)."""
 
 
-def _readable(option: str, path: Path) -> bytes:
+def _readable(option: str, path: Path, read: Callable[[Path], T]) -> T:
     if not path.exists():
         raise OptionError(f"{option} {path} does not exist")
     if not path.is_file():
         raise OptionError(f"{option} {path} is not a file")
     try:
-        return path.read_bytes()
+        return read(path)
     except OSError as error:
         raise OptionError(f"{option} {path} cannot be read: {error.strerror}") from None
 
 
 def _json_file(option: str, path: Path) -> Any:
     try:
-        return json.loads(_readable(option, path))
+        return json.loads(_readable(option, path, Path.read_bytes))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise OptionError(f"{option} {path} is not valid JSON: {error}") from None
 
@@ -451,7 +455,7 @@ def _data_file(option: str, path: Path, channel: str, content_type: str | None) 
     """A channel's file the trainer can read, in the format its ContentType declares (the trainer refuses a
     Parquet file in a text/csv channel and the other way round): told now, not after a tuning job failed."""
     try:
-        kind = channel_files.file_format(_readable(option, path))
+        kind = _readable(option, path, channel_files.format_of)
     except channel_files.NotChannelData as error:
         raise OptionError(f"{option} {path} {error}") from None
     needed = channel_files.content_type_of(kind)
