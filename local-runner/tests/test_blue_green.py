@@ -697,8 +697,10 @@ def test_each_traffic_routing_type_shifts_in_its_steps(
         (
             {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"a{index}"} for index in range(11)]}},
             4,
-            "Value at 'deploymentConfig.autoRollbackConfiguration.alarms' failed to satisfy constraint: Member "
-            "must have length less than or equal to 10",
+            "1 validation error detected: Value '[{AlarmName=a0}, {AlarmName=a1}, {AlarmName=a2}, {AlarmName=a3}, "
+            "{AlarmName=a4}, {AlarmName=a5}, {AlarmName=a6}, {AlarmName=a7}, {AlarmName=a8}, {AlarmName=a9}, "
+            "{AlarmName=a10}]' at 'deploymentConfig.autoRollbackConfiguration.alarms' failed to satisfy constraint: "
+            "Member must have length less than or equal to 10",
         ),
         (
             {

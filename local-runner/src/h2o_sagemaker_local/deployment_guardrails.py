@@ -24,6 +24,8 @@ from typing import Any
 import botocore.session
 from botocore.model import Shape
 
+from h2o_sagemaker_local.api_constraints import validation_message, violations
+
 
 class DeploymentConfigError(ValueError):
     """The DeploymentConfig is refused; the message is the ValidationException's."""
@@ -52,7 +54,7 @@ class BlueGreenPlan:
 def plan_blue_green(deployment_config: dict[str, Any], instance_count: int) -> BlueGreenPlan:
     """The steps of an update of a variant of ``instance_count`` instances; DeploymentConfigError if SageMaker
     would refuse the configuration."""
-    _check_ranges(deployment_config, _sagemaker_shape("DeploymentConfig"), "deploymentConfig")
+    _check_constraints(deployment_config)
     if "RollingUpdatePolicy" in deployment_config:
         raise DeploymentConfigError(
             "local SageMaker emulates blue/green deployments only: use BlueGreenUpdatePolicy instead of "
@@ -136,30 +138,9 @@ def _sagemaker_shape(name: str) -> Shape:
     return botocore.session.get_session().get_service_model("sagemaker").shape_for(name)
 
 
-def _check_ranges(value: Any, shape: Shape, path: str) -> None:
-    """The ranges of botocore's model, as SageMaker words a value outside them. botocore checks the minima before
-    sending, not the maxima; a caller of the emulation's methods skips botocore altogether."""
-    if shape.type_name == "structure" and isinstance(value, dict):
-        for name, member in shape.members.items():
-            if name in value:
-                _check_ranges(value[name], member, f"{path}.{name[0].lower()}{name[1:]}")
-        return
-    if shape.type_name == "list" and isinstance(value, list):
-        _check_bound(len(value), shape, f"Value at '{path}'", "length")
-        for item in value:
-            _check_ranges(item, shape.member, path)
-    elif shape.type_name == "integer" and isinstance(value, int):
-        _check_bound(value, shape, f"Value '{value}' at '{path}'", "value")
-
-
-def _check_bound(number: int, shape: Shape, subject: str, measure: str) -> None:
-    minimum, maximum = shape.metadata.get("min"), shape.metadata.get("max")
-    if minimum is not None and number < minimum:
-        constraint = f"{measure} greater than or equal to {minimum}"
-    elif maximum is not None and number > maximum:
-        constraint = f"{measure} less than or equal to {maximum}"
-    else:
-        return
-    raise DeploymentConfigError(
-        f"1 validation error detected: {subject} failed to satisfy constraint: Member must have {constraint}"
-    )
+def _check_constraints(deployment_config: dict[str, Any]) -> None:
+    """The constraints of botocore's model, as SageMaker words a value breaking them: a caller of the emulation's
+    methods skips the request check every boto3 call gets (``api_constraints``)."""
+    problems = violations(_sagemaker_shape("DeploymentConfig"), deployment_config, "deploymentConfig")
+    if problems:
+        raise DeploymentConfigError(validation_message(problems))
