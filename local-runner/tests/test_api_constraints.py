@@ -1,5 +1,6 @@
 """The request constraints AWS checks and botocore does not (enums, maximum lengths and values, patterns), held on
-the local run's SageMaker and Application Auto Scaling calls with AWS's error and wording."""
+the local run's SageMaker, Application Auto Scaling, Parameter Store and Step Functions calls with AWS's error
+and wording."""
 
 from __future__ import annotations
 
@@ -82,6 +83,19 @@ def test_maximum_lengths_and_values_are_held(constrained: None) -> None:
     assert message.startswith("1 validation error detected: Value '[endpoint/e0/variant/AllTraffic, ")
     assert message.endswith(
         "at 'resourceIds' failed to satisfy constraint: Member must have length less than or equal to 50"
+    )
+
+
+def test_parameter_store_and_step_functions_requests_are_held_too(constrained: None) -> None:
+    """The run's settings reach Parameter Store and a child execution's input: their limits hold locally."""
+    ssm = boto3.client("ssm", region_name=REGION)
+    assert refusal(ssm.put_parameter, Name="/ml/p", Value="v", Type="String", Tier="Advancd").startswith(
+        "1 validation error detected: Value 'Advancd' at 'tier' failed to satisfy constraint: Member"
+    )
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    arn = f"arn:aws:states:{REGION}:123456789012:stateMachine:m"
+    assert refusal(stepfunctions.start_execution, stateMachineArn=arn, name="n" * 81).endswith(
+        "at 'name' failed to satisfy constraint: Member must have length less than or equal to 80"
     )
 
 

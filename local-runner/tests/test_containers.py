@@ -38,7 +38,9 @@ def test_a_run_in_the_images_tunes_deploys_and_scores_as_the_process_mode(
         )
         assert result.status == "SUCCEEDED", result.cause
         tuning = pipeline.sagemaker.tuning_jobs[result.output["model"]["hyperParameterTuningJobName"]]
-        assert [job.status for job in tuning.training_jobs] == ["Completed", "Completed"]
+        assert [job.status for job in tuning.training_jobs] == ["Completed", "Completed"], [
+            job.failure_reason for job in tuning.training_jobs
+        ]
         for job in tuning.training_jobs:  # each ran as `<image> train`, its output the container's
             assert "validation:auc=" in job.log_path.read_text()
             assert any((job.checkpoint_dir or tmp_path).iterdir()), "the checkpoint folder was mounted"

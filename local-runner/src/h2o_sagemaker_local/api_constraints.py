@@ -1,5 +1,5 @@
 """The constraints of a request that AWS checks and botocore does not, for the services whose requests carry the
-run's settings (SageMaker, Application Auto Scaling): enum values, lengths, value ranges and patterns, as the
+run's settings (SageMaker, Application Auto Scaling, Parameter Store, Step Functions): enum values, lengths, value ranges and patterns, as the
 service's model (botocore's) states them. botocore itself checks only required members and types, and moto
 accepts the rest, so an instance type misspelt in ml-parameters.json passed the local run and failed on AWS.
 
@@ -26,6 +26,8 @@ from h2o_sagemaker_local.iam.enforcement import error_response
 CHECKED_SERVICES: Final = {
     "sagemaker": "ValidationException",
     "application-autoscaling": "ValidationException",
+    "ssm": "ValidationException",
+    "stepfunctions": "ValidationException",
 }
 _PARAMS_KEY: Final = "h2o_sagemaker_local.constrained_params"
 
