@@ -184,6 +184,18 @@ def test_the_objectives_channel_must_be_in_the_manifest() -> None:
             build_execution_input(params, HYPERPARAMETERS, training_only, RUN, STACK_RESOURCES)
 
 
+def test_a_training_objective_beside_a_validation_channel_is_refused() -> None:
+    """With a validation channel the trainer prints that channel's metrics only: no job would report training:auc."""
+    with pytest.raises(
+        ParameterFileError,
+        match=r"objectiveMetricName training:auc: with a validation channel in the manifest the trainer reports "
+        r"that channel's metrics only: use validation:auc, or leave the validation channel out",
+    ):
+        build_execution_input(
+            ml_parameters(objectiveMetricName="training:auc"), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES
+        )
+
+
 def test_the_quality_gate_settings_name_the_objective_and_the_job_scoring_the_deployed_model() -> None:
     gated = ml_parameters(qualityGate={"minObjectiveValue": 0.8, "minImprovement": 0.01})
     document = build_execution_input(gated, HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)

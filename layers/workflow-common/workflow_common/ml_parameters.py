@@ -604,12 +604,21 @@ class Manifest(CamelCaseModel):
 
 
 def check_objective_channel(params: MlParameters, manifest: Manifest) -> None:
-    """The trainer prints each metric of the channel it measured it on (`validation:auc`): without that channel no
-    training job reports the objective, and the whole tuning job would run for nothing."""
-    if params.objective_channel not in {channel.channel_name for channel in manifest.channels}:
+    """The trainer prints the metrics of one channel (`validation:auc`): the validation channel's when the manifest
+    gives one, else the training channel's. An objective on another channel is reported by no training job, and the
+    whole tuning job would run for nothing."""
+    given = {channel.channel_name for channel in manifest.channels}
+    if params.objective_channel not in given:
         raise ParameterFileError(
             f"manifest.json: channels: the objective {params.objective_metric_name} in ml-parameters is measured "
             f"on the '{params.objective_channel}' channel, which this manifest does not give"
+        )
+    if params.objective_channel != VALIDATION_CHANNEL and VALIDATION_CHANNEL in given:
+        metric = params.objective_metric_name.partition(":")[2]
+        raise ParameterFileError(
+            f"ml-parameters: objectiveMetricName {params.objective_metric_name}: with a {VALIDATION_CHANNEL} "
+            f"channel in the manifest the trainer reports that channel's metrics only: use "
+            f"{VALIDATION_CHANNEL}:{metric}, or leave the {VALIDATION_CHANNEL} channel out"
         )
 
 
