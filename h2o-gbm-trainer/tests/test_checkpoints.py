@@ -96,3 +96,36 @@ def test_a_checkpoint_from_other_settings_is_ignored(jobs, tmp_path: Path, caplo
     assert "ignoring the checkpoint" in caplog.text and "other data, settings or H2O version" in caplog.text
     assert (report.resumed_from_trees, report.trees) == (0, 20)
     assert _mojo_trees(base_dir / "model") == 20
+
+
+def test_a_finished_checkpoint_of_fewer_trees_is_grown_on_not_taken(jobs, tmp_path: Path, caplog) -> None:
+    """A checkpoint a job finished towards another ntrees (a tuning job's other training job) is grown on."""
+    settings = SETTINGS | {"ntrees": "20", "stopping_rounds": "0"}
+    base_dir = jobs.make(tmp_path, settings, {"training": jobs.train_csv}, with_checkpoints=True)
+    assert jobs.run(base_dir).returncode == 0
+    (base_dir / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps(settings | {"ntrees": "40"})
+    )
+
+    with caplog.at_level(logging.INFO, logger="h2o_gbm_trainer"):
+        report = train(Environment(base_dir=base_dir, max_mem_size="1G"))
+
+    assert (report.resumed_from_trees, report.trees) == (20, 40)
+    assert _mojo_trees(base_dir / "model") == 40
+
+
+def test_each_training_job_keeps_its_checkpoints_in_a_folder_of_its_own(jobs, tmp_path: Path) -> None:
+    """The training jobs of a tuning job share one checkpoint URI: each writes under its TRAINING_JOB_NAME."""
+    base_dir = jobs.make(
+        tmp_path, SETTINGS | {"ntrees": "20"}, {"training": jobs.train_csv}, with_checkpoints=True
+    )
+    for name in ("tuning-001-a", "tuning-002-b"):
+        run = jobs.run(base_dir, {"TRAINING_JOB_NAME": name})
+        assert run.returncode == 0, run.stderr
+        assert "resumed from checkpoint" not in run.stdout + run.stderr
+        state = json.loads((base_dir / "checkpoints" / name / "checkpoint.json").read_text())
+        assert (state["ntrees"], state["finished"]) == (20, True)
+    assert sorted(path.name for path in (base_dir / "checkpoints").iterdir()) == [
+        "tuning-001-a",
+        "tuning-002-b",
+    ]

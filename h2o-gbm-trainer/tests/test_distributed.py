@@ -464,6 +464,8 @@ def test_an_interrupted_job_checkpoints_on_the_leaders_disk_and_resumes_from_it(
     for base_dir in base_dirs:
         (base_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
         (base_dir / "checkpoints").mkdir()
+    # The job's own folder in the checkpoint folder (the tuning job's other training jobs share the URI).
+    leader_checkpoints = leader_dir / "checkpoints" / environments[0]["TRAINING_JOB_NAME"]
 
     def run_both(until_checkpoint: bool) -> list[int]:
         processes = [
@@ -472,7 +474,7 @@ def test_an_interrupted_job_checkpoints_on_the_leaders_disk_and_resumes_from_it(
         try:
             if until_checkpoint:
                 deadline = time.monotonic() + 60
-                while not (leader_dir / "checkpoints" / "checkpoint.json").exists():
+                while not (leader_checkpoints / "checkpoint.json").exists():
                     assert time.monotonic() < deadline, (leader_dir / "training.log").read_text()[-3000:]
                     time.sleep(0.05)
                 for process in processes:  # SageMaker stops every instance of an interrupted job
@@ -489,7 +491,7 @@ def test_an_interrupted_job_checkpoints_on_the_leaders_disk_and_resumes_from_it(
     assert leader_code == 1
     assert "stopped by SIGTERM" in (leader_dir / "output" / "failure").read_text()
     assert list((member_dir / "checkpoints").iterdir()) == [], "H2O wrote the checkpoint on the member's disk"
-    assert json.loads((leader_dir / "checkpoints" / "checkpoint.json").read_text())["finished"] is False
+    assert json.loads((leader_checkpoints / "checkpoint.json").read_text())["finished"] is False
 
     # The restart: the checkpoint URI's files on every instance, fresh output folders.
     shutil.copytree(leader_dir / "checkpoints", member_dir / "checkpoints", dirs_exist_ok=True)

@@ -109,7 +109,7 @@ def build_model(
     Without a checkpoint folder the whole model is built in one step."""
     model, trees = None, 0
     if checkpoints:
-        restored = checkpoints.restore(max_trees=hyperparameters.ntrees)
+        restored = checkpoints.restore()
         if restored:
             model, trees = restored.model, restored.trees
             report.resumed_from_trees = trees
@@ -247,8 +247,10 @@ def _load_train_and_export(
 
     checkpoints = None
     if env.checkpoint_dir.is_dir():
+        folder = env.checkpoint_dir / env.job_name if env.job_name else env.checkpoint_dir
+        folder.mkdir(exist_ok=True)
         checkpoints = CheckpointStore(
-            env.checkpoint_dir, fingerprint(channels.fingerprint, hyperparameters.as_json())
+            folder, fingerprint(channels.fingerprint, hyperparameters.as_json()), hyperparameters.ntrees
         )
     logger.info("training started: up to %d trees", hyperparameters.ntrees)
     started = time.perf_counter()
