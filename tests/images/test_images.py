@@ -105,6 +105,16 @@ def test_the_trainer_image_trains_as_sagemaker_runs_it(training: TrainingRun) ->
     assert (training.base_dir / "checkpoints").iterdir(), "a checkpoint is kept for a spot restart"
 
 
+def test_both_images_run_as_root_and_the_predictor_accepts_a_bound_port(engine: Engine) -> None:
+    """SageMaker "expects all containers to run with root users" (your-algorithms-inference-code.html), and gives
+    SAGEMAKER_BIND_TO_PORT in an inference pipeline only to an image with the accept-bind-to-port label."""
+    for image in (TRAINER, PREDICTOR):
+        user = engine.run("image", "inspect", "--format", "{{.Config.User}}", image).stdout.strip()
+        assert user in ("", "root", "0"), f"{image} runs as {user}"
+    labels = engine.run("image", "inspect", "--format", "{{json .Config.Labels}}", PREDICTOR).stdout
+    assert json.loads(labels)["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+
+
 def test_bad_input_fails_the_image_with_the_reason_in_the_failure_file(
     engine: Engine, tmp_path: Path
 ) -> None:

@@ -48,6 +48,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON_TYPE = b"application/json"
+TEXT_TYPE = b"text/plain"
 # Distinct Content-Type / Accept values remembered, each; clients choose them, so the memory is bounded.
 NEGOTIATED_VALUES = 64
 
@@ -153,7 +154,7 @@ class ModelServerApp:
                 raise RequestError(405, "use GET /ping")
             if self._model is None:
                 raise self._not_ready
-            return 200, JSON_TYPE, b'{"status": "ready"}'
+            return 200, TEXT_TYPE, b""  # "an HTTP 200 status code and an empty body", as SageMaker asks
         if path != "/invocations":
             raise RequestError(404, f"no route {path}; use GET /ping or POST /invocations")
         if method != "POST":

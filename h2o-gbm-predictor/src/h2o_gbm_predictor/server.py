@@ -43,6 +43,9 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):
     }
 
 
+GRACEFUL_STOP_SECONDS = 25
+
+
 class GunicornServer(BaseApplication):
     def __init__(self, environment: Environment) -> None:
         self._environment = environment
@@ -54,6 +57,9 @@ class GunicornServer(BaseApplication):
             "workers": self._environment.workers,
             "worker_class": "h2o_gbm_predictor.server.UvicornWorker",
             "timeout": self._environment.timeout_seconds,
+            # SageMaker sends SIGKILL 30 s after SIGTERM: workers finish their requests within 25 s, so the server
+            # exits on its own first (your-algorithms-inference-code.html).
+            "graceful_timeout": GRACEFUL_STOP_SECONDS,
             # SageMaker reuses connections; a short keep-alive would make clients reconnect all the time.
             "keepalive": 75,
             "accesslog": None,
