@@ -32,7 +32,12 @@ if [[ " ${engines[*]} " == *" docker "* ]] && ! docker info >/dev/null 2>&1; the
         $SUDO systemctl start docker
     else
         echo "starting dockerd in the background (log: $DOCKERD_LOG)" >&2
-        $SUDO bash -c "setsid nohup dockerd >>'$DOCKERD_LOG' 2>&1 < /dev/null &"
+        # In a session of its own, holding none of this shell's files: an inherited pipe or lock would keep its
+        # reader (CI's log, a flock) waiting for as long as the daemon runs.
+        $SUDO python3 -c 'import subprocess, sys
+with open(sys.argv[1], "ab") as log:
+    subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                     start_new_session=True, close_fds=True)' "$DOCKERD_LOG"
     fi
     for _ in $(seq 60); do
         docker info >/dev/null 2>&1 && break

@@ -295,7 +295,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             # What SageMaker answers then is not documented; a client must not see it succeed here.
             status, payload = 500, _over_limit(f"the model's response of {len(payload)} bytes")
             content_type = "application/json"
-        self._reply(status, payload, content_type)
+        # Recorded before the reply: a client that has its answer finds it counted.
         if self.path == "/invocations":
             overhead = time.perf_counter() - started - (model_seconds or 0)
             self.server.record(
@@ -307,6 +307,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     _microseconds(overhead),
                 )
             )
+        self._reply(status, payload, content_type)
 
     def _reply(self, status: int, payload: bytes, content_type: str) -> None:
         self.send_response(status)
