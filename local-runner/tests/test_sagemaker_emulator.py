@@ -280,6 +280,23 @@ def test_a_failed_training_job_does_not_fail_the_tuning_job(sagemaker: LocalSage
     assert len(summaries(sagemaker, "one-fails", StatusEquals="Completed")) == 3
 
 
+def test_an_emulator_fault_fails_the_job_with_its_traceback_in_the_jobs_log(
+    sagemaker: LocalSageMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_upload(*_: Any) -> str:
+        raise RuntimeError("the emulator broke")
+
+    monkeypatch.setattr(training, "_upload_model", broken_upload)
+    description = run_to_end(sagemaker, tuning_request("emulator-fault", categorical(x=["10"])))
+
+    assert description["HyperParameterTuningJobStatus"] == "Failed"
+    [job] = sagemaker.tuning_jobs["emulator-fault"].training_jobs
+    assert job.failure_reason == "local emulation error: RuntimeError: the emulator broke"
+    log = job.log_path.read_text()
+    assert "[local SageMaker] local emulation error: RuntimeError: the emulator broke" in log
+    assert "Traceback (most recent call last)" in log and "in broken_upload" in log
+
+
 def test_the_best_job_has_its_model_where_sagemaker_puts_it(sagemaker: LocalSageMaker) -> None:
     description = run_to_end(sagemaker, tuning_request("artifact", categorical(x=["10", "20"])))
     best = sagemaker.describe_training_job(

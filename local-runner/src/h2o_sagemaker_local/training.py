@@ -29,6 +29,7 @@ import sys
 import tarfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -537,6 +538,8 @@ def run_training_job(job: TrainingJob, checkpoint_dir: Path, timeout_seconds: fl
     except Exception as error:  # an emulator fault must fail the job, not hang the tuning job
         job.status = "Failed"
         job.failure_reason = f"local emulation error: {type(error).__name__}: {error}"
+        with contextlib.suppress(OSError), job.log_path.open("a") as log:  # the whole story, where users look
+            log.write(f"\n[local SageMaker] {job.failure_reason}\n{traceback.format_exc()}")
         job.enter("Failed", job.failure_reason)
     finally:
         job.end_time = datetime.now(UTC)
