@@ -3,7 +3,7 @@
 #   scripts/ensure-container-engines.sh [docker] [podman]   (default: both)
 # podman (with buildah and runc) from Debian's archive when absent; a Docker engine that answers: Debian's docker.io
 # when no dockerd is installed, then started (systemd's docker service, or dockerd in the background where systemd
-# does not run, as in CI sandboxes). debootstrap too: where no registry answers, the base image is made with it.
+# does not run, as in CI sandboxes).
 set -euo pipefail
 engines=("$@")
 [[ ${#engines[@]} -gt 0 ]] || engines=(docker podman)
@@ -17,11 +17,12 @@ install() {
 }
 
 missing=()
-command -v debootstrap >/dev/null || missing+=(debootstrap)
 for engine in "${engines[@]}"; do
     case "$engine" in
         podman) command -v podman >/dev/null || missing+=(podman buildah runc) ;;
-        docker) command -v dockerd >/dev/null || [[ -x /usr/sbin/dockerd ]] || missing+=(docker.io) ;;
+        # An engine that answers may have no dockerd here (Docker Desktop, a remote DOCKER_HOST).
+        docker) docker info >/dev/null 2>&1 || command -v dockerd >/dev/null || [[ -x /usr/sbin/dockerd ]] \
+            || missing+=(docker.io) ;;
         *) echo "unknown container engine: $engine (docker or podman)" >&2; exit 2 ;;
     esac
 done
