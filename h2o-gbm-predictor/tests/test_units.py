@@ -19,6 +19,7 @@ from h2o_gbm_predictor.formats import (
 )
 from h2o_gbm_predictor.metadata import Feature, ModelMetadata, ModelMetadataError, load_metadata
 from h2o_gbm_predictor.scorer import CELL_SEPARATOR, ScoredBatch
+from h2o_gbm_predictor.server import GRACEFUL_STOP_SECONDS, GunicornServer
 
 CLASSIFIER = ModelMetadata(
     mojo_path=Path("model.zip"),
@@ -39,6 +40,12 @@ def test_environment_defaults_follow_sagemaker() -> None:
     assert environment.workers >= 1
     assert environment.max_payload_bytes == 6 * 1024 * 1024
     assert environment.default_accept == "application/json"
+
+
+def test_the_server_stops_before_sagemakers_sigkill() -> None:
+    """SageMaker sends SIGKILL 30 s after SIGTERM: gunicorn's workers get less than that to finish."""
+    server = GunicornServer(Environment.from_env({}))
+    assert server.cfg.graceful_timeout == GRACEFUL_STOP_SECONDS < 30
 
 
 def test_environment_reads_every_setting() -> None:
