@@ -125,7 +125,12 @@ def test_the_inspector_task_retries_lambda_hiccups_and_timeouts() -> None:
         state = STATES[name]
         assert state["Resource"] == "${EndpointInspectorFunctionArn}"
         errors = set(state["Retry"][0]["ErrorEquals"])
-        assert {"Lambda.TooManyRequestsException", "Lambda.ServiceException", "States.Timeout"} <= errors
+        assert {
+            "Lambda.TooManyRequestsException",
+            "Lambda.ServiceException",
+            "Lambda.ClientExecutionTimeoutException",
+            "States.Timeout",
+        } <= errors
         assert state["TimeoutSeconds"] > 60, "longer than the function's own timeout"
 
 

@@ -125,9 +125,12 @@ def test_the_selector_is_retried_on_lambda_hiccups_but_never_on_its_verdicts() -
         },
     }
     retrier, unavailable = select["Retry"]
-    assert {"Lambda.TooManyRequestsException", "Lambda.ServiceException", "States.Timeout"} <= set(
-        retrier["ErrorEquals"]
-    )
+    assert {
+        "Lambda.TooManyRequestsException",
+        "Lambda.ServiceException",
+        "Lambda.ClientExecutionTimeoutException",
+        "States.Timeout",
+    } <= set(retrier["ErrorEquals"])
     assert not {
         error for error in retrier["ErrorEquals"] if not error.startswith(("Lambda.", "States.Timeout"))
     }
