@@ -652,7 +652,7 @@ NOT_EXERCISED_LOCALLY = {
     "PublishSageMakerMetrics": "SageMaker's instance metrics are not emulated",
     "AttachToVpc": "VPC networking is not emulated",
     "InspectVpc": "VPC networking is not emulated",
-    "ReadAnyAccountAlgorithms": "algorithm resources are refused locally; test_iam checks the grant",
+    "ReadOwnAlgorithms": "algorithm resources are refused locally; test_iam checks the grant",
 }
 
 

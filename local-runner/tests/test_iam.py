@@ -211,18 +211,21 @@ def principal_of(access: AccessControl, role_arn: str, service: str) -> Any:
     return access.principal(access.assume(role_arn, service, "test").access_key)
 
 
-def test_the_selector_may_describe_another_accounts_algorithm(
+def test_the_selector_may_describe_this_accounts_algorithms_only(
     access: AccessControl, deployed: Deployer
 ) -> None:
-    """algorithmArn may name an AWS Marketplace algorithm, which lives in its seller's account."""
+    """algorithmARN names an algorithm of this account: the parameter import refuses another account's."""
     stack = deployed.deploy(
         "tuner",
         REPO_ROOT / "sagemaker-model-tuner" / "template.yaml",
         {"SharedLayerArn": LAYER_ARN, "DataBucketName": "data"},
     )
     selector = principal_of(access, stack.resources["BestModelSelectorRole"]["Arn"], "lambda.amazonaws.com")
+    own = f"arn:aws:sagemaker:{REGION}:{ACCOUNT_ID}:algorithm/h2o-gbm"
+    access.authorize(selector, [Authorization("sagemaker:DescribeAlgorithm", own)])
     marketplace = f"arn:aws:sagemaker:{REGION}:865070037744:algorithm/h2o-gbm-marketplace"
-    access.authorize(selector, [Authorization("sagemaker:DescribeAlgorithm", marketplace)])
+    with pytest.raises(AccessDenied):
+        access.authorize(selector, [Authorization("sagemaker:DescribeAlgorithm", marketplace)])
 
 
 @pytest.mark.parametrize(

@@ -49,9 +49,6 @@ PSEUDO_PARAMETERS = {
     "${AWS::AccountId}": "ACCOUNT",
 }
 GLOBAL_SERVICES = {"s3": ("", ""), "iam": ("", "ACCOUNT")}  # service -> (region, account) in its ARNs
-# Resources a grant may name in any account: an algorithmArn may name an AWS Marketplace algorithm, which lives in
-# its seller's account (DescribeAlgorithm only).
-ANY_ACCOUNT_RESOURCES = {("sagemaker", "algorithm/*")}
 
 
 def as_list(value: Any) -> list[Any]:
@@ -246,8 +243,6 @@ def test_no_arn_reaches_beyond_this_partition_region_and_account(template: Path)
             service = match["service"]
             region, account = GLOBAL_SERVICES.get(service, ("REGION", "ACCOUNT"))
             assert match["partition"] == "PARTITION", f"{arn}: hard-coded partition"
-            if (service, match["resource"]) in ANY_ACCOUNT_RESOURCES:
-                account = "*"
             assert (match["region"], match["account"]) == (region, account), f"{arn}: other regions/accounts"
             assert not match["resource"].startswith("*"), f"{arn}: every resource of the service"
             if service == "s3":
@@ -273,8 +268,7 @@ def test_sam_expansion_adds_no_unscoped_grant(
                     if arn != "*":
                         match = parse_arn(arn)
                         assert match and not match["resource"].startswith("*"), f"{name}: {arn}"
-                        any_account = (match["service"], match["resource"]) in ANY_ACCOUNT_RESOURCES
-                        assert match["account"] in ("ACCOUNT", "") or any_account, f"{name}: {arn}"
+                        assert match["account"] in ("ACCOUNT", ""), f"{name}: {arn}"
 
 
 def test_lambda_functions_write_only_their_own_log_group() -> None:

@@ -139,6 +139,30 @@ def test_invalid_file_fails_the_deployment_naming_the_field(aws, responses, lamb
     assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
 
 
+@pytest.mark.parametrize(
+    ("account", "status"),
+    [("123456789012", "SUCCESS"), ("865070037744", "FAILED")],
+    ids=["own", "marketplace"],
+)
+def test_an_algorithm_of_another_account_fails_the_deployment(
+    aws, responses, lambda_context, account: str, status: str
+) -> None:
+    """A Marketplace algorithm is hosted through a model package, which the workflow does not make: refused now,
+    not at CreateModel after the whole tuning job."""
+    algorithm = ML_PARAMETERS | {"algorithmARN": f"arn:aws:sagemaker:us-east-1:{account}:algorithm/h2o-gbm"}
+    aws["s3"].put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(algorithm))
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    [answer] = responses.bodies
+    assert answer["Status"] == status, answer.get("Reason")
+    if status == "FAILED":
+        assert answer["Reason"].startswith(
+            "ml-parameters: algorithmARN arn:aws:sagemaker:us-east-1:865070037744:algorithm/h2o-gbm belongs to "
+            "account 865070037744, not this stack's 123456789012: an AWS Marketplace algorithm is hosted through "
+            "a model package"
+        )
+        assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
+
+
 def test_parameters_owned_by_someone_else_are_not_overwritten(aws, responses, lambda_context) -> None:
     aws["ssm"].put_parameter(Name="/ml-project/hyperparameters", Value="{}", Type="String")
     parameter_importer.lambda_handler(request("Create", responses), lambda_context)

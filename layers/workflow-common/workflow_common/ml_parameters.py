@@ -603,6 +603,22 @@ class Manifest(CamelCaseModel):
                 )
 
 
+def check_algorithm_account(params: MlParameters, account_id: str) -> None:
+    """An algorithm of another account (an AWS Marketplace subscription) trains, but its model is hosted only
+    through a model package made from the algorithm ("you must create a model package before you can use it to
+    get inferences", sagemaker-mkt-buy.html); this workflow creates the model from the inference image, which
+    CreateModel would refuse after the whole tuning job had run."""
+    if params.algorithm_arn is None:
+        return
+    owner = params.algorithm_arn.split(":")[4]
+    if owner != account_id:
+        raise ParameterFileError(
+            f"ml-parameters: algorithmARN {params.algorithm_arn} belongs to account {owner}, not this stack's "
+            f"{account_id}: an AWS Marketplace algorithm is hosted through a model package, which this workflow "
+            "does not create; use an algorithm of this account, or trainingImage and inferenceImage"
+        )
+
+
 def check_objective_channel(params: MlParameters, manifest: Manifest) -> None:
     """The trainer prints the metrics of one channel (`validation:auc`): the validation channel's when the manifest
     gives one, else the training channel's. An objective on another channel is reported by no training job, and the

@@ -22,6 +22,7 @@ from workflow_common.ml_parameters import (
     Hyperparameters,
     MlParameters,
     ParameterFileError,
+    check_algorithm_account,
     check_compatible,
     decode_json,
     parse_document,
@@ -74,6 +75,7 @@ def import_documents(s3: Any, ssm: Any, properties: dict[str, Any], owner: str) 
     hyper_document = read_source(s3, bucket, hyper_key)
     hyperparameters = parse_document(Hyperparameters, hyper_document, hyper_key)
     check_compatible(ml_parameters, hyperparameters, hyper_key)
+    check_algorithm_account(ml_parameters, owner.split(":")[4])  # owner: the stack's ARN
     documents = {"ml-parameters": ml_document, "hyperparameters": hyper_document}
     names = write_documents(ssm, path, documents, owner)
     logger.info("Imported parameter files", extra={"parameters": names})
