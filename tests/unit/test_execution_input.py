@@ -20,7 +20,13 @@ from workflow_common.execution_input import (
     deployment_config,
     unique_name,
 )
-from workflow_common.ml_parameters import Hyperparameters, Manifest, MlParameters, ParameterFileError
+from workflow_common.ml_parameters import (
+    HyperbandStrategyConfig,
+    Hyperparameters,
+    Manifest,
+    MlParameters,
+    ParameterFileError,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "execution-input.json"
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
@@ -141,14 +147,18 @@ def test_vpc_settings_reach_training_and_hosting() -> None:
 
 
 def test_strategy_rules() -> None:
-    hyperband = build_execution_input(
-        ml_parameters(tuningStrategy="Hyperband", trainingJobEarlyStoppingType="Auto"),
-        HYPERPARAMETERS,
-        MANIFEST,
-        RUN,
-        STACK_RESOURCES,
+    on_hyperband = ml_parameters(tuningStrategy="Hyperband", trainingJobEarlyStoppingType="Auto")
+    with_max_resource = HYPERPARAMETERS.model_copy(
+        update={"hyperband_strategy_config": HyperbandStrategyConfig(MaxResource=50)}
     )
+    hyperband = build_execution_input(on_hyperband, with_max_resource, MANIFEST, RUN, STACK_RESOURCES)
     assert hyperband["tuning"]["hyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Off"
+    with pytest.raises(
+        ParameterFileError,
+        match=r"hyperbandStrategyConfig.MaxResource is required with the Hyperband strategy .*: SageMaker cannot "
+        r"infer it from the trainer's hyperparameters",
+    ):
+        build_execution_input(on_hyperband, HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)
     grid_ranges = Hyperparameters.model_validate(
         {"parameterRanges": {"CategoricalParameterRanges": [{"Name": "max_depth", "Values": ["3", "5"]}]}}
     )

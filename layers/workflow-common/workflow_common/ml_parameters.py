@@ -538,6 +538,16 @@ def check_compatible(
             f"{hyperparameters_file}: parameterRanges: the Grid strategy takes only CategoricalParameterRanges "
             "(tuningStrategy is Grid in ml-parameters); list the values to try instead of Integer/Continuous ranges"
         )
+    # Without MaxResource SageMaker infers it from an epochs-like static hyperparameter, "If HyperbandStrategyConfig
+    # is unable to infer a value for MaxResource, it generates a validation error" (API_HyperbandStrategyConfig),
+    # and the trainer takes no such hyperparameter: the tuning job would be refused when a run starts.
+    config = hyperparameters.hyperband_strategy_config
+    if params.tuning_strategy == "Hyperband" and (config is None or config.max_resource is None):
+        raise ParameterFileError(
+            f"{hyperparameters_file}: hyperbandStrategyConfig.MaxResource is required with the Hyperband strategy "
+            "(tuningStrategy is Hyperband in ml-parameters): SageMaker cannot infer it from the trainer's "
+            "hyperparameters"
+        )
 
 
 class S3DataSource(PascalCaseModel):
