@@ -17,11 +17,7 @@ if timeout 60 $CONTAINER_ENGINE pull -q "$BASE" >/dev/null 2>&1; then
     exit 0
 fi
 echo "no registry reachable: making $BASE from Debian's archive ($MIRROR)" >&2
-if ! command -v debootstrap >/dev/null; then
-    echo "installing debootstrap from Debian's archive" >&2
-    SUDO=$([[ $(id -u) == 0 ]] || echo sudo)
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq debootstrap >/dev/null
-fi
+command -v debootstrap >/dev/null || bash "$(dirname "$0")/apt-install.sh" debootstrap
 ROOTFS="$(mktemp -d)"
 trap 'rm -rf "$ROOTFS"' EXIT
 mkdir -p "$ROOTFS/etc/dpkg/dpkg.cfg.d"

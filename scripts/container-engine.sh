@@ -8,10 +8,7 @@ if [[ -z "${CONTAINER_ENGINE:-}" ]]; then
     if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
         CONTAINER_ENGINE=docker
     else
-        if ! command -v podman >/dev/null; then
-            echo "no Docker engine: installing podman from Debian's archive" >&2
-            bash "$REPO_ROOT/scripts/ensure-container-engines.sh" podman
-        fi
+        bash "$REPO_ROOT/scripts/ensure-container-engines.sh" podman  # installs it when absent
         CONTAINER_ENGINE=podman
     fi
 elif [[ "$CONTAINER_ENGINE" != docker && "$CONTAINER_ENGINE" != podman ]]; then

@@ -5,8 +5,5 @@ set -euo pipefail
 if command -v chromium >/dev/null 2>&1; then
   exit 0
 fi
-echo "chromium not found: installing Debian's chromium" >&2
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+bash "$(dirname "$0")/apt-install.sh" chromium
 chromium --version

@@ -10,12 +10,6 @@ engines=("$@")
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 DOCKERD_LOG="${DOCKERD_LOG:-/var/log/h2o-gbm-dockerd.log}"
 
-install() {
-    echo "installing $* from Debian's archive" >&2
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
-}
-
 missing=()
 for engine in "${engines[@]}"; do
     case "$engine" in
@@ -26,7 +20,7 @@ for engine in "${engines[@]}"; do
         *) echo "unknown container engine: $engine (docker or podman)" >&2; exit 2 ;;
     esac
 done
-[[ ${#missing[@]} -eq 0 ]] || install "${missing[@]}"
+[[ ${#missing[@]} -eq 0 ]] || bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
 
 if [[ " ${engines[*]} " == *" docker "* ]] && ! docker info >/dev/null 2>&1; then
     if [[ -d /run/systemd/system ]]; then

@@ -5,8 +5,6 @@ java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | he
 if command -v java >/dev/null 2>&1 && [ "$(java_major)" -ge 17 ]; then
   exit 0
 fi
-echo "Java 17+ not found: installing openjdk-17-jre-headless" >&2
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+echo "Java 17+ not found" >&2
+bash "$(dirname "$0")/apt-install.sh" openjdk-17-jre-headless
 java -version

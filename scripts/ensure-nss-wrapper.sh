@@ -5,7 +5,4 @@ set -euo pipefail
 if compgen -G "/usr/lib/*/libnss_wrapper.so*" >/dev/null || compgen -G "/usr/lib*/libnss_wrapper.so*" >/dev/null; then
   exit 0
 fi
-echo "nss_wrapper not found: installing Debian's libnss-wrapper" >&2
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libnss-wrapper >/dev/null
+bash "$(dirname "$0")/apt-install.sh" libnss-wrapper

@@ -3,10 +3,7 @@
 # Debian's docker-registry (the CNCF distribution registry), installed when absent.
 set -euo pipefail
 PORT="$1" STORAGE="$2"
-if ! command -v docker-registry >/dev/null; then
-    SUDO=$([[ $(id -u) == 0 ]] || echo sudo)
-    $SUDO apt-get install -y -q docker-registry >&2
-fi
+command -v docker-registry >/dev/null || bash "$(dirname "$0")/apt-install.sh" docker-registry
 mkdir -p "$STORAGE"
 cat > "$STORAGE/config.yml" <<CONF
 version: 0.1
