@@ -1,7 +1,8 @@
 """The constraints of a request that AWS checks and botocore does not, for the services whose requests carry the
-run's settings (SageMaker, Application Auto Scaling, Parameter Store, Step Functions): enum values, lengths, value ranges and patterns, as the
-service's model (botocore's) states them. botocore itself checks only required members and types, and moto
-accepts the rest, so an instance type misspelt in ml-parameters.json passed the local run and failed on AWS.
+run's settings (SageMaker, Application Auto Scaling, Parameter Store, Step Functions): enum values, lengths, value
+ranges and patterns, as the service's model (botocore's) states them. botocore itself checks only required members
+and types, and moto accepts the rest, so an instance type misspelt in ml-parameters.json passed the local run and
+failed on AWS.
 
 A request breaking a constraint fails as AWS fails it, with the service's ``ValidationException`` and its
 wording: ``1 validation error detected: Value 'ml.c5.larg' at 'productionVariants.1.member.instanceType' failed
