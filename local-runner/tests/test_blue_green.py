@@ -563,6 +563,37 @@ def test_an_update_sagemaker_would_refuse_is_refused_and_the_endpoint_keeps_serv
             update(config_name, deployment_config)
         assert refused.value.response["Error"]["Code"] == "ValidationException"
         assert message in refused.value.response["Error"]["Message"]
+    # An auto-scaled variant may get a new model, not a new instance type, nor be removed.
+    client("sagemaker").create_endpoint_config(
+        EndpointConfigName="green-c5",
+        ProductionVariants=[
+            {
+                "VariantName": VARIANT,
+                "ModelName": "green",
+                "InstanceType": "ml.c5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": f"endpoint/{ENDPOINT}/variant/{VARIANT}",
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+    client("application-autoscaling").register_scalable_target(**target, MinCapacity=1, MaxCapacity=2)
+    for config_name, message in [
+        (
+            "green-c5",
+            f"Variant {VARIANT} of endpoint {ENDPOINT} is an Application Auto Scaling target and its "
+            "instance type changes from ml.m5.large to ml.c5.large: deregister the scalable target",
+        ),
+        (other_variant, f"endpoint configuration {other_variant} has no variant {VARIANT}"),
+    ]:
+        with pytest.raises(ClientError) as refused:
+            client("sagemaker").update_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+        assert message in refused.value.response["Error"]["Message"]
+    client("application-autoscaling").deregister_scalable_target(**target)
 
     description = describe()
     assert (description["EndpointStatus"], description["EndpointConfigName"]) == ("InService", "blue-single")

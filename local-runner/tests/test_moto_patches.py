@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SnsModel
+from botocore.exceptions import ClientError
 from h2o_sagemaker_local import moto_patches
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
@@ -501,10 +502,9 @@ def test_aws_sdk_application_autoscaling_and_its_datetimes(handlers: Handlers) -
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:applicationautoscaling:deregisterScalableTarget",
                 "Parameters": {**target, "ResourceId": "endpoint/absent/variant/AllTraffic"},
-                # moto answers ValidationException where AWS says ObjectNotFoundException; the prefix is the point.
                 "Catch": [
                     {
-                        "ErrorEquals": ["ApplicationAutoScaling.ValidationException"],
+                        "ErrorEquals": ["ApplicationAutoScaling.ObjectNotFoundException"],
                         "ResultPath": "$.missing",
                         "Next": "Done",
                     }
@@ -522,11 +522,64 @@ def test_aws_sdk_application_autoscaling_and_its_datetimes(handlers: Handlers) -
     assert registered["MaxCapacity"] == 4
     assert isinstance(registered["CreationTime"], str)
     assert registered["CreationTime"][:4].isdigit()
-    assert result["output"]["missing"]["Error"] == "ApplicationAutoScaling.ValidationException"
+    assert result["output"]["missing"]["Error"] == "ApplicationAutoScaling.ObjectNotFoundException"
     history = client("stepfunctions").get_execution_history(executionArn=result["executionArn"])["events"]
     assert any(event["type"] == "TaskSucceeded" for event in history)
     targets = client("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")
     assert len(targets["ScalableTargets"]) == 1
+
+
+# --- 15. Application Auto Scaling's scalable targets -------------------------------------------------------
+
+
+def test_deregistering_a_target_deletes_its_policies_and_scheduled_actions_and_only_its_own(
+    handlers: Handlers,
+) -> None:
+    autoscaling = client("application-autoscaling")
+    dimension = "sagemaker:variant:DesiredInstanceCount"
+    kept, deregistered = (f"endpoint/{name}/variant/AllTraffic" for name in ("kept", "deregistered"))
+    for resource_id in (kept, deregistered):
+        target = {"ServiceNamespace": "sagemaker", "ResourceId": resource_id, "ScalableDimension": dimension}
+        autoscaling.register_scalable_target(**target, MinCapacity=1, MaxCapacity=2)
+        autoscaling.put_scaling_policy(
+            **target,
+            PolicyName="invocations",
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 70.0,
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                },
+            },
+        )
+        autoscaling.put_scheduled_action(
+            **target,
+            ScheduledActionName="nightly",
+            Schedule="cron(0 0 * * ? *)",
+            ScalableTargetAction={"MinCapacity": 1},
+        )
+
+    autoscaling.deregister_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=deregistered, ScalableDimension=dimension
+    )
+
+    policies = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    actions = autoscaling.describe_scheduled_actions(ServiceNamespace="sagemaker")["ScheduledActions"]
+    assert [policy["ResourceId"] for policy in policies] == [kept]
+    assert [action["ResourceId"] for action in actions] == [kept]
+    with pytest.raises(ClientError, match=r"ObjectNotFoundException.*No scalable target registered"):
+        autoscaling.put_scaling_policy(
+            ServiceNamespace="sagemaker",
+            ResourceId=deregistered,
+            ScalableDimension=dimension,
+            PolicyName="invocations",
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={"TargetValue": 70.0},
+        )
+    with pytest.raises(ClientError, match="ObjectNotFoundException"):
+        autoscaling.deregister_scalable_target(
+            ServiceNamespace="sagemaker", ResourceId=deregistered, ScalableDimension=dimension
+        )
 
 
 # --- 4. SageMaker -----------------------------------------------------------------------------------------

@@ -55,6 +55,10 @@ covered by ``tests/test_moto_patches.py``:
 14. EventBridge delivery to Lambda. moto's rules deliver to log groups, queues, buses and archives only, and
     raise NotImplementedError for a function target; EventBridge invokes the function asynchronously (in a
     thread here, retried as 12.) with the event, or the target's Input, InputPath or InputTransformer result.
+15. Application Auto Scaling's scalable targets. moto keeps a deregistered target's scaling policies and
+    scheduled actions, which AWS deletes with it, takes a scaling policy for a target never registered, and
+    answers ValidationException for a target that does not exist, where AWS answers ObjectNotFoundException
+    (https://docs.aws.amazon.com/autoscaling/application/APIReference/API_DeregisterScalableTarget.html).
 
 Other modules patch moto too (the SageMaker emulation routes moto's SageMaker actions); they go through
 ``replace``, so ``uninstall`` gives all of moto back.
@@ -84,6 +88,7 @@ import botocore.utils
 import moto
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel, ServiceModel
+from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
 from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import JsonRESTError
 from moto.events.models import Rule
@@ -246,6 +251,8 @@ def _patch_moto() -> None:
     replace(s3_notifications, "_invoke_awslambda", _invoke_asynchronously)
     replace(Subscription, "publish", _publish_to_lambda_as_sns)
     replace(Rule, "send_to_targets", _send_to_targets_and_functions)
+    replace(ApplicationAutoscalingBackend, "deregister_scalable_target", _deregister_with_what_depends_on_it)
+    replace(ApplicationAutoscalingBackend, "put_scaling_policy", _put_scaling_policy_on_a_registered_target)
     overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     for sfn_name, boto_name in _dashless_service_names().items():
         if sfn_name not in overrides:
@@ -858,3 +865,52 @@ def _target_input(target: dict[str, Any], event: EventMessageType) -> Any:
             event=event,
         )
     return {key: value for key, value in event.items() if key != "ingestion-time"}  # moto's bookkeeping
+
+
+# --- 15. Application Auto Scaling's scalable targets ------------------------------------------------------------
+
+
+def _check_target_registered(
+    backend: ApplicationAutoscalingBackend, namespace: str, resource_id: str, dimension: str
+) -> None:
+    if not backend._scalable_target_exists(resource_id, dimension):
+        raise JsonRESTError(
+            "ObjectNotFoundException",
+            f"No scalable target registered for service namespace: {namespace}, resource ID: {resource_id}, "
+            f"scalable dimension: {dimension}",
+        )
+
+
+def _deregister_with_what_depends_on_it(
+    backend: ApplicationAutoscalingBackend, namespace: str, resource_id: str, dimension: str
+) -> None:
+    """DeregisterScalableTarget deletes the target's scaling policies and scheduled actions too."""
+    _check_target_registered(backend, namespace, resource_id, dimension)
+    original(ApplicationAutoscalingBackend, "deregister_scalable_target")(
+        backend, namespace, resource_id, dimension
+    )
+    target = (namespace, resource_id, dimension)
+    for key, policy in list(backend.policies.items()):
+        if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == target:
+            policy.delete_alarms(backend.account_id, backend.region_name)
+            del backend.policies[key]
+    backend.scheduled_actions = [
+        action
+        for action in backend.scheduled_actions
+        if (action.service_namespace, action.resource_id, action.scalable_dimension) != target
+    ]
+
+
+def _put_scaling_policy_on_a_registered_target(
+    backend: ApplicationAutoscalingBackend,
+    policy_name: str,
+    service_namespace: str,
+    resource_id: str,
+    scalable_dimension: str,
+    policy_body: dict[str, Any],
+    policy_type: str | None,
+) -> Any:
+    _check_target_registered(backend, service_namespace, resource_id, scalable_dimension)
+    return original(ApplicationAutoscalingBackend, "put_scaling_policy")(
+        backend, policy_name, service_namespace, resource_id, scalable_dimension, policy_body, policy_type
+    )

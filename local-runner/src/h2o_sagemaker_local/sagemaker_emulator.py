@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.applicationautoscaling.models import applicationautoscaling_backends
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.exceptions import ValidationError
@@ -474,6 +475,7 @@ class LocalSageMaker:
         if endpoint.status != "InService":
             raise ValidationError(f'Cannot update in-progress endpoint "{endpoint.arn}".')
         config, model = self._deployment(request["EndpointConfigName"])
+        self._check_auto_scaling_allows(endpoint, config)
         deployment_config = self._requested_deployment_config(endpoint, request)
         instance_count = self._deployed_instance_count(endpoint, config, request)
         plan = None
@@ -529,6 +531,31 @@ class LocalSageMaker:
             assert endpoint.deployed_config is not None  # an InService endpoint has one
             source = endpoint.deployed_config
         return int(source["ProductionVariants"][0].get("InitialInstanceCount", 1))
+
+    def _check_auto_scaling_allows(self, endpoint: LocalEndpoint, config: dict[str, Any]) -> None:
+        """SageMaker refuses an update that changes the instance type of, or removes, a variant registered as an
+        Application Auto Scaling target; only a new model is allowed
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html)."""
+        assert endpoint.deployed_config is not None  # an InService endpoint has one
+        targets = applicationautoscaling_backends[self.account_id][self.region].targets
+        registered = targets.get("sagemaker:variant:DesiredInstanceCount", {})
+        new_types = {
+            variant["VariantName"]: variant.get("InstanceType") for variant in config["ProductionVariants"]
+        }
+        for variant in endpoint.deployed_config["ProductionVariants"]:
+            name = variant["VariantName"]
+            if f"endpoint/{endpoint.name}/variant/{name}" not in registered:
+                continue
+            if name not in new_types:
+                change = f"endpoint configuration {config['EndpointConfigName']} has no variant {name}"
+            elif new_types[name] != variant.get("InstanceType"):
+                change = f"its instance type changes from {variant.get('InstanceType')} to {new_types[name]}"
+            else:
+                continue
+            raise ValidationError(
+                f"Variant {name} of endpoint {endpoint.name} is an Application Auto Scaling target and {change}: "
+                "deregister the scalable target (DeregisterScalableTarget) before updating the endpoint."
+            )
 
     @staticmethod
     def _check_same_variants(deployed: dict[str, Any], config: dict[str, Any]) -> None:
