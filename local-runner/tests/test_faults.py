@@ -258,12 +258,13 @@ def test_a_run_arriving_while_the_endpoint_is_updating_waits_then_updates_it_wit
     entered = states_entered(arriving, "-deployment")
     # It read its approved version, saw the endpoint Updating, waited (at least twice before the first update
     # was let through), then inspected again and updated it.
-    assert entered[:9] == [
+    assert entered[:10] == [
         "DescribeModelPackage",
         "HasApprovalStatus",
         "IsModelPackageApproved",
         "HasModelOfPackage",
         "UseModelOfPackage",
+        "StartWithNothingDetached",
         "StartWaitingForIdleEndpoint",
         "InspectEndpoint",
         "IsEndpointIdle",
@@ -343,7 +344,12 @@ def test_a_dead_predictor_is_reported_failed_and_the_next_run_fails_with_a_notif
 
     result = dead_predictor.result
     assert result.status == "FAILED"
-    assert states_entered(result, "-deployment")[-3:] == ["InspectEndpointFailed", "NotifyFailure", "Failed"]
+    assert states_entered(result, "-deployment")[-4:] == [
+        "InspectEndpointFailed",
+        "RestoreDetachedAutoScaling",  # nothing was detached: an empty Map
+        "NotifyFailure",
+        "Failed",
+    ]
     # Published once, by the deployment that failed; the parent leaves a failed child run to it.
     [deployer] = [message for message in dead_predictor.notifications if message["stage"] == "Failed"]
     assert (deployer["workflow"], deployer["endpoint"]) == ("EndpointDeployment", name)
@@ -619,7 +625,13 @@ def test_a_refused_update_deletes_the_configuration_it_made_and_leaves_the_endpo
     result = refused_update.result
     assert result.status == "FAILED"
     entered = states_entered(result, "-deployment")
-    assert entered[-4:] == ["UpdateEndpointFailed", "DeleteUnusedEndpointConfig", "NotifyFailure", "Failed"]
+    assert entered[-5:] == [
+        "UpdateEndpointFailed",
+        "DeleteUnusedEndpointConfig",
+        "RestoreDetachedAutoScaling",
+        "NotifyFailure",
+        "Failed",
+    ]
     [deployer] = [
         item for item in refused_update.notifications if item.get("workflow") == "EndpointDeployment"
     ]

@@ -10,9 +10,11 @@ of baking), runs of 2 training jobs each, in order:
 3. Manual approval: version 3 waits PendingManualApproval and nothing deploys; approving it deploys it.
 4. Version 4 is rejected by hand: nothing deploys.
 5. Version 1 is deployed again by its ARN (the deployer started by hand); the rejected version 4 is refused.
-6. Automatic approval again, and version 5's model server answers 5xx: the 5xx alarm rolls the canary back;
-   at most the canary's share of the requests failed, none after the rollback; the endpoint serves version 1's
-   configuration again, the notification names the alarm, version 5 is marked rolled back in the registry.
+6. Automatic approval again, version 5 on a new instance type, and its model server answers 5xx: the variant's
+   auto scaling is detached for the update (SageMaker refuses a new instance type on an auto-scaled variant),
+   the 5xx alarm rolls the canary back; at most the canary's share of the requests failed, none after the
+   rollback; the endpoint serves version 1's configuration again with its auto scaling restored as it was, the
+   notification names the alarm, version 5 is marked rolled back in the registry.
 7. An approval the trigger cannot deploy (the stored settings edited by hand into an invalid document) is
    reported on the topic, and deploys nothing.
 """
@@ -52,8 +54,38 @@ DEPLOYMENT = {
 }
 
 
+NEW_INSTANCE_TYPE = "ml.c5.xlarge"
+
+
 def client(service: str) -> Any:
     return boto3.client(service, region_name=REGION)
+
+
+def auto_scaling(endpoint: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The endpoint's scalable targets and scaling policies, without what AWS sets anew on each registration."""
+    autoscaling = client("application-autoscaling")
+    resource = f"endpoint/{endpoint}/variant/"
+    # moto leaves SuspendedState out until it is set; AWS always answers it, all false by default.
+    not_suspended = {
+        "DynamicScalingInSuspended": False,
+        "DynamicScalingOutSuspended": False,
+        "ScheduledScalingSuspended": False,
+    }
+    targets = [
+        {key: target[key] for key in ("ResourceId", "MinCapacity", "MaxCapacity")}
+        | {"SuspendedState": target.get("SuspendedState", not_suspended)}
+        for target in autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        if target["ResourceId"].startswith(resource)
+    ]
+    policies = [
+        {
+            key: policy[key]
+            for key in ("ResourceId", "PolicyName", "PolicyType", "TargetTrackingScalingPolicyConfiguration")
+        }
+        for policy in autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+        if policy["ResourceId"].startswith(resource)
+    ]
+    return targets, policies
 
 
 @dataclass
@@ -317,7 +349,9 @@ def test_a_version_not_approved_is_refused_and_the_endpoint_keeps_serving(redepl
 def rolled_back(redeployed: Releases) -> Releases:
     releases = redeployed
     serving = releases.serving()
+    releases.auto_scaling_before = auto_scaling(releases.endpoint)  # type: ignore[attr-defined]
     releases.ml_parameters["modelApproval"] = "Automatic"
+    releases.ml_parameters["model"]["hosting"]["instanceType"] = NEW_INSTANCE_TYPE
     releases.pipeline.update_stack({"ParametersRevision": "9"}, ml_parameters=releases.ml_parameters)
     with releases.traffic() as loop:
         execution = releases.start("faulty")
@@ -393,6 +427,34 @@ def test_the_rollback_is_notified_naming_the_alarm_and_the_version_is_marked_rol
     assert package["ApprovalDescription"].startswith(f"Rolled back from endpoint {rolled_back.endpoint} (")
     assert alarm in package["ApprovalDescription"]
     assert package["CustomerMetadataProperties"]["deployment"] == "RolledBack"
+
+
+def test_the_auto_scaling_detached_for_the_new_instance_type_is_restored_as_it_was(
+    rolled_back: Releases,
+) -> None:
+    targets, policies = rolled_back.auto_scaling_before  # type: ignore[attr-defined]
+    assert [(target["MinCapacity"], target["MaxCapacity"]) for target in targets] == [(2, INSTANCES)]
+    assert [policy["PolicyType"] for policy in policies] == ["TargetTrackingScaling"]
+    [deployment] = [
+        arn
+        for arn in rolled_back.deployments()
+        if json.loads(client("stepfunctions").describe_execution(executionArn=arn)["input"])["variant"][
+            "InstanceType"
+        ]
+        == NEW_INSTANCE_TYPE
+    ]
+    history = client("stepfunctions").get_execution_history(executionArn=deployment, maxResults=1000)[
+        "events"
+    ]
+    entered = [
+        event["stateEnteredEventDetails"]["name"]
+        for event in history
+        if event["type"].endswith("StateEntered")
+    ]
+    for step in ("DeregisterScalableTarget", "RegisterDetachedScalableTarget", "PutDetachedScalingPolicy"):
+        assert entered.count(step) == 1, (step, entered)
+    assert entered.index("DeregisterScalableTarget") < entered.index("UpdateEndpoint")
+    assert auto_scaling(rolled_back.endpoint) == (targets, policies)
 
 
 # --- 7: an approval that cannot be deployed -----------------------------------------------------------------------

@@ -118,11 +118,21 @@ def values_of(key: str, value: Any) -> list[Any]:
 
 
 def failure_reporting_tasks(states: dict[str, dict[str, Any]]) -> set[str]:
-    """The notification and the cleanup tasks that run just before it: on the failure path only, they report
-    their own failure beside the original one instead of being notified under their own name."""
-    return {NOTIFY} | {
-        name for name, state in states.items() if state["Type"] == "Task" and state.get("Next") == NOTIFY
-    }
+    """The notification and the cleanup tasks (or Maps of them) that lead to it, whether they succeed or fail:
+    on the failure path only, they report their own failure beside the original one instead of being notified
+    under their own name."""
+    reporting = {NOTIFY}
+    while True:
+        leading_there = {
+            name
+            for name, state in states.items()
+            if state["Type"] in {"Task", "Map"}
+            and state.get("Next") in reporting
+            and all(catcher["Next"] in reporting for catcher in state.get("Catch", []))
+        }
+        if leading_there <= reporting:
+            return reporting
+        reporting |= leading_there
 
 
 def failing_tasks(states: dict[str, dict[str, Any]]) -> list[str]:

@@ -21,6 +21,7 @@ BUSY_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Delet
 NOTIFY = asl.NOTIFY
 # Tasks after which, when they fail, no endpoint serves this run's new configuration.
 CONFIG_UNUSED_ON_FAILURE = {"CreateEndpoint", "DetachBlockingAutoScaling", "UpdateEndpoint"}
+RESTORE = "RestoreDetachedAutoScaling"
 
 
 def reachable(start: str) -> set[str]:
@@ -61,8 +62,15 @@ def test_a_failure_waits_for_a_busy_endpoint_or_deletes_the_unused_configuration
             {"ReadRollbackMessage"},
         )
         marker = STATES[marker["Default"]]
-    # A failure before any endpoint took this run's configuration deletes it first.
-    cleanup = "DeleteUnusedEndpointConfig" if name in CONFIG_UNUSED_ON_FAILURE else NOTIFY
+    # A failure before any endpoint took this run's configuration deletes it first; one while waiting for an
+    # idle endpoint, maybe after a detach, restores the endpoint's auto scaling.
+    cleanup = (
+        "DeleteUnusedEndpointConfig"
+        if name in CONFIG_UNUSED_ON_FAILURE
+        else RESTORE
+        if name == "InspectEndpoint"
+        else NOTIFY
+    )
     assert marker["Next"] == cleanup
 
 
@@ -71,13 +79,14 @@ def test_a_failure_before_the_endpoint_took_the_new_configuration_deletes_it() -
         NOTIFY,
         "DeleteUnusedEndpointConfig",
         "MarkModelPackageRolledBack",
+        RESTORE,
     }
     cleanup = STATES["DeleteUnusedEndpointConfig"]
     assert cleanup["Resource"] == "arn:${Partition}:states:::aws-sdk:sagemaker:deleteEndpointConfig"
     assert cleanup["Parameters"] == {"EndpointConfigName.$": "$.endpointConfigName"}
-    assert cleanup["Next"] == NOTIFY
+    assert cleanup["Next"] == RESTORE
     assert cleanup["Catch"] == [
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanupError", "Next": NOTIFY}
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanupError", "Next": RESTORE}
     ]
     assert {name for name, state in STATES.items() if state.get("Next") == "DeleteUnusedEndpointConfig"} == {
         f"{name}Failed" for name in CONFIG_UNUSED_ON_FAILURE
@@ -145,7 +154,7 @@ def test_errors_raised_by_the_workflow_itself_have_a_name_and_a_cause() -> None:
         parameters = STATES[name]["Parameters"]
         assert re.fullmatch(r"[A-Z]\w+", parameters["Error"]), name
         assert parameters["Cause.$"].startswith("States.Format("), name
-        assert STATES[STATES[name]["Next"]]["Next"] == NOTIFY
+        assert STATES[STATES[name]["Next"]]["Next"] in asl.failure_reporting_tasks(STATES)
 
 
 def test_waits_take_their_length_from_the_input() -> None:
@@ -231,6 +240,53 @@ def test_blocking_auto_scaling_is_detached_before_the_update_and_attached_after_
     }
 
 
+def test_auto_scaling_detached_for_an_update_that_fails_is_restored_as_it_was() -> None:
+    """The record starts empty, each inspection of the endpoint adds to it what a detach would delete, and every
+    failure after a detach on which the endpoint still serves its previous configuration registers it again."""
+    record = "$.endpointState.autoScalingToRestore"
+    assert STATES["StartWithNothingDetached"]["Result"] == {"autoScalingToRestore": []}
+    assert STATES["StartWithNothingDetached"]["ResultPath"] == "$.endpointState"
+    assert STATES["InspectEndpoint"]["Parameters"]["autoScalingToRestore.$"] == record
+    assert STATES["InspectEndpoint"]["ResultPath"] == "$.endpointState"
+    restore = STATES[RESTORE]
+    assert restore["ItemsPath"] == record
+    assert (restore["Next"], restore["Catch"]) == (
+        NOTIFY,
+        [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.autoScalingRestoreError", "Next": NOTIFY}],
+    )
+    register = restore["ItemProcessor"]["States"]["RegisterDetachedScalableTarget"]
+    assert (
+        register["Resource"]
+        == "arn:${Partition}:states:::aws-sdk:applicationautoscaling:registerScalableTarget"
+    )
+    assert register["Next"] == "RestoreScalingPolicies"
+    policies = restore["ItemProcessor"]["States"]["RestoreScalingPolicies"]
+    assert policies["ItemsPath"] == "$.ScalingPolicies"
+    put = policies["ItemProcessor"]["States"]["PutDetachedScalingPolicy"]
+    assert put["Parameters"]["PolicyType"] == "TargetTrackingScaling"
+
+    def notified_without_restoring(start: str) -> set[str]:
+        """The states from ``start`` that go on to the notification other than through the restore."""
+        seen, pending = set(), [start]
+        while pending:
+            name = pending.pop()
+            if name not in seen and name != RESTORE:
+                seen.add(name)
+                pending += asl.transitions(STATES[name])
+        return {name for name in seen if NOTIFY in asl.transitions(STATES[name]) and name != RESTORE}
+
+    # Left alone: an endpoint that never reached InService (Failed, UpdateRollbackFailed, still updating when
+    # the wait ran out), and the success path, where the new configuration's own auto scaling is attached.
+    # CreateEndpointConfig is on the busy loop's way only in the graph: a run that detached has its configuration.
+    assert notified_without_restoring("DetachBlockingAutoScaling") == {
+        "CreateEndpointConfigFailed",
+        "InspectDeploymentFailed",
+        "RegisterScalableTargetFailed",
+        "PutScalingPolicyFailed",
+        "NotifyDeployedFailed",
+    }
+
+
 def test_the_output_is_the_documented_contract() -> None:
     (last,) = (state for state in STATES.values() if state.get("End"))
     assert set(last["Parameters"]) == {
@@ -309,7 +365,8 @@ def test_only_an_approved_version_with_its_model_is_deployed() -> None:
         }
     ]
     assert STATES["HasModelOfPackage"]["Default"] == "ModelPackageWithoutModel"
-    assert STATES["UseModelOfPackage"]["Next"] == "StartWaitingForIdleEndpoint"
+    assert STATES["UseModelOfPackage"]["Next"] == "StartWithNothingDetached"
+    assert STATES["StartWithNothingDetached"]["Next"] == "StartWaitingForIdleEndpoint"
     refused = {"ModelPackageNotApproved", "ModelPackageWithoutModel"}
     assert {STATES["HasApprovalStatus"]["Default"], STATES["IsModelPackageApproved"]["Default"]} == {
         "ModelPackageNotApproved"
@@ -338,4 +395,4 @@ def test_a_rolled_back_update_marks_the_version_rejected_and_keeps_the_alarms_re
     # The inspector's message names the alarm; the Lambda error's stack trace is left out (1024 characters at most).
     assert STATES["ReadRollbackMessage"]["Parameters"] == {"error.$": "States.StringToJson($.error.Cause)"}
     assert "$.rollback.error.errorMessage" in mark["Parameters"]["ApprovalDescription.$"]
-    assert mark["ResultPath"] is None and mark["Next"] == NOTIFY
+    assert mark["ResultPath"] is None and mark["Next"] == RESTORE

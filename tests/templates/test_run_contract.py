@@ -55,10 +55,12 @@ LAMBDA_RESULTS: dict[str, type[BaseModel]] = {
 }
 
 # A shape is what a JSON value is known to hold: a dict of its keys' shapes, LEAF (a value nothing is read
-# from, such as a string or a list) or ANY (a document passed on as it is, e.g. SageMaker's own request parts).
+# from, such as a string or a list of them) or ANY (a document passed on as it is, e.g. SageMaker's own request
+# parts). A list of objects a Map iterates is {ITEMS: the shape of each}.
 Shape = Any
 LEAF: Shape = "leaf"
 ANY: Shape = "any"
+ITEMS = "[]"
 # A caught Lambda error's Cause, parsed: the document the Lambda runtime reports (the lambda:invoke integration).
 LAMBDA_ERROR_CAUSE: Shape = {"errorMessage": LEAF, "errorType": LEAF, "requestId": LEAF, "stackTrace": LEAF}
 CAUGHT_ERROR: Shape = {"Error": LEAF, "Cause": LEAF}
@@ -71,6 +73,9 @@ def annotation_shape(annotation: Any) -> Shape:
         return merge(*(annotation_shape(arg) for arg in present))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return model_shape(annotation)
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        return {ITEMS: annotation_shape(item)} if annotation_shape(item) != LEAF else LEAF
     if annotation is Any or get_origin(annotation) is dict:
         return ANY
     return LEAF
@@ -214,12 +219,29 @@ def task_result(state: dict[str, Any]) -> Shape:
     return ANY  # an AWS API's response
 
 
+def fixed_shape(value: Any) -> Shape:
+    """A Pass state's fixed Result value: an empty list has no item a Map could read a missing path from."""
+    return {ITEMS: ANY} if value == [] else LEAF
+
+
+def map_item(state: dict[str, Any], source: Shape) -> Shape:
+    """The input of a Map's item processor: ItemSelector's result, or each item of the ItemsPath list."""
+    if "ItemSelector" in state:
+        return template_shape(state["ItemSelector"], source)
+    items = lookup(source, state.get("ItemsPath", "$"))
+    if items == ANY:
+        return ANY
+    return items[ITEMS] if isinstance(items, dict) and ITEMS in items else LEAF
+
+
 def state_result(state: dict[str, Any], source: Shape) -> tuple[Shape, Shape]:
     """The state's result before and after its ResultSelector."""
     if state["Type"] == "Pass":
         if "Result" in state:
             result = state["Result"]
-            return LEAF, {key: LEAF for key in result} if isinstance(result, dict) else LEAF
+            return LEAF, {key: fixed_shape(value) for key, value in result.items()} if isinstance(
+                result, dict
+            ) else LEAF
         if "Parameters" in state:
             return LEAF, template_shape(state["Parameters"], source)
         return LEAF, source
@@ -289,8 +311,10 @@ def missing_paths(definition: dict[str, Any], start: Shape) -> list[str]:
                 for path in template_reads(state["ResultSelector"])
                 if lookup(raw, path) is None
             ]
-        for nested_name, nested in state.get("ItemProcessor", {}).get("States", {}).items():
-            missing += [f"{name}/{nested_name}: {path}" for path in input_reads(nested) if path != "$"]
+        if "ItemProcessor" in state:
+            missing += [
+                f"{name}/{path}" for path in missing_paths(state["ItemProcessor"], map_item(state, source))
+            ]
     return missing
 
 
@@ -299,7 +323,7 @@ def load(machine: str) -> dict[str, Any]:
 
 
 def leaf_paths(shape: Shape, prefix: str = "$") -> Iterator[str]:
-    if isinstance(shape, dict) and shape:
+    if isinstance(shape, dict) and shape and ITEMS not in shape:
         for key, value in shape.items():
             yield from leaf_paths(value, f"{prefix}.{key}")
     else:
@@ -336,6 +360,19 @@ def test_a_path_the_contract_lacks_is_reported() -> None:
     assert missing_paths(definition, model_shape(TuningInput)) == [
         "CreateModel: $.model.name",
         "Summarize: $.bestModel.objectiveValue",
+    ]
+
+
+def test_a_path_a_map_item_lacks_is_reported_at_any_depth() -> None:
+    definition = load("deployer")
+    restore = definition["States"]["RestoreDetachedAutoScaling"]["ItemProcessor"]["States"]
+    restore["RegisterDetachedScalableTarget"]["Parameters"]["MinCapacity.$"] = "$.Min"
+    policies = restore["RestoreScalingPolicies"]["ItemProcessor"]["States"]
+    policies["PutDetachedScalingPolicy"]["Parameters"]["PolicyName.$"] = "$.Name"
+
+    assert missing_paths(definition, model_shape(DeploymentInput)) == [
+        "RestoreDetachedAutoScaling/RegisterDetachedScalableTarget: $.Min",
+        "RestoreDetachedAutoScaling/RestoreScalingPolicies/PutDetachedScalingPolicy: $.Name",
     ]
 
 

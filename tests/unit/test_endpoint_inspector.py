@@ -94,6 +94,7 @@ def test_a_missing_endpoint_is_reported_with_the_requested_capacity(aws: dict[st
         "instanceCount": 2,
         "scalableTargetRegistered": False,
         "scalableTargetsToDeregister": [],
+        "autoScalingToRestore": [],
     }
 
 
@@ -118,6 +119,7 @@ def test_auto_scaling_stays_attached_when_the_update_only_changes_the_model(aws:
 
     assert inspection["scalableTargetRegistered"] is True
     assert inspection["scalableTargetsToDeregister"] == []
+    assert inspection["autoScalingToRestore"] == []
 
 
 def test_a_new_instance_type_detaches_auto_scaling_first(aws: dict[str, Any]) -> None:
@@ -128,6 +130,90 @@ def test_a_new_instance_type_detaches_auto_scaling_first(aws: dict[str, Any]) ->
 
     assert inspection["scalableTargetsToDeregister"] == [TARGET]
     assert inspection["instanceCount"] == 2
+
+
+TARGET_TRACKING = {
+    "TargetValue": 70.0,
+    "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+    "ScaleInCooldown": 300,
+    "ScaleOutCooldown": 60,
+}
+
+
+def put_policies(aws: dict[str, Any]) -> None:
+    """A target-tracking policy and a step scaling one on the endpoint's variant."""
+    aws["autoscaling"].put_scaling_policy(
+        PolicyName="invocations-per-instance",
+        ServiceNamespace="sagemaker",
+        ResourceId=TARGET,
+        ScalableDimension=DIMENSION,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration=TARGET_TRACKING,
+    )
+    aws["autoscaling"].put_scaling_policy(
+        PolicyName="step",
+        ServiceNamespace="sagemaker",
+        ResourceId=TARGET,
+        ScalableDimension=DIMENSION,
+        PolicyType="StepScaling",
+        StepScalingPolicyConfiguration={
+            "AdjustmentType": "ChangeInCapacity",
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+        },
+    )
+
+
+RESTORED_TARGET = {
+    "ResourceId": TARGET,
+    "MinCapacity": 1,
+    "MaxCapacity": 4,
+    "SuspendedState": {
+        "DynamicScalingInSuspended": False,
+        "DynamicScalingOutSuspended": False,
+        "ScheduledScalingSuspended": False,
+    },
+    "ScalingPolicies": [
+        {
+            "ResourceId": TARGET,
+            "PolicyName": "invocations-per-instance",
+            "TargetTrackingScalingPolicyConfiguration": TARGET_TRACKING,
+        }
+    ],
+}
+
+
+def test_a_detached_target_is_recorded_as_registered_with_its_target_tracking_policies(
+    aws: dict[str, Any],
+) -> None:
+    deploy(aws, {"AllTraffic": ("ml.m5.large", 2)})
+    register(aws)
+    put_policies(aws)
+
+    inspection = inspect(aws)
+
+    assert inspection["autoScalingToRestore"] == [RESTORED_TARGET]
+    # The record is valid input to the next inspection (the state machine passes it back).
+    assert request(autoScalingToRestore=inspection["autoScalingToRestore"]).auto_scaling_to_restore
+
+
+def test_the_record_outlives_the_detach_and_is_not_doubled(aws: dict[str, Any]) -> None:
+    """An endpoint found busy after the detach is inspected again: its targets are gone, the record stays."""
+    deploy(aws, {"AllTraffic": ("ml.m5.large", 2)})
+    register(aws)
+    put_policies(aws)
+    first = inspect(aws)["autoScalingToRestore"]
+
+    assert inspect(aws, autoScalingToRestore=first)["autoScalingToRestore"] == first
+    aws["autoscaling"].deregister_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=TARGET, ScalableDimension=DIMENSION
+    )
+    again = inspect(aws, autoScalingToRestore=first)
+    assert again["scalableTargetsToDeregister"] == []
+    assert again["autoScalingToRestore"] == first
+
+
+def test_nothing_is_restored_on_an_endpoint_that_is_gone(aws: dict[str, Any]) -> None:
+    assert inspect(aws, autoScalingToRestore=[RESTORED_TARGET])["autoScalingToRestore"] == []
 
 
 def test_replaced_variants_are_detached_and_their_capacity_carried_over(aws: dict[str, Any]) -> None:

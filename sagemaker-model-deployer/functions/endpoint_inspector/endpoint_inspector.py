@@ -1,8 +1,8 @@
 """Report a SageMaker endpoint's deployment state to the endpoint-deployment state machine.
 
 Called before deploying (is the endpoint there, idle, how many instances does it run, which auto-scaling
-targets would block the update) and while polling the deployment. It only reads; every change is made by
-the state machine. Situations a retry cannot fix raise a named error that tells the user what to do; a
+targets would block the update, and what to register again if the update fails) and while polling the
+deployment. It only reads; every change is made by the state machine. Situations a retry cannot fix raise a named error that tells the user what to do; a
 blue/green update SageMaker rolled back is explained by the rollback alarms that went into ALARM since the
 update began (SageMaker itself does not say which alarm tripped).
 """
@@ -10,6 +10,7 @@ update began (SageMaker itself does not say which alarm tripped).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -62,6 +63,29 @@ class EndpointDisappeared(RuntimeError):
     """The endpoint was deleted while this deployment waited for it."""
 
 
+class ScalingPolicyToRestore(BaseModel):
+    """A target-tracking policy as PutScalingPolicy takes it back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+    resource_id: str = Field(alias="ResourceId")
+    policy_name: str = Field(alias="PolicyName")
+    target_tracking_configuration: dict[str, Any] = Field(alias="TargetTrackingScalingPolicyConfiguration")
+
+
+class ScalableTargetToRestore(BaseModel):
+    """A scalable target as RegisterScalableTarget takes it back, with its target-tracking policies:
+    deregistering a target deletes its policies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+    resource_id: str = Field(alias="ResourceId")
+    min_capacity: int = Field(alias="MinCapacity")
+    max_capacity: int = Field(alias="MaxCapacity")
+    suspended_state: dict[str, bool] = Field(alias="SuspendedState")
+    scaling_policies: list[ScalingPolicyToRestore] = Field(alias="ScalingPolicies")
+
+
 class InspectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,6 +98,9 @@ class InspectionRequest(BaseModel):
     # Set while polling an update: its DeploymentConfig (the rollback alarms) and when it began.
     deployment_config: dict[str, Any] | None = Field(default=None, alias="deploymentConfig")
     deployment_started_at: datetime | None = Field(default=None, alias="deploymentStartedAt")
+    # What earlier inspections of this run recorded before their targets were deregistered: an inspection
+    # after the detach no longer sees those targets.
+    auto_scaling_to_restore: list[ScalableTargetToRestore] = Field(default=[], alias="autoScalingToRestore")
 
     @property
     def rollback_alarm_names(self) -> list[str]:
@@ -92,6 +119,8 @@ class Inspection(BaseModel):
     instance_count: int = Field(alias="instanceCount")
     scalable_target_registered: bool = Field(alias="scalableTargetRegistered")
     scalable_targets_to_deregister: list[str] = Field(alias="scalableTargetsToDeregister")
+    # Every target this run deregistered or is about to, as it was: registered again if the update fails.
+    auto_scaling_to_restore: list[ScalableTargetToRestore] = Field(alias="autoScalingToRestore")
 
 
 def resource_id(endpoint_name: str, variant_name: str) -> str:
@@ -123,15 +152,52 @@ def deployed_instance_types(sagemaker: Any, endpoint_config_name: str) -> dict[s
     }
 
 
-def registered_targets(autoscaling: Any, resource_ids: list[str]) -> set[str]:
+def registered_targets(autoscaling: Any, resource_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """DescribeScalableTargets' answer for each of these resources that is registered."""
     paginator = autoscaling.get_paginator("describe_scalable_targets")
     return {
-        target["ResourceId"]
+        target["ResourceId"]: target
         for page in paginator.paginate(
             ServiceNamespace="sagemaker", ResourceIds=resource_ids, ScalableDimension=SCALABLE_DIMENSION
         )
         for target in page["ScalableTargets"]
     }
+
+
+def target_tracking_policies(autoscaling: Any, resource_id: str) -> list[ScalingPolicyToRestore]:
+    """The target's target-tracking policies. Step scaling policies are left out: their CloudWatch alarms
+    invoke them by ARN, which a policy made again does not keep."""
+    paginator = autoscaling.get_paginator("describe_scaling_policies")
+    return [
+        ScalingPolicyToRestore(
+            ResourceId=resource_id,
+            PolicyName=policy["PolicyName"],
+            TargetTrackingScalingPolicyConfiguration=policy["TargetTrackingScalingPolicyConfiguration"],
+        )
+        for page in paginator.paginate(
+            ServiceNamespace="sagemaker", ResourceId=resource_id, ScalableDimension=SCALABLE_DIMENSION
+        )
+        for policy in page["ScalingPolicies"]
+        if policy["PolicyType"] == "TargetTrackingScaling" and policy["ResourceId"] == resource_id
+    ]
+
+
+def to_restore(autoscaling: Any, target: dict[str, Any]) -> ScalableTargetToRestore:
+    suspended = target.get("SuspendedState", {})
+    return ScalableTargetToRestore(
+        ResourceId=target["ResourceId"],
+        MinCapacity=target["MinCapacity"],
+        MaxCapacity=target["MaxCapacity"],
+        SuspendedState={
+            flag: bool(suspended.get(flag))
+            for flag in (
+                "DynamicScalingInSuspended",
+                "DynamicScalingOutSuspended",
+                "ScheduledScalingSuspended",
+            )
+        },
+        ScalingPolicies=target_tracking_policies(autoscaling, target["ResourceId"]),
+    )
 
 
 def current_instance_count(variants: list[dict[str, Any]], request: InspectionRequest) -> int:
@@ -150,7 +216,7 @@ def current_instance_count(variants: list[dict[str, Any]], request: InspectionRe
 
 
 def targets_blocking_update(
-    registered: set[str], instance_types: dict[str, str] | None, request: InspectionRequest
+    registered: Iterable[str], instance_types: dict[str, str] | None, request: InspectionRequest
 ) -> list[str]:
     """Auto-scaling targets SageMaker would refuse to update: a removed variant or a changed instance type.
 
@@ -260,6 +326,7 @@ def inspect_endpoint(
             instanceCount=request.requested_instance_count,
             scalableTargetRegistered=False,
             scalableTargetsToDeregister=[],
+            autoScalingToRestore=[],  # deleting an endpoint deregisters its targets: nothing to restore
         )
     else:
         variants = endpoint.get("ProductionVariants", [])
@@ -275,6 +342,7 @@ def inspect_endpoint(
             if registered
             else []
         )
+        recorded = {target.resource_id for target in request.auto_scaling_to_restore}
         inspection = Inspection(
             exists=True,
             status=endpoint["EndpointStatus"],
@@ -284,6 +352,14 @@ def inspect_endpoint(
             instanceCount=current_instance_count(variants, request),
             scalableTargetRegistered=resource_id(request.endpoint_name, request.variant_name) in registered,
             scalableTargetsToDeregister=blocking,
+            autoScalingToRestore=[
+                *request.auto_scaling_to_restore,
+                *(
+                    to_restore(autoscaling, registered[target])
+                    for target in blocking
+                    if target not in recorded
+                ),
+            ],
         )
     logger.info("Endpoint inspected", extra={"inspection": inspection.model_dump()})
     expected = request.expected_endpoint_config_name
