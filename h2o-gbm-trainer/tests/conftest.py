@@ -125,15 +125,19 @@ def metric_definitions() -> dict[str, re.Pattern[str]]:
 
 @pytest.fixture(scope="session")
 def scrape_metrics(metric_definitions: dict[str, re.Pattern[str]]) -> Callable[[str], dict[str, float]]:
-    """What SageMaker would record from a job's output: each definition's match (at most one per metric)."""
+    """What SageMaker would record from a job's output as its final metrics: each definition's latest match
+    (FinalMetricDataList). A definition matching another metric's lines matches more lines than its own."""
 
     def scrape(stdout: str) -> dict[str, float]:
         values: dict[str, float] = {}
         for name, pattern in metric_definitions.items():
             matches = pattern.findall(stdout)
-            assert len(matches) <= 1, f"{name} matched {len(matches)} lines"
+            own_lines = [line for line in stdout.splitlines() if line.startswith(f"{name}=")]
+            assert len(matches) == len(own_lines), (
+                f"{name} matched {len(matches)} lines, {len(own_lines)} its own"
+            )
             if matches:
-                values[name] = float(matches[0])
+                values[name] = float(matches[-1])
         return values
 
     return scrape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -123,8 +124,8 @@ def test_progress_lines_are_printed_apart_from_metric_lines(titanic_run) -> None
     lines = titanic_run.stdout.splitlines()
     metric_lines = [line for line in lines if line.startswith("validation:")]
 
-    assert len(metric_lines) == 6
-    assert lines[-6:] == metric_lines
+    assert all(re.fullmatch(r"validation:[a-z_]+=[-+0-9.eE]+;", line) for line in metric_lines)
+    assert lines[-6:] == metric_lines[-6:]
     assert any("H2O JVM up in" in line for line in lines)
     assert any(
         "data loaded in" in line and "training 712 rows" in line and "validation 179 rows" in line
@@ -132,6 +133,33 @@ def test_progress_lines_are_printed_apart_from_metric_lines(titanic_run) -> None
     )
     assert any("training finished in" in line for line in lines)
     assert not any(line.startswith("training:") for line in lines)
+
+
+def test_each_scoring_round_prints_its_metrics_as_the_model_grows_and_the_final_ones_come_last(
+    titanic_run,
+) -> None:
+    """SageMaker's early stopping needs the objective per epoch; a GBM's epochs are its scoring rounds. The model
+    grew in checkpointed steps, each repeating the earlier rounds in its history: each round is printed once."""
+    lines = titanic_run.stdout.splitlines()
+    metadata = titanic_run.metadata()
+    rounds = sorted(
+        {row["number_of_trees"] for row in metadata["scoring_history"] if row["number_of_trees"] > 0}
+    )
+    assert rounds[-1] == 30 and len(rounds) >= 6  # score_tree_interval 5, and each step's end
+    aucs = [float(line.split("=")[1].rstrip(";")) for line in lines if line.startswith("validation:auc=")]
+    assert len(aucs) == len(rounds) + 1  # one per round, then the final metrics
+    history = {
+        row["number_of_trees"]: row["validation_auc"]
+        for row in metadata["scoring_history"]
+        if row["number_of_trees"]
+    }
+    assert aucs[:-1] == pytest.approx([history[trees] for trees in rounds], abs=1e-9)
+    assert aucs[-1] == pytest.approx(metadata["metrics"]["validation"]["auc"], abs=1e-9)
+    per_round = [line for line in lines if line.startswith("validation:")][:-6]
+    assert len(per_round) == 6 * len(rounds)  # gini and mse too, from auc and rmse
+    assert lines.index(per_round[0]) < next(
+        i for i, line in enumerate(lines) if "training finished in" in line
+    )
 
 
 def test_the_pinned_h2o_exports_mojos(titanic_run) -> None:

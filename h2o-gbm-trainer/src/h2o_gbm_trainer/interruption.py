@@ -1,5 +1,5 @@
-"""SIGTERM (a managed spot interruption, StopTrainingJob) stops the job: at once where Python can, for certain at
-the next training step.
+"""SIGTERM (a managed spot interruption, early stopping, StopTrainingJob) stops the job: at once where Python
+can, for certain at the next training step.
 
 The handler raises in the main thread, which interrupts a blocking call to the H2O JVM at once. But CPython may
 run it while a finalizer runs (garbage collection: urllib3 closing a connection pool), and an exception raised
@@ -14,7 +14,10 @@ from types import FrameType
 
 from .errors import TrainingError
 
-MESSAGE = "stopped by SIGTERM (e.g. a spot interruption); the last checkpoint is kept for a restart"
+MESSAGE = (
+    "stopped by SIGTERM (a spot interruption, early stopping or StopTrainingJob); the last checkpoint is kept for "
+    "a restart"
+)
 _requested = threading.Event()
 
 

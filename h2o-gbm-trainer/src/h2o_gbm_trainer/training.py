@@ -7,6 +7,7 @@ import logging
 import math
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from .environment import TRAINING_CHANNEL, VALIDATION_CHANNEL, Environment
 from .errors import TrainingInputError
 from .hyperparameters import Hyperparameters, decode_hyperparameters
 from .metrics import METRICS_BY_CATEGORY, collect_metrics, metric_lines
+from .progress import ScoringProgress
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +79,30 @@ def _rejected_parameters(error: H2OResponseError) -> TrainingInputError | None:
     )
 
 
-def _fit(hyperparameters: Hyperparameters, data: TrainingData, ntrees: int, checkpoint_id: str | None) -> Any:
+def reported_channel(has_validation: bool) -> str:
+    """The channel whose metrics the job prints: validation when there is one."""
+    return VALIDATION_CHANNEL if has_validation else TRAINING_CHANNEL
+
+
+def _fit(
+    hyperparameters: Hyperparameters,
+    data: TrainingData,
+    ntrees: int,
+    checkpoint_id: str | None,
+    progress: ScoringProgress,
+) -> Any:
+    model_id = f"gbm-{uuid.uuid4().hex}"  # known before the build, to read its scoring rounds as they come
     estimator = H2OGradientBoostingEstimator(
-        **hyperparameters.gbm_parameters(), ntrees=ntrees, checkpoint=checkpoint_id
+        **hyperparameters.gbm_parameters(), ntrees=ntrees, checkpoint=checkpoint_id, model_id=model_id
     )
     try:
-        estimator.train(
-            x=data.feature_columns,
-            y=data.target,
-            training_frame=data.training,
-            validation_frame=data.validation,
-        )
+        with progress.watching(model_id):
+            estimator.train(
+                x=data.feature_columns,
+                y=data.target,
+                training_frame=data.training,
+                validation_frame=data.validation,
+            )
     except H2OResponseError as error:
         rejected = _rejected_parameters(error)
         if rejected:
@@ -106,13 +121,16 @@ def build_model(
 
     Every step is a separate H2O build (setup, scoring, saving), so steps are sized by time, not trees: the
     first step builds FIRST_STEP_TREES trees, later ones as many as the measured speed fits in the interval.
-    Without a checkpoint folder the whole model is built in one step."""
+    Without a checkpoint folder the whole model is built in one step. Each scoring round's metric lines are
+    printed as the model grows (progress.py)."""
     model, trees = None, 0
+    progress = ScoringProgress(reported_channel(data.validation is not None))
     if checkpoints:
         restored = checkpoints.restore()
         if restored:
             model, trees = restored.model, restored.trees
             report.resumed_from_trees = trees
+            progress.trees_reported = trees  # rounds the interrupted run printed
             logger.info("resumed from checkpoint: %d trees already built", trees)
             if restored.finished or trees == hyperparameters.ntrees:
                 return model
@@ -120,7 +138,7 @@ def build_model(
     while True:
         goal = min(trees + step, hyperparameters.ntrees)
         started = time.perf_counter()
-        model = _fit(hyperparameters, data, goal, model.model_id if model else None)
+        model = _fit(hyperparameters, data, goal, model.model_id if model else None, progress)
         built = tree_count(model)
         seconds_per_tree = (time.perf_counter() - started) / max(built - trees, 1)
         step = max(1, int(hyperparameters.checkpoint_interval_seconds / seconds_per_tree))
@@ -320,7 +338,7 @@ def train(env: Environment) -> TrainingReport:
             _log_jvm_up(report, server)
             _load_train_and_export(env, hyperparameters, channels, report)
 
-    channel = VALIDATION_CHANNEL if channels.validation is not None else TRAINING_CHANNEL
+    channel = reported_channel(channels.validation is not None)
     for line in metric_lines(channel, report.metadata["metrics"][channel]):
         print(line, flush=True)
     return report
