@@ -56,7 +56,14 @@ def test_the_job_budget_options_override_ml_parameters() -> None:
 
     assert (local["maxNumberOfTrainingJobs"], local["maxParallelTrainingJobs"]) == (4, 1)
     assert local["endpointPollIntervalSeconds"] == 1
+    assert "trainingJobEarlyStoppingType" not in local
     assert document == {"maxNumberOfTrainingJobs": 10, "maxParallelTrainingJobs": 2}
+    stopping = ml_parameters_for_local_run(document, None, None, early_stopping="Off")
+    assert stopping["trainingJobEarlyStoppingType"] == "Off"
+    assert (
+        local_inputs(parse_arguments(["run", "--early-stopping", "Off"]))[0]["trainingJobEarlyStoppingType"]
+        == "Off"
+    )
 
 
 def run_command(*options: str) -> tuple[int, str, str]:
@@ -372,4 +379,6 @@ def test_a_failing_run_says_where_and_why_in_a_few_lines(tmp_path: Path) -> None
     # The report of a failed run shows the failed jobs with their reason.
     assert lines[-1] == f"report: {tmp_path / 'work' / 'report.html'}"
     report = (tmp_path / "work" / "report.html").read_text()
-    assert "Failed training jobs" in report and "no such column &#x27;PassengerId&#x27;" in report
+    assert (
+        "Training jobs that did not complete" in report and "no such column &#x27;PassengerId&#x27;" in report
+    )

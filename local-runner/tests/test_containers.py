@@ -25,7 +25,9 @@ def test_a_run_in_the_images_tunes_deploys_and_scores_as_the_process_mode(
     engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CONTAINER_ENGINE", engine)
-    options = parse_arguments(["run", "--max-jobs", "2", "--max-parallel", "2", "--containers"])
+    options = parse_arguments(
+        ["run", "--max-jobs", "2", "--max-parallel", "2", "--containers", "--early-stopping", "Off"]
+    )
     ml_parameters, hyperparameters, manifest = local_inputs(options)
     with LocalPipeline(tmp_path, seed=3, containers=True) as pipeline:
         runtime = pipeline.sagemaker.containers

@@ -27,7 +27,7 @@ INSTANCES = 2
 @pytest.fixture(scope="module")
 def options() -> Any:
     # One job at a time: each already runs two JVMs on this machine's cores.
-    return parse_arguments(["run", "--max-jobs", "2", "--max-parallel", "1"])
+    return parse_arguments(["run", "--max-jobs", "2", "--max-parallel", "1", "--early-stopping", "Off"])
 
 
 def left_by(runtime: ContainerRuntime) -> list[str]:

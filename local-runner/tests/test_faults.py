@@ -47,7 +47,10 @@ RUN_TIMEOUT = 600
 
 @pytest.fixture(scope="module")
 def options():
-    return parse_arguments(["run", "--max-jobs", str(MAX_JOBS), "--max-parallel", str(MAX_PARALLEL)])
+    # Early stopping off: which job a fault hits, and how the others end, must not depend on it.
+    return parse_arguments(
+        ["run", "--max-jobs", str(MAX_JOBS), "--max-parallel", str(MAX_PARALLEL), "--early-stopping", "Off"]
+    )
 
 
 @dataclass

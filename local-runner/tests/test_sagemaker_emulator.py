@@ -2,8 +2,8 @@
 
 The stub follows the container contract (hyperparameters.json in, metric lines on stdout, model/ or
 output/failure out) and acts on its hyperparameters: `x` and `n` set the metrics, a value starting with
-``fail:`` fails the job with the rest as its reason, `metric=omit` leaves out the objective metric, `sleep`
-delays it and `grandchild` makes it start a process of its own, as `train` starts its H2O JVM (`detached`: in
+``fail:`` fails the job with the rest as its reason, `metric=omit` leaves out the objective metric, `epochs`
+(`0.8/0.85`) prints an objective value per epoch first, `sleep` delays it and `grandchild` makes it start a process of its own, as `train` starts its H2O JVM (`detached`: in
 a session of its own, as h2o-py does). With a checkpoints/ folder it counts its attempts there and prints
 the count it found, as a restarted job resumes from its checkpoint. It prints the host it is (resourceconfig.json)
 with what its host names resolve to and the environment a cluster needs, and `fail_host` fails that host at once.
@@ -65,6 +65,9 @@ if len(resources["hosts"]) > 1:
     resolved = " ".join(name + "=" + socket.gethostbyname(name) for name in resources["hosts"])
     print(f"host {{host}} of {{resources['hosts']}} resolves {{resolved}}", flush=True)
     print("environment", os.environ["TRAINING_JOB_NAME"], os.environ["H2O_GBM_TRAINER_CLUSTER_PORT"], flush=True)
+for value in filter(None, hp.get("epochs", "").split("/")):  # an objective value per epoch, as they come
+    print(f"validation:auc={{value}};", flush=True)
+    time.sleep(0.2)
 if hp.get("fail_host") != host:
     time.sleep(float(hp.get("sleep", "0")))
 reasons = [value[len("fail:"):] for value in hp.values() if value.startswith("fail:")]
@@ -472,6 +475,56 @@ def test_a_tuning_job_name_is_taken_once(sagemaker: LocalSageMaker) -> None:
     description = run_to_end_of(sagemaker, "taken")
     assert description["HyperParameterTuningJobStatus"] == "Completed"
     assert [job["TunedHyperParameters"] for job in summaries(sagemaker, "taken")] == [{"x": "10"}]
+
+
+# --- early stopping ---------------------------------------------------------------------------------------
+
+
+def early_stopping_request(name: str, stopping: str) -> dict[str, Any]:
+    """One job at a time, each printing its epochs then training on for 10 s: the second is worse than the first
+    at epoch 1, the third better at every epoch."""
+    request = tuning_request(
+        name,
+        categorical(epochs=["0.80/0.85/0.90", "0.60/0.95", "0.85/0.90/0.95"]),
+        max_parallel=1,
+        static={"sleep": "10" if stopping == "Auto" else "0"},
+    )
+    request["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] = stopping
+    return request
+
+
+def test_auto_early_stopping_stops_a_job_worse_than_the_median_of_the_earlier_jobs(
+    sagemaker: LocalSageMaker,
+) -> None:
+    finished: list[events.TrainingFinished] = []
+    sagemaker.listener = lambda event: (
+        finished.append(event) if isinstance(event, events.TrainingFinished) else None
+    )
+    started_at = time.monotonic()
+    description = run_to_end(sagemaker, early_stopping_request("early", "Auto"), timeout=60)
+
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    assert [job.status for job in finished] == ["Completed", "Stopped", "Completed"]
+    assert finished[1].reason == (
+        "stopped early: validation:auc=0.6000 at epoch 1, worse than 0.8000, the median of the earlier jobs' "
+        "running averages"
+    )
+    assert time.monotonic() - started_at < 30, "the stopped job did not train on for its 10 s"
+    assert description["TrainingJobStatusCounters"]["Stopped"] == 1
+    assert description["BestTrainingJob"]["TrainingJobName"] in {finished[0].name, finished[2].name}
+
+
+def test_without_auto_early_stopping_every_job_runs_to_its_end(sagemaker: LocalSageMaker) -> None:
+    description = run_to_end(sagemaker, early_stopping_request("not-early", "Off"), timeout=30)
+
+    assert description["TrainingJobStatusCounters"]["Completed"] == 3
+
+
+def test_an_objective_no_metric_definition_reads_is_refused(sagemaker: LocalSageMaker) -> None:
+    request = tuning_request("undefined", categorical(x=["1"]), objective=("Maximize", "validation:accuracy"))
+
+    with pytest.raises(ValidationError, match="The objective metric validation:accuracy is not defined"):
+        sagemaker.create_hyper_parameter_tuning_job(request)
 
 
 # --- stopping ---------------------------------------------------------------------------------------------

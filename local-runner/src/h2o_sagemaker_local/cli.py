@@ -77,7 +77,9 @@ def local_inputs(options: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     hyperparameters = read_json(options.hyperparameters, "hyperparameters")
     manifest = parameter_files.fill_placeholders(read_json(options.manifest, "manifest"), LOCAL_PLACEHOLDERS)
     return (
-        ml_parameters_for_local_run(ml_parameters, options.max_jobs, options.max_parallel),
+        ml_parameters_for_local_run(
+            ml_parameters, options.max_jobs, options.max_parallel, options.early_stopping
+        ),
         hyperparameters,
         manifest,
     )
@@ -134,7 +136,8 @@ class Reporter:
                     )
                     line = f"  {event.name[-12:]} [green]{event.metric}={event.objective:.4f}[/]  {tuned}"
                 else:
-                    line = f"  {event.name[-12:]} [red]{event.status}: {event.reason}[/]"
+                    colour = "yellow" if event.status == "Stopped" else "red"
+                    line = f"  {event.name[-12:]} [{colour}]{event.status}: {event.reason}[/]"
                 self.progress.console.print(line, no_wrap=True, overflow="ellipsis")
                 if self.task is not None:
                     self.progress.advance(self.task)
@@ -366,6 +369,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         run.add_argument(option, type=Path, help=f"{what} (default: examples/{example} of the project)")
     run.add_argument("--max-jobs", type=int, help="override maxNumberOfTrainingJobs")
     run.add_argument("--max-parallel", type=int, help="override maxParallelTrainingJobs")
+    run.add_argument(
+        "--early-stopping", choices=("Off", "Auto"), help="override trainingJobEarlyStoppingType"
+    )
     run.add_argument("--keep-endpoint", action="store_true", help="keep serving the endpoint until Ctrl-C")
     run.add_argument(
         "--verbose", action="store_true", help="also print each state every execution enters, as it enters it"

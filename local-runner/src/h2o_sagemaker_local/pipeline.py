@@ -62,14 +62,20 @@ class TickResult:
 
 
 def ml_parameters_for_local_run(
-    document: dict[str, Any], max_jobs: int | None, max_parallel: int | None
+    document: dict[str, Any],
+    max_jobs: int | None,
+    max_parallel: int | None,
+    early_stopping: str | None = None,
 ) -> dict[str, Any]:
-    """The user's ml-parameters with the local budget applied and a one-second endpoint poll."""
+    """The user's ml-parameters with the local budget (and early stopping) applied and a one-second endpoint
+    poll."""
     document = dict(document)
     if max_jobs is not None:
         document["maxNumberOfTrainingJobs"] = max_jobs
     if max_parallel is not None:
         document["maxParallelTrainingJobs"] = max_parallel
+    if early_stopping is not None:
+        document["trainingJobEarlyStoppingType"] = early_stopping
     document["endpointPollIntervalSeconds"] = 1
     return document
 

@@ -460,7 +460,7 @@ def render(record: RunRecord) -> str:
             ]
             for job in failed
         ]
-        sections.append(_section("Failed training jobs", _table(["#", "job", "reason"], rows)))
+        sections.append(_section("Training jobs that did not complete", _table(["#", "job", "reason"], rows)))
     metadata = record.deployed_metadata
     if metadata and record.predictions:
         category = metadata["model_category"]

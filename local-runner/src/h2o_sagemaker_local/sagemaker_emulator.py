@@ -13,6 +13,7 @@ model servers failing their invocations) let tests inject real faults into the r
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import threading
@@ -36,6 +37,7 @@ from h2o_sagemaker_local import cloudwatch_alarms, endpoint_metrics, events, mot
 from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
+from h2o_sagemaker_local.early_stopping import EarlyStopping
 from h2o_sagemaker_local.events import ProgressListener
 from h2o_sagemaker_local.hosting import HEALTH_CHECK_SECONDS, MAX_INVOCATION_BYTES, LocalEndpoint
 from h2o_sagemaker_local.iam import enforcement
@@ -65,6 +67,7 @@ ROUTED_ACTIONS = (
     "delete_endpoint",
     "list_tags",
 )
+EARLY_STOPPING_CHECK_SECONDS = 0.5  # how often running jobs' objective values are read for early stopping
 ALARM_EVALUATION_SECONDS = 0.5  # how often endpoint metrics are published and the alarms on them evaluated
 # The model registry's actions, answered by LocalSageMaker.registry.
 REGISTRY_ACTIONS = (
@@ -227,6 +230,7 @@ class LocalSageMaker:
             )
         _check_role_can_be_assumed(definition.get("RoleArn"))
         _check_file_mode_compression(definition)
+        _check_objective_defined(request)
         self._check_instance_count(int(definition["ResourceConfig"].get("InstanceCount", 1)))
         limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
         try:
@@ -297,6 +301,8 @@ class LocalSageMaker:
         max_parallel = limits["MaxParallelTrainingJobs"]
         running: dict[Future[None], tuple[TrainingJob, Any]] = {}
         launched = 0
+        early_stopping = self._early_stopping(tuning)
+        stopped_early: dict[str, str] = {}  # job name -> why
         try:
             with ThreadPoolExecutor(max_workers=max_parallel) as pool:
                 while True:
@@ -313,10 +319,21 @@ class LocalSageMaker:
                         job = self._new_training_job(tuning, launched, values)
                         if tuning.stop_requested.is_set():  # the stop came after the check above
                             job.stop()
+                        if early_stopping:
+                            early_stopping.watch(job.name, job.log_path)
                         running[pool.submit(self._run_training_job, job)] = (job, token)
                     if not running:
                         break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    done, _ = wait(
+                        running,
+                        timeout=EARLY_STOPPING_CHECK_SECONDS if early_stopping else None,
+                        return_when=FIRST_COMPLETED,
+                    )
+                    if early_stopping:
+                        by_name = {job.name: job for job, _ in running.values()}
+                        for stop in early_stopping.check(set(by_name)):
+                            stopped_early[stop.job_name] = stop.describe(tuning.objective["MetricName"])
+                            by_name[stop.job_name].stop()
                     for future in done:
                         job, token = running.pop(future)
                         value = tuning.objective_value(job)
@@ -326,7 +343,7 @@ class LocalSageMaker:
                                 name=job.name,
                                 status=job.status,
                                 objective=value,
-                                reason=job.failure_reason,
+                                reason=stopped_early.get(job.name, job.failure_reason),
                                 metric=tuning.objective["MetricName"],
                                 hyperparameters=job.tuned_hyperparameters,
                             )
@@ -347,6 +364,19 @@ class LocalSageMaker:
         else:
             tuning.status = "Completed"
         self.listener(events.TuningFinished(tuning.name, tuning.status, tuning.failure_reason))
+
+    @staticmethod
+    def _early_stopping(tuning: TuningJob) -> EarlyStopping | None:
+        """SageMaker's median rule when the tuning job asks for it; the objective is read with its
+        MetricDefinitions regex."""
+        config = tuning.request["HyperParameterTuningJobConfig"]
+        if config.get("TrainingJobEarlyStoppingType", "Off") != "Auto":
+            return None
+        definitions = tuning.request["TrainingJobDefinition"]["AlgorithmSpecification"].get(
+            "MetricDefinitions", []
+        )
+        [regex] = [item["Regex"] for item in definitions if item["Name"] == tuning.objective["MetricName"]]
+        return EarlyStopping(re.compile(regex), maximize=tuning.objective["Type"] == "Maximize")
 
     def _tuning_job(self, name: str) -> TuningJob:
         if name not in self.tuning_jobs:
@@ -796,6 +826,18 @@ def _check_file_mode_compression(definition: dict[str, Any]) -> None:
                 f"channel {channel['ChannelName']}: CompressionType {channel['CompressionType']} is used only in "
                 f"Pipe input mode; in {mode} mode leave it unset or None"
             )
+
+
+def _check_objective_defined(request: dict[str, Any]) -> None:
+    """An image's tuning job reads its objective with one of its MetricDefinitions
+    (automatic-model-tuning-define-metrics-variables.html): without one no job could report it, so it is refused
+    here, whether or not SageMaker's own check comes only once the jobs ran."""
+    objective = request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+    definitions = request["TrainingJobDefinition"]["AlgorithmSpecification"].get("MetricDefinitions", [])
+    if objective not in {item["Name"] for item in definitions}:
+        raise ValidationError(
+            f"The objective metric {objective} is not defined in the training job definition's MetricDefinitions."
+        )
 
 
 def _check_role_can_be_assumed(role_arn: str | None) -> None:
