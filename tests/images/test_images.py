@@ -94,14 +94,16 @@ def test_the_trainer_image_trains_as_sagemaker_runs_it(training: TrainingRun) ->
     }
     metadata = json.loads((model_dir / "model-metadata.json").read_text())
     assert metadata["target"] == "Survived"
-    # Every metric line the tuner's MetricDefinitions read is printed once, with the MOJO's validation metrics.
+    # The tuner's MetricDefinitions read a value per scoring round (early stopping's epochs), the final metrics
+    # last: the latest value, what SageMaker keeps, is the model's validation AUC.
     definitions = [
         item for state in json.loads(TUNER_ASL.read_text())["States"].values()
         for item in state.get("Parameters", {}).get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
     ]  # fmt: skip
     found = {item["Name"]: re.findall(item["Regex"], training.result.stdout) for item in definitions}
-    assert len(found["validation:auc"]) == 1
-    assert float(found["validation:auc"][0]) == pytest.approx(metadata["metrics"]["validation"]["auc"])
+    rounds = {row["number_of_trees"] for row in metadata["scoring_history"] if row["number_of_trees"] > 0}
+    assert len(found["validation:auc"]) == len(rounds) + 1
+    assert float(found["validation:auc"][-1]) == pytest.approx(metadata["metrics"]["validation"]["auc"])
     assert (training.base_dir / "checkpoints").iterdir(), "a checkpoint is kept for a spot restart"
 
 
