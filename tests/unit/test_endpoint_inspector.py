@@ -142,25 +142,22 @@ TARGET_TRACKING = {
 
 def put_policies(aws: dict[str, Any]) -> None:
     """A target-tracking policy and a step scaling one on the endpoint's variant."""
-    aws["autoscaling"].put_scaling_policy(
-        PolicyName="invocations-per-instance",
-        ServiceNamespace="sagemaker",
-        ResourceId=TARGET,
-        ScalableDimension=DIMENSION,
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration=TARGET_TRACKING,
-    )
-    aws["autoscaling"].put_scaling_policy(
-        PolicyName="step",
-        ServiceNamespace="sagemaker",
-        ResourceId=TARGET,
-        ScalableDimension=DIMENSION,
-        PolicyType="StepScaling",
-        StepScalingPolicyConfiguration={
-            "AdjustmentType": "ChangeInCapacity",
-            "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
-        },
-    )
+    step = {
+        "AdjustmentType": "ChangeInCapacity",
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+    }
+    for name, kind, configuration in (
+        ("invocations-per-instance", "TargetTrackingScaling", TARGET_TRACKING),
+        ("step", "StepScaling", step),
+    ):
+        aws["autoscaling"].put_scaling_policy(
+            PolicyName=name,
+            ServiceNamespace="sagemaker",
+            ResourceId=TARGET,
+            ScalableDimension=DIMENSION,
+            PolicyType=kind,
+            **{f"{kind}PolicyConfiguration": configuration},
+        )
 
 
 RESTORED_TARGET = {
