@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import h2o
-from h2o.exceptions import H2OConnectionError, H2OResponseError
+from h2o.exceptions import H2OError
 
 from .metrics import METRICS_BY_CATEGORY, metric_lines
 
@@ -77,8 +77,8 @@ class ScoringProgress:
         """Report the rounds of the model as H2O has it now (nothing while the build has not made it yet)."""
         try:
             [model_json] = h2o.api(f"GET /3/Models/{model_id}")["models"]
-        except (H2OResponseError, H2OConnectionError) as error:
-            logger.debug("scoring history of %s not readable yet: %s", model_id, error)
+        except H2OError as error:  # not made yet, or a passing server error: the next read catches up
+            logger.debug("scoring history of %s not readable now: %s", model_id, error)
             return
         self.report(model_json)
 
