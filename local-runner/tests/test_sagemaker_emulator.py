@@ -3,8 +3,8 @@
 The stub follows the container contract (hyperparameters.json in, metric lines on stdout, model/ or
 output/failure out) and acts on its hyperparameters: `x` and `n` set the metrics, a value starting with
 ``fail:`` fails the job with the rest as its reason, `metric=omit` leaves out the objective metric, `epochs`
-(`0.8/0.85`) prints an objective value per epoch first, `sleep` delays it and `grandchild` makes it start a process of its own, as `train` starts its H2O JVM (`detached`: in
-a session of its own, as h2o-py does). With a checkpoints/ folder it counts its attempts there and prints
+(`0.8/0.85`) prints an objective value per epoch first, `sleep` delays it and `grandchild` makes it start a
+process of its own, as `train` starts its H2O JVM (`detached`: in a session of its own, as h2o-py does). With a checkpoints/ folder it counts its attempts there and prints
 the count it found, as a restarted job resumes from its checkpoint. It prints the host it is (resourceconfig.json)
 with what its host names resolve to and the environment a cluster needs, and `fail_host` fails that host at once.
 """

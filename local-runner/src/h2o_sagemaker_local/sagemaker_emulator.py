@@ -330,7 +330,9 @@ class LocalSageMaker:
                         return_when=FIRST_COMPLETED,
                     )
                     if early_stopping:
-                        by_name = {job.name: job for job, _ in running.values()}
+                        by_name = {
+                            job.name: job for future, (job, _) in running.items() if future not in done
+                        }
                         for stop in early_stopping.check(set(by_name)):
                             stopped_early[stop.job_name] = stop.describe(tuning.objective["MetricName"])
                             by_name[stop.job_name].stop()

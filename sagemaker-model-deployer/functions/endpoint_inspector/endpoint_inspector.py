@@ -2,9 +2,9 @@
 
 Called before deploying (is the endpoint there, idle, how many instances does it run, which auto-scaling
 targets would block the update, and what to register again if the update fails) and while polling the
-deployment. It only reads; every change is made by the state machine. Situations a retry cannot fix raise a named error that tells the user what to do; a
-blue/green update SageMaker rolled back is explained by the rollback alarms that went into ALARM since the
-update began (SageMaker itself does not say which alarm tripped).
+deployment. It only reads; every change is made by the state machine. Situations a retry cannot fix raise a
+named error that tells the user what to do; a blue/green update SageMaker rolled back is explained by the
+rollback alarms that went into ALARM since the update began (SageMaker itself does not say which alarm tripped).
 """
 
 from __future__ import annotations
