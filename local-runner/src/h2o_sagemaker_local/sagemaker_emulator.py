@@ -230,7 +230,7 @@ class LocalSageMaker:
             )
         _check_role_can_be_assumed(definition.get("RoleArn"))
         _check_file_mode_compression(definition)
-        _check_objective_defined(request)
+        _objective_regex(request)
         self._check_instance_count(int(definition["ResourceConfig"].get("InstanceCount", 1)))
         limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
         try:
@@ -374,11 +374,8 @@ class LocalSageMaker:
         config = tuning.request["HyperParameterTuningJobConfig"]
         if config.get("TrainingJobEarlyStoppingType", "Off") != "Auto":
             return None
-        definitions = tuning.request["TrainingJobDefinition"]["AlgorithmSpecification"].get(
-            "MetricDefinitions", []
-        )
-        [regex] = [item["Regex"] for item in definitions if item["Name"] == tuning.objective["MetricName"]]
-        return EarlyStopping(re.compile(regex), maximize=tuning.objective["Type"] == "Maximize")
+        regex = re.compile(_objective_regex(tuning.request))
+        return EarlyStopping(regex, maximize=tuning.objective["Type"] == "Maximize")
 
     def _tuning_job(self, name: str) -> TuningJob:
         if name not in self.tuning_jobs:
@@ -830,16 +827,18 @@ def _check_file_mode_compression(definition: dict[str, Any]) -> None:
             )
 
 
-def _check_objective_defined(request: dict[str, Any]) -> None:
-    """An image's tuning job reads its objective with one of its MetricDefinitions
-    (automatic-model-tuning-define-metrics-variables.html): without one no job could report it, so it is refused
-    here, whether or not SageMaker's own check comes only once the jobs ran."""
+def _objective_regex(request: dict[str, Any]) -> str:
+    """The MetricDefinitions regex an image's tuning job reads its objective with
+    (automatic-model-tuning-define-metrics-variables.html). Without one no job could report the objective, so such
+    a request is refused here, whether or not SageMaker's own check comes only once the jobs ran."""
     objective = request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
     definitions = request["TrainingJobDefinition"]["AlgorithmSpecification"].get("MetricDefinitions", [])
-    if objective not in {item["Name"] for item in definitions}:
-        raise ValidationError(
-            f"The objective metric {objective} is not defined in the training job definition's MetricDefinitions."
-        )
+    for definition in definitions:
+        if definition["Name"] == objective:
+            return str(definition["Regex"])
+    raise ValidationError(
+        f"The objective metric {objective} is not defined in the training job definition's MetricDefinitions."
+    )
 
 
 def _check_role_can_be_assumed(role_arn: str | None) -> None:
