@@ -53,9 +53,10 @@ class ScoringProgress:
     """Prints the metric lines of each scoring round not printed yet, by its number of trees: a build grown on
     from a checkpoint repeats the rounds before it."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, trees_reported: int = 0) -> None:
+        """``trees_reported``: the rounds up to this many trees were printed already (by an interrupted run)."""
         self.channel = channel
-        self.trees_reported = 0
+        self.trees_reported = trees_reported
         self._lock = threading.Lock()
 
     def report(self, model_json: dict[str, Any]) -> None:

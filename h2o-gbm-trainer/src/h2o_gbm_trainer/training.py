@@ -124,16 +124,15 @@ def build_model(
     Without a checkpoint folder the whole model is built in one step. Each scoring round's metric lines are
     printed as the model grows (progress.py)."""
     model, trees = None, 0
-    progress = ScoringProgress(reported_channel(data.validation is not None))
     if checkpoints:
         restored = checkpoints.restore()
         if restored:
             model, trees = restored.model, restored.trees
             report.resumed_from_trees = trees
-            progress.trees_reported = trees  # rounds the interrupted run printed
             logger.info("resumed from checkpoint: %d trees already built", trees)
             if restored.finished or trees == hyperparameters.ntrees:
                 return model
+    progress = ScoringProgress(reported_channel(data.validation is not None), trees_reported=trees)
     step = FIRST_STEP_TREES if checkpoints else hyperparameters.ntrees
     while True:
         goal = min(trees + step, hyperparameters.ntrees)
