@@ -128,3 +128,20 @@ def titanic_server(titanic_base_dir: Path, helper_dir: Path) -> Iterator[ModelSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def batch_transform_server(titanic_base_dir: Path, helper_dir: Path) -> Iterator[ModelServer]:
+    """`serve` as a batch transform job runs it: SAGEMAKER_BATCH set, MaxPayloadInMB 0 (chunked bodies)."""
+    server = ModelServer.start(
+        titanic_base_dir,
+        helper_dir,
+        SAGEMAKER_BATCH="true",
+        SAGEMAKER_BATCH_STRATEGY="MULTI_RECORD",
+        SAGEMAKER_MAX_PAYLOAD_IN_MB="0",
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -371,3 +371,56 @@ def test_a_model_folder_without_metadata_is_never_ready(
         assert "model-metadata.json not found" in server.log()
     finally:
         server.stop()
+
+
+def batch_transform(server: ModelServer, lines: list[str], records_per_request: int, accept: str) -> str:
+    """What a transform job with SplitType Line, MultiRecord and AssembleWith Line writes: each mini-batch's
+    response, its trailing line break stripped, then a newline (as the SageMaker SDK's local mode assembles)."""
+    output = ""
+    for start in range(0, len(lines), records_per_request):
+        response = invoke(server, "".join(lines[start : start + records_per_request]), "text/csv", accept)
+        assert response.status_code == 200, response.text
+        output += response.text.rstrip("\n") + "\n"
+    return output
+
+
+def test_batch_transform_writes_one_line_per_input_record(
+    batch_transform_server: ModelServer, titanic_base_dir: Path, h2o_predictions: list[Prediction]
+) -> None:
+    columns = input_columns(titanic_base_dir / "model")
+    lines = csv_text([[record[name] for name in columns] for record in validation_records()]).splitlines(True)
+    as_csv = batch_transform(batch_transform_server, lines, 50, "text/csv").splitlines()
+    assert len(as_csv) == len(lines)
+    assert_same_predictions(
+        [
+            {"label": label, "probabilities": {"0": float(p0), "1": float(p1)}}
+            for label, p0, p1, _ in csv.reader(as_csv)
+        ],
+        h2o_predictions,
+    )
+    as_json_lines = batch_transform(batch_transform_server, lines, 1, "application/jsonlines").splitlines()
+    assert_same_predictions([json.loads(line) for line in as_json_lines], h2o_predictions)
+
+
+def test_batch_transform_execution_parameters_and_unlimited_chunked_bodies(
+    batch_transform_server: ModelServer,
+) -> None:
+    parameters = requests.get(f"{batch_transform_server.url}/execution-parameters", timeout=5)
+    assert parameters.json() == {
+        "MaxConcurrentTransforms": 2,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 0,
+    }
+    # MaxPayloadInMB 0: SageMaker streams the mini-batch with chunked encoding and sets no size limit.
+    rows = 7 * 1024 * 1024 // len(GOOD_ROW) + 1
+    chunks = (
+        HEADER.encode() if chunk == 0 else GOOD_ROW.encode() * 1000 for chunk in range(rows // 1000 + 2)
+    )
+    response = requests.post(
+        f"{batch_transform_server.url}/invocations",
+        data=chunks,
+        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text[:200]
+    assert response.text.count("\n") == (rows // 1000 + 1) * 1000

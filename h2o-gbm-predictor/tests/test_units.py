@@ -65,11 +65,20 @@ def test_environment_reads_every_setting() -> None:
     assert (environment.jvm_heap, environment.helper_dir) == ("2g", Path("/opt/helper"))
 
 
+def test_environment_reads_batch_transforms_settings() -> None:
+    assert not Environment.from_env({}).batch
+    # SageMaker sets "true"; the SageMaker SDK's local mode sets "True".
+    assert Environment.from_env({"SAGEMAKER_BATCH": "true"}).batch
+    assert Environment.from_env({"SAGEMAKER_BATCH": "True"}).batch
+    assert Environment.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"}).max_payload_bytes is None
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
         ("SAGEMAKER_BIND_TO_PORT", "http"),
         ("SAGEMAKER_MODEL_SERVER_WORKERS", "0"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "-1"),
         ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/html"),
         ("H2O_GBM_PREDICTOR_JVM_HEAP", "lots"),
     ],
@@ -199,6 +208,13 @@ def test_classifier_rows_have_the_same_fields_in_every_format() -> None:
     ]
 
 
+def test_batch_transform_csv_is_one_line_per_row_without_a_header() -> None:
+    batch = ScoredBatch(values=[1.0, 0.1, 0.7, 0.2, 0.0, 0.8, 0.1, 0.1], width=4, unknown_levels={})
+    encoder = ResponseEncoder(CLASSIFIER, csv_header=False)
+    assert encoder.encode("text/csv", batch) == b'"versi,color",0.1,0.7,0.2,\nsetosa,0.8,0.1,0.1,\n'
+    assert encoder.fragments().csv_header == b""
+
+
 def test_regression_rows_carry_a_value() -> None:
     batch = ScoredBatch(values=[3.25, -1.0], width=1, unknown_levels={})
     encoder = ResponseEncoder(REGRESSOR)
@@ -225,3 +241,14 @@ def test_ping_and_invocations_are_503_until_the_model_is_loaded() -> None:
     app = ModelServerApp(Environment.from_env({}))
     assert call(app, "GET", "/ping") == (503, {"error": "model is loading", "row": None})
     assert call(app, "POST", "/invocations") == (503, {"error": "model is loading", "row": None})
+
+
+def test_execution_parameters_answer_before_the_model_is_loaded() -> None:
+    """Batch transform asks for them once the container answers /ping; they do not depend on the model."""
+    app = ModelServerApp(Environment.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}))
+    assert call(app, "GET", "/execution-parameters") == (
+        200,
+        {"MaxConcurrentTransforms": 3, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6},
+    )
+    status, error = call(app, "POST", "/execution-parameters")
+    assert (status, error["error"]) == (405, "use GET /execution-parameters")

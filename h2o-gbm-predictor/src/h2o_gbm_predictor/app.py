@@ -1,4 +1,5 @@
-"""The SageMaker hosting contract as a bare ASGI app: GET /ping and POST /invocations.
+"""The SageMaker hosting contract as a bare ASGI app: GET /ping, POST /invocations, and batch transform's
+GET /execution-parameters.
 
 Bare ASGI (no framework routing or middleware) because per-request overhead decides the 1-row throughput.
 Each worker loads the model during ASGI startup, before it accepts connections; /ping and /invocations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -65,7 +67,7 @@ def load_model(environment: Environment) -> LoadedModel:
     metadata = load_metadata(environment.model_dir)
     helper_classes = ensure_helper_compiled(environment.helper_dir, metadata.genmodel_jar_path)
     scorer = Scorer(metadata, helper_classes, environment.jvm_heap)
-    encoder = ResponseEncoder(metadata)
+    encoder = ResponseEncoder(metadata, csv_header=not environment.batch)
     return LoadedModel(
         decoder=RequestDecoder(metadata),
         encoder=encoder,
@@ -79,8 +81,15 @@ class ModelServerApp:
         self._environment = environment
         self._model: LoadedModel | None = None
         self._not_ready = RequestError(503, "model is loading")
-        limit = environment.max_payload_bytes
-        self._too_large = RequestError(413, f"request body is over the {limit // (1024 * 1024)} MB limit")
+        self._too_large = RequestError(413, f"request body is over the {environment.max_payload_mb} MB limit")
+        self._execution_parameters = orjson.dumps(
+            {
+                # Each worker scores one request at a time.
+                "MaxConcurrentTransforms": environment.workers,
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": environment.max_payload_mb,
+            }
+        )
         # Content-Type header -> (media type, format code); Accept header -> (media type, format code, bytes)
         self._request_formats: dict[bytes | None, tuple[str, int]] = {}
         self._response_formats: dict[bytes | None, tuple[str, int, bytes]] = {}
@@ -155,8 +164,14 @@ class ModelServerApp:
             if self._model is None:
                 raise self._not_ready
             return 200, TEXT_TYPE, b""  # "an HTTP 200 status code and an empty body", as SageMaker asks
+        if path == "/execution-parameters":
+            if method != "GET":
+                raise RequestError(405, "use GET /execution-parameters")
+            return 200, JSON_TYPE, self._execution_parameters
         if path != "/invocations":
-            raise RequestError(404, f"no route {path}; use GET /ping or POST /invocations")
+            raise RequestError(
+                404, f"no route {path}; use GET /ping, POST /invocations or GET /execution-parameters"
+            )
         if method != "POST":
             raise RequestError(405, "use POST /invocations")
         raise self._not_ready
@@ -203,7 +218,7 @@ class ModelServerApp:
         return value
 
     async def _read_body(self, declared_length: bytes | None, receive: Receive) -> bytes:
-        limit = self._environment.max_payload_bytes
+        limit = self._environment.max_payload_bytes or math.inf
         if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
             raise self._too_large
         chunks: list[bytes] = []

@@ -12,6 +12,7 @@ BIND_TO_PORT = "SAGEMAKER_BIND_TO_PORT"
 MODEL_SERVER_WORKERS = "SAGEMAKER_MODEL_SERVER_WORKERS"
 MODEL_SERVER_TIMEOUT = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 MAX_PAYLOAD_IN_MB = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+BATCH = "SAGEMAKER_BATCH"
 DEFAULT_ACCEPT = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 BIND_HOST = "H2O_GBM_PREDICTOR_BIND_HOST"
 JVM_HEAP = "H2O_GBM_PREDICTOR_JVM_HEAP"
@@ -24,16 +25,17 @@ class InvalidEnvironment(ValueError):
     """An environment variable holds a value the server cannot use."""
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _int_at_least(environ: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
+    wanted = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidEnvironment(f"{name} must be a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise InvalidEnvironment(f"{name} must be a positive integer, got {raw!r}")
+        raise InvalidEnvironment(f"{name} must be {wanted}, got {raw!r}") from None
+    if value < minimum:
+        raise InvalidEnvironment(f"{name} must be {wanted}, got {raw!r}")
     return value
 
 
@@ -49,7 +51,8 @@ class Environment:
     bind_host: str
     workers: int
     timeout_seconds: int
-    max_payload_bytes: int
+    max_payload_mb: int
+    batch: bool
     default_accept: str
     jvm_heap: str
     helper_dir: Path
@@ -57,6 +60,11 @@ class Environment:
     @property
     def model_dir(self) -> Path:
         return self.base_dir / "model"
+
+    @property
+    def max_payload_bytes(self) -> int | None:
+        """The largest request body, or None for no limit (batch transform's MaxPayloadInMB 0: chunked bodies)."""
+        return self.max_payload_mb * 1024 * 1024 or None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Environment:
@@ -70,11 +78,13 @@ class Environment:
             raise InvalidEnvironment(f"{JVM_HEAP} must look like 512m or 2g, got {jvm_heap!r}")
         return cls(
             base_dir=Path(environ.get(BASE_DIR, "/opt/ml")),
-            port=_positive_int(environ, BIND_TO_PORT, 8080),
+            port=_int_at_least(environ, BIND_TO_PORT, 8080),
             bind_host=environ.get(BIND_HOST, "0.0.0.0"),
-            workers=_positive_int(environ, MODEL_SERVER_WORKERS, os.cpu_count() or 1),
-            timeout_seconds=_positive_int(environ, MODEL_SERVER_TIMEOUT, 60),
-            max_payload_bytes=_positive_int(environ, MAX_PAYLOAD_IN_MB, 6) * 1024 * 1024,
+            workers=_int_at_least(environ, MODEL_SERVER_WORKERS, os.cpu_count() or 1),
+            timeout_seconds=_int_at_least(environ, MODEL_SERVER_TIMEOUT, 60),
+            max_payload_mb=_int_at_least(environ, MAX_PAYLOAD_IN_MB, 6, minimum=0),
+            # SageMaker sets it to "true" in batch transform; its SDK's local mode sets "True".
+            batch=environ.get(BATCH, "").strip().lower() == "true",
             default_accept=default_accept,
             jvm_heap=jvm_heap,
             helper_dir=Path(environ[HELPER_DIR]) if environ.get(HELPER_DIR) else _default_helper_dir(),

@@ -240,16 +240,20 @@ def _cell(value: Any, column: str, row: int) -> str:
 
 
 class ResponseEncoder:
-    """Encodes scored rows; every format carries the same fields under the same names."""
+    """Encodes scored rows; every format carries the same fields under the same names.
 
-    def __init__(self, metadata: ModelMetadata) -> None:
+    Without `csv_header` (batch transform), CSV is one line per row and nothing else, so the responses to a job's
+    mini-batches join into one file with a line per input record.
+    """
+
+    def __init__(self, metadata: ModelMetadata, csv_header: bool = True) -> None:
         self._classes = metadata.target_domain
         if self._classes is None:
             columns = ["value", UNKNOWN_LEVELS]
         else:
             columns = ["label", *(f"probability_{label}" for label in self._classes), UNKNOWN_LEVELS]
             self._csv_labels = [_csv_field(label) for label in self._classes]
-        self._csv_header = ",".join(map(_csv_field, columns)) + "\n"
+        self._csv_header = ",".join(map(_csv_field, columns)) + "\n" if csv_header else ""
 
     def fragments(self) -> ResponseFragments:
         """What RequestScorer.java writes around the numbers and levels, taken from this encoder's own output."""
