@@ -66,10 +66,10 @@ def _open_gate() -> threading.Event:
 
 
 def loopback_request(
-    port: int, method: str, path: str, body: bytes, headers: dict[str, str]
+    port: int, method: str, path: str, body: bytes, headers: dict[str, str], timeout: float = 60
 ) -> tuple[int, bytes, str]:
     """One HTTP request to 127.0.0.1:port: status, body and content type."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
@@ -99,6 +99,7 @@ class ModelServer:
     container: ContainerRuntime | None = None  # serve in the predictor image, else as a local `serve` process
     # Endpoint configuration name -> the status its /invocations answer (LocalSageMaker.fail_invocations).
     invocation_faults: Mapping[str, int] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)  # the container's, beyond the local settings
 
     @property
     def config_name(self) -> str:
@@ -114,7 +115,7 @@ class ModelServer:
 
     def start(self) -> None:
         # One worker: locally the endpoint shares two cores with training jobs.
-        settings = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "PYTHONUNBUFFERED": "1"}
+        settings = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "PYTHONUNBUFFERED": "1"} | dict(self.environment)
         if self.container is None:
             command = [str(SERVE_EXECUTABLE)]
             environment = os.environ | settings
@@ -490,7 +491,7 @@ class LocalEndpoint:
     def _start_model_server(self, config: dict[str, Any], model: dict[str, Any]) -> ModelServer:
         """The configuration's model server, ready and released (``ready_gate``); raises why not."""
         base_dir = self.workdir / config["EndpointConfigName"]
-        _download_model(
+        download_model(
             model["PrimaryContainer"]["ModelDataUrl"], base_dir / "model", model.get("ExecutionRoleArn")
         )
         server = self.starting = ModelServer(
@@ -612,7 +613,7 @@ class LocalEndpoint:
         self.last_modified_time = datetime.now(UTC)
 
 
-def _download_model(model_data_url: str, model_dir: Path, role_arn: str | None) -> None:
+def download_model(model_data_url: str, model_dir: Path, role_arn: str | None) -> None:
     """SageMaker fetches the artifact as the model's execution role."""
     bucket, key = split_s3_uri(model_data_url)
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from h2o_sagemaker_local import cloudwatch_alarms, endpoint_metrics, events, moto_patches, opt_ml
+from h2o_sagemaker_local import cloudwatch_alarms, endpoint_metrics, events, moto_patches, opt_ml, transform
 from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
@@ -50,6 +50,7 @@ from h2o_sagemaker_local.processing import (
 )
 from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
 from h2o_sagemaker_local.training import TrainingJob, run_training_job
+from h2o_sagemaker_local.transform import TransformJob, TransformRequestError, run_transform_job
 
 ROUTED_ACTIONS = (
     "create_hyper_parameter_tuning_job",
@@ -60,6 +61,9 @@ ROUTED_ACTIONS = (
     "create_processing_job",
     "describe_processing_job",
     "stop_processing_job",
+    "create_transform_job",
+    "describe_transform_job",
+    "stop_transform_job",
     "create_endpoint",
     "update_endpoint",
     "describe_endpoint",
@@ -194,6 +198,7 @@ class LocalSageMaker:
         self.tuning_jobs: dict[str, TuningJob] = {}
         self.training_jobs: dict[str, TrainingJob] = {}
         self.processing_jobs: dict[str, ProcessingJob] = {}
+        self.transform_jobs: dict[str, TransformJob] = {}
         self.endpoints: dict[str, LocalEndpoint] = {}
         self.registry = LocalModelRegistry(account_id, region)
         self.threads: list[threading.Thread] = []
@@ -438,6 +443,51 @@ class LocalSageMaker:
 
     def stop_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
         job = self._processing_job(request["ProcessingJobName"])
+        if job.status != "InProgress":
+            raise ValidationError(f"The job {job.name} is not in progress (status {job.status})")
+        job.stop()
+        return {}
+
+    # Batch transform -----------------------------------------------------------------------------------------
+
+    def create_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["TransformJobName"]
+        if name in self.transform_jobs:
+            raise ValidationError(
+                f"Job name must be unique within an AWS account and region, and a job with this name already exists ({self.arn('transform-job', name)})"
+            )
+        try:
+            transform.check_request(request)
+        except TransformRequestError as error:
+            raise ValidationError(str(error)) from None
+        try:
+            model = self._backend().describe_model(request["ModelName"]).response_object
+        except Exception:
+            raise ValidationError(
+                f'Could not find model "{self.arn("model", request["ModelName"])}".'
+            ) from None
+        job = TransformJob(
+            name,
+            self.arn("transform-job", name),
+            request,
+            model,
+            self.workdir / "transform-jobs" / name,
+            container=self.containers,
+        )
+        self.transform_jobs[name] = job
+        self._background(run_transform_job, job)
+        return {"TransformJobArn": job.arn}
+
+    def _transform_job(self, name: str) -> TransformJob:
+        if name not in self.transform_jobs:
+            raise ValidationError(f"Could not find requested job with name {name}")
+        return self.transform_jobs[name]
+
+    def describe_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._transform_job(request["TransformJobName"]).describe()
+
+    def stop_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        job = self._transform_job(request["TransformJobName"])
         if job.status != "InProgress":
             raise ValidationError(f"The job {job.name} is not in progress (status {job.status})")
         job.stop()
@@ -758,6 +808,8 @@ class LocalSageMaker:
             job.stop()
         for processing in list(self.processing_jobs.values()):
             processing.stop()
+        for transform_job in list(self.transform_jobs.values()):
+            transform_job.stop()
         if not keep_endpoints:  # a blue/green update stops baking rather than holding the joins below
             for endpoint in list(self.endpoints.values()):
                 endpoint.aborted.set()
