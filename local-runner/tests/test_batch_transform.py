@@ -7,11 +7,6 @@ import csv
 import gzip
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +15,12 @@ import boto3
 import pytest
 from api_shapes import SAGEMAKER_API, assert_matches_api_shape
 from botocore.exceptions import ClientError
-from h2o_sagemaker_local import moto_patches, opt_ml
 from h2o_sagemaker_local.cli import area_under_roc
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
 from h2o_sagemaker_local.transform import assemble, mini_batches
-from moto import mock_aws
+from local_sagemaker import local_sagemaker_behind_moto
 from polling import wait_until
-from process_watch import no_process_left, processes_using
+from trained_models import TrainedModel, train_models
 
 pytestmark = pytest.mark.h2o
 
@@ -44,46 +38,18 @@ def client(service: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict[str, Any]]:
-    """model.tar.gz of a model of the example from the real `train`, and its model-metadata.json."""
-    hyperparameters = json.loads(
-        (REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json").read_text()
-    )["staticHyperParameters"] | {"ntrees": "20"}
-    job_dir = opt_ml.lay_out_training_job(
-        tmp_path_factory.mktemp("trained"),
-        hyperparameters,
-        [
-            opt_ml.InputChannel.of("training", EXAMPLES / "train.csv"),
-            opt_ml.InputChannel.of("validation", EXAMPLES / "validation.csv"),
-        ],
-    )
-    environment = os.environ | {"SAGEMAKER_BASE_DIR": str(job_dir), "H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"}
-    trained = subprocess.run(
-        [str(Path(sys.executable).with_name("train"))], env=environment, capture_output=True, timeout=180
-    )
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for path in sorted((job_dir / "model").iterdir()):
-            tar.add(path, arcname=path.name)
-    return archive.getvalue(), json.loads((job_dir / "model" / "model-metadata.json").read_text())
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    return train_models(tmp_path_factory.mktemp, {"titanic": "20"})["titanic"]
 
 
 @pytest.fixture
 def sagemaker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_model: tuple[bytes, dict[str, Any]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_model: TrainedModel
 ) -> Iterator[LocalSageMaker]:
     """A LocalSageMaker installed behind moto, with the model created as CreateModel makes it."""
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(variable, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    workdir = tmp_path / "work"
-    with mock_aws():
+    with local_sagemaker_behind_moto(monkeypatch, tmp_path / "work", ACCOUNT_ID, REGION) as local:
         client("s3").create_bucket(Bucket=BUCKET)
-        client("s3").put_object(Bucket=BUCKET, Key="models/model.tar.gz", Body=trained_model[0])
-        local = LocalSageMaker(workdir, account_id=ACCOUNT_ID, region=REGION)
-        local.install()
+        client("s3").put_object(Bucket=BUCKET, Key="models/model.tar.gz", Body=trained_model.archive)
         client("sagemaker").create_model(
             ModelName=MODEL,
             ExecutionRoleArn=ROLE_ARN,
@@ -92,19 +58,7 @@ def sagemaker(
                 "ModelDataUrl": f"s3://{BUCKET}/models/model.tar.gz",
             },
         )
-        try:
-            yield local
-        finally:
-            local.shutdown()
-            local.uninstall()
-            moto_patches.uninstall()
-            no_process_left(workdir)
-            leftovers = processes_using(workdir)
-            for (
-                pid
-            ) in leftovers:  # only the model servers this test started: their environment names its workdir
-                os.kill(pid, signal.SIGKILL)
-    assert leftovers == [], "a model server outlived its transform job"
+        yield local
 
 
 def validation_rows() -> list[dict[str, str]]:
@@ -159,9 +113,9 @@ def output_object(name: str, path: str) -> str:
 
 
 def test_a_transform_job_scores_every_record_to_the_models_validation_auc(
-    sagemaker: LocalSageMaker, trained_model: tuple[bytes, dict[str, Any]]
+    sagemaker: LocalSageMaker, trained_model: TrainedModel
 ) -> None:
-    metadata = trained_model[1]
+    metadata = trained_model.metadata
     rows = validation_rows()
     body = headerless_csv(rows, metadata["input_columns"])
     lines = body.splitlines(keepends=True)
@@ -196,10 +150,10 @@ def test_a_transform_job_scores_every_record_to_the_models_validation_auc(
 
 
 def test_gzip_input_one_record_per_request_and_json_lines_give_the_same_predictions(
-    sagemaker: LocalSageMaker, trained_model: tuple[bytes, dict[str, Any]]
+    sagemaker: LocalSageMaker, trained_model: TrainedModel
 ) -> None:
     rows = validation_rows()[:40]
-    body = headerless_csv(rows, trained_model[1]["input_columns"])
+    body = headerless_csv(rows, trained_model.metadata["input_columns"])
     s3 = client("s3")
     s3.put_object(Bucket=BUCKET, Key="batch/plain/input/rows.csv", Body=body)
     s3.put_object(Bucket=BUCKET, Key="batch/gzip/input/rows.csv.gz", Body=gzip.compress(body))

@@ -8,15 +8,9 @@ plans of the traffic routing types and the alarm evaluator's statistics are chec
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +22,7 @@ import boto3
 import pytest
 from api_shapes import SAGEMAKER_API, assert_matches_api_shape
 from botocore.exceptions import ClientError
-from h2o_sagemaker_local import cloudwatch_alarms, events, moto_patches, opt_ml
+from h2o_sagemaker_local import cloudwatch_alarms, events, moto_patches
 from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.deployment_guardrails import (
     BlueGreenPlan,
@@ -38,12 +32,14 @@ from h2o_sagemaker_local.deployment_guardrails import (
 )
 from h2o_sagemaker_local.hosting import LocalEndpoint, ModelServer
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
+from local_sagemaker import local_sagemaker_behind_moto
 from moto import mock_aws
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.cloudwatch.responses import CloudWatchResponse
 from polling import wait_until
-from process_watch import no_process_left, processes_using
+from process_watch import no_process_left
 from request_loop import RequestLoop
+from trained_models import train_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
@@ -70,33 +66,8 @@ def client(service: str) -> Any:
 @pytest.fixture(scope="module")
 def model_archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """model.tar.gz of the blue and the green model, trained at once (one per core) by the real `train`."""
-    hyperparameters = json.loads(
-        (REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json").read_text()
-    )["staticHyperParameters"]
-    channels = [
-        opt_ml.InputChannel.of("training", EXAMPLES / "train.csv"),
-        opt_ml.InputChannel.of("validation", EXAMPLES / "validation.csv"),
-    ]
-    jobs = {}
-    for fleet, trees in TREES.items():
-        job_dir = opt_ml.lay_out_training_job(
-            tmp_path_factory.mktemp(fleet), hyperparameters | {"ntrees": trees}, channels
-        )
-        environment = os.environ | {"SAGEMAKER_BASE_DIR": str(job_dir), "H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"}
-        train = subprocess.Popen(
-            [str(Path(sys.executable).with_name("train"))], env=environment, stderr=subprocess.PIPE
-        )
-        jobs[fleet] = (job_dir, train)
-    archives = {}
-    for fleet, (job_dir, train) in jobs.items():
-        _, stderr = train.communicate(timeout=300)
-        assert train.returncode == 0, stderr[-2000:]
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-            for path in sorted((job_dir / "model").iterdir()):
-                tar.add(path, arcname=path.name)
-        archives[fleet] = archive.getvalue()
-    return archives
+    models = train_models(tmp_path_factory.mktemp, TREES)
+    return {fleet: model.archive for fleet, model in models.items()}
 
 
 @dataclass
@@ -125,16 +96,10 @@ def local(
 ) -> Iterator[Local]:
     """A LocalSageMaker installed behind moto, with both models and their endpoint configurations: the blue one
     of ``blue`` (4 instances), the green one of ``green`` (4), and ``blue-single`` and ``green-single`` (1)."""
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(variable, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    workdir = tmp_path / "work"
-    with mock_aws():
+    with local_sagemaker_behind_moto(monkeypatch, tmp_path / "work", ACCOUNT_ID, REGION) as emulator:
         client("s3").create_bucket(Bucket=BUCKET)
-        recorded = Local(LocalSageMaker(workdir, account_id=ACCOUNT_ID, region=REGION))
+        recorded = Local(emulator)
         recorded.sagemaker.listener = recorded.listen
-        recorded.sagemaker.install()
         sagemaker = client("sagemaker")
         for fleet, archive in model_archives.items():
             client("s3").put_object(Bucket=BUCKET, Key=f"{fleet}/model.tar.gz", Body=archive)
@@ -158,19 +123,7 @@ def local(
                         }
                     ],
                 )
-        try:
-            yield recorded
-        finally:
-            recorded.sagemaker.shutdown()
-            recorded.sagemaker.uninstall()
-            moto_patches.uninstall()
-            no_process_left(workdir)
-            leftovers = processes_using(workdir)
-            for (
-                pid
-            ) in leftovers:  # only the model servers this test started: their environment names its workdir
-                os.kill(pid, signal.SIGKILL)
-    assert leftovers == [], "a model server outlived shutdown()"
+        yield recorded
     assert not hasattr(CloudWatchResponse, "describe_alarm_history")
 
 

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tarfile
 import time
@@ -35,6 +34,7 @@ from moto import mock_aws
 from moto.sagemaker.exceptions import ValidationError
 from polling import wait_until
 from process_watch import no_process_left, processes_using
+from trained_models import train_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TUNER_ASL = REPO_ROOT / "sagemaker-model-tuner" / "statemachine" / "model-tuning.asl.json"
@@ -1115,28 +1115,9 @@ def test_the_trainer_images_evaluate_scores_a_real_artifact_as_its_training_job_
 ) -> None:
     """The real `train`, then the real `evaluate` as a Processing job on the same validation rows."""
     examples = REPO_ROOT / "examples"
-    hyperparameters = json.loads(
-        (REPO_ROOT / "tests" / "fixtures" / "original-examples" / "hyperparameters.json").read_text()
-    )["staticHyperParameters"] | {"ntrees": "20"}
-    job_dir = opt_ml.lay_out_training_job(
-        tmp_path / "trained",
-        hyperparameters,
-        [
-            opt_ml.InputChannel.of("training", examples / "train.csv"),
-            opt_ml.InputChannel.of("validation", examples / "validation.csv"),
-        ],
-    )
-    environment = os.environ | {"SAGEMAKER_BASE_DIR": str(job_dir), "H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"}
-    trained = subprocess.run(
-        [str(Path(sys.executable).with_name("train"))], env=environment, capture_output=True, timeout=180
-    )
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for path in sorted((job_dir / "model").iterdir()):
-            tar.add(path, arcname=path.name)
+    model = train_models(lambda name: tmp_path / name, {"trained": "20"})["trained"]
     s3 = boto3.client("s3", region_name=REGION)
-    s3.put_object(Bucket=BUCKET, Key="artifacts/model.tar.gz", Body=archive.getvalue())
+    s3.put_object(Bucket=BUCKET, Key="artifacts/model.tar.gz", Body=model.archive)
     s3.put_object(
         Bucket=BUCKET, Key="data/validation/validation.csv", Body=(examples / "validation.csv").read_bytes()
     )
@@ -1151,7 +1132,7 @@ def test_the_trainer_images_evaluate_scores_a_real_artifact_as_its_training_job_
     evaluation = json.loads(
         s3.get_object(Bucket=BUCKET, Key="evaluations/evaluate-real/evaluation.json")["Body"].read()
     )
-    reported = json.loads((job_dir / "model" / "model-metadata.json").read_text())["metrics"]["validation"]
+    reported = model.metadata["metrics"]["validation"]
     assert evaluation["metrics"] == pytest.approx(
         {f"validation:{name}": value for name, value in reported.items()}
     )
