@@ -192,6 +192,29 @@ def test_a_request_the_model_refuses_fails_the_job_with_its_answer(sagemaker: Lo
         output_object("bad", "rows.csv")
 
 
+def test_a_stopped_transform_job_ends_stopped_and_writes_nothing(
+    sagemaker: LocalSageMaker, trained_model: TrainedModel
+) -> None:
+    body = headerless_csv(validation_rows(), trained_model.metadata["input_columns"])
+    client("s3").put_object(Bucket=BUCKET, Key="batch/stopped/input/rows.csv", Body=body * 50)
+    sagemaker_client = client("sagemaker")
+    sagemaker_client.create_transform_job(**transform_request("stopped", BatchStrategy="SingleRecord"))
+    job = sagemaker.transform_jobs["stopped"]
+    wait_until(lambda: job.settings, "the model server ready and the records being sent", timeout=60)
+
+    sagemaker_client.stop_transform_job(TransformJobName="stopped")
+
+    assert sagemaker_client.describe_transform_job(TransformJobName="stopped")["TransformJobStatus"] in (
+        "Stopping",
+        "Stopped",
+    )
+    wait_until(lambda: job.status == "Stopped", "the transform job stopped", timeout=30)
+    with pytest.raises(ClientError):
+        output_object("stopped", "rows.csv")
+    with pytest.raises(ClientError, match="not in progress"):
+        sagemaker_client.stop_transform_job(TransformJobName="stopped")
+
+
 def test_an_input_prefix_without_objects_fails_the_job(sagemaker: LocalSageMaker) -> None:
     description = run_job(transform_request("empty"))
     assert description["TransformJobStatus"] == "Failed"
