@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from h2o_gbm_trainer.data import read_input_data_config
 from h2o_gbm_trainer.environment import Environment
 from h2o_gbm_trainer.errors import TrainingInputError
+from h2o_sagemaker_local.opt_ml import InputChannel, lay_out_training_job
 
 
 def test_paths_follow_the_sagemaker_layout_under_opt_ml_by_default() -> None:
@@ -40,3 +42,15 @@ def test_a_bad_heap_size_is_named(text: str) -> None:
 
     with pytest.raises(TrainingInputError, match="H2O_GBM_TRAINER_MAX_MEM_SIZE"):
         _ = env.max_mem_bytes
+
+
+@pytest.mark.parametrize("mode", ["File", "FastFile"])
+def test_file_and_fastfile_channels_are_read_as_files(tmp_path: Path, mode: str) -> None:
+    """FastFile shows the S3 objects at the File mode paths; inputdataconfig.json names the channel's mode."""
+    lay_out_training_job(
+        tmp_path, {}, [InputChannel("training", {"train.csv": b"a,b\n1,2\n"}, input_mode=mode)]
+    )
+
+    declared = read_input_data_config(Environment.from_env({"SAGEMAKER_BASE_DIR": str(tmp_path)}))
+
+    assert declared["training"].content_type == "text/csv"

@@ -117,6 +117,8 @@ def test_a_value_h2o_rejects_is_named(jobs, tmp_path: Path) -> None:
          "channel 'training': train.parquet is a Parquet file but ContentType is text/csv"),
         ("train.csv.gz", "cut gzip csv", {"CompressionType": "Gzip"},
          "channel 'training': cannot read the CSV header of train.csv.gz"),
+        ("train.csv", "csv", {"TrainingInputMode": "Pipe"},
+         "channel 'training': TrainingInputMode Pipe is not supported; the trainer reads files: use File or FastFile"),
     ],
 )  # fmt: skip
 def test_a_channel_whose_files_or_format_do_not_fit_is_named(

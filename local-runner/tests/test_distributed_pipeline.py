@@ -1,6 +1,8 @@
 """A run whose training jobs have 2 instances (`trainingInstanceCount` 2), through the whole local pipeline, as
 `train` processes and in the trainer image (`--containers`): each job's two hosts form one H2O cluster, the
-leader's model is deployed, and it is the model one instance trains from the same hyperparameters."""
+leader's model is deployed, and it is the model one instance trains from the same hyperparameters. The jobs read
+their channels in FastFile mode (`trainingInputMode`), as data large enough for several instances would; the one
+instance reads them in File mode."""
 
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ def distributed_run(
     """As `train` processes, then as trainer containers with each engine."""
     ml_parameters, hyperparameters, manifest = local_inputs(options)
     ml_parameters["trainingInstanceCount"] = INSTANCES
+    ml_parameters["trainingInputMode"] = "FastFile"
     workdir = tmp_path_factory.mktemp("distributed")
     with pytest.MonkeyPatch.context() as environment:
         if request.param is not None:
@@ -81,6 +84,10 @@ def test_each_job_trains_in_one_h2o_cloud_of_two_led_by_algo_1(
         for host in job.hosts:
             config = json.loads((host.base_dir / "input/config/resourceconfig.json").read_text())
             assert config["network_interface_name"] == interface, host.name
+            data_config = json.loads((host.base_dir / "input/config/inputdataconfig.json").read_text())
+            assert {channel["TrainingInputMode"] for channel in data_config.values()} == {"FastFile"}, (
+                host.name
+            )
         assert job.describe()["ResourceConfig"]["InstanceCount"] == INSTANCES
 
 

@@ -804,6 +804,59 @@ def test_a_crash_or_a_stop_takes_every_host_of_a_job_down(sagemaker: LocalSageMa
     assert no_process_left(job.base_dir), processes_using(job.base_dir)
 
 
+def test_each_channel_is_told_its_input_mode_and_fastfile_data_is_laid_out_as_files(
+    sagemaker: LocalSageMaker,
+) -> None:
+    """The job's TrainingInputMode, unless a channel's InputMode overrides it, reaches inputdataconfig.json; a
+    FastFile channel's objects are at the paths File mode gives them (SageMaker: "no code changes")."""
+    request = tuning_request("fastfile", categorical(x=["10"]))
+    definition = request["TrainingJobDefinition"]
+    definition["AlgorithmSpecification"]["TrainingInputMode"] = "FastFile"
+    definition["InputDataConfig"][1]["InputMode"] = "File"
+    validate_parameters(request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape)
+
+    description = run_to_end(sagemaker, request)
+
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    name = description["BestTrainingJob"]["TrainingJobName"]
+    base_dir = sagemaker.training_jobs[name].base_dir
+    config = json.loads((base_dir / "input" / "config" / "inputdataconfig.json").read_text())
+    assert {channel: settings["TrainingInputMode"] for channel, settings in config.items()} == {
+        "training": "FastFile",
+        "validation": "File",
+    }
+    assert (base_dir / "input" / "data" / "training" / "train.csv").read_bytes() == b"a,b\n1,2\n"
+    described = sagemaker.describe_training_job({"TrainingJobName": name})
+    assert [channel.get("InputMode") for channel in described["InputDataConfig"]] == [None, "File"]
+
+
+@pytest.mark.parametrize(
+    ("channel_settings", "reason"),
+    [
+        ({"InputMode": "Pipe"}, "channel training: Pipe input mode is not emulated by the local SageMaker"),
+        (
+            {"InputMode": "FastFile", "DataSource": {"S3DataSource": {
+                "S3DataType": "ManifestFile", "S3Uri": f"s3://{BUCKET}/data/training.manifest"}}},
+            "channel training: S3DataType ManifestFile in FastFile input mode: SageMaker documents FastFile for "
+            "S3Prefix data sources",
+        ),
+        (
+            {"InputMode": "FastFile", "CompressionType": "Gzip"},
+            "channel training: CompressionType Gzip is used only in Pipe input mode; in FastFile mode leave it",
+        ),
+    ],
+)  # fmt: skip
+def test_input_modes_the_emulation_does_not_run_as_sagemaker_would_are_refused(
+    sagemaker: LocalSageMaker, channel_settings: dict[str, Any], reason: str
+) -> None:
+    request = tuning_request("input-mode", categorical(x=["1"]))
+    request["TrainingJobDefinition"]["InputDataConfig"][0].update(channel_settings)
+    validate_parameters(request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape)
+    with pytest.raises(ValidationError, match=re.escape(reason)):
+        sagemaker.create_hyper_parameter_tuning_job(request)
+    assert "input-mode" not in sagemaker.tuning_jobs
+
+
 def test_gzip_compression_in_file_mode_is_refused(sagemaker: LocalSageMaker) -> None:
     request = tuning_request("gzip-file-mode", categorical(x=["1"]))
     request["TrainingJobDefinition"]["InputDataConfig"][1]["CompressionType"] = "Gzip"

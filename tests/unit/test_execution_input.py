@@ -398,3 +398,35 @@ def test_several_training_instances_need_every_channel_whole() -> None:
         ml_parameters(trainingInstanceCount=2), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES
     )
     assert replicated["tuning"]["trainingJobDefinition"]["ResourceConfig"]["InstanceCount"] == 2
+
+
+def test_the_training_input_mode_reaches_every_channel_and_fastfile_takes_s3_prefixes_only() -> None:
+    channels = build_execution_input(
+        ml_parameters(trainingInputMode="FastFile"), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES
+    )["tuning"]["trainingJobDefinition"]["InputDataConfig"]
+    assert [channel["InputMode"] for channel in channels] == ["FastFile", "FastFile"]
+    listed = Manifest.model_validate(
+        {
+            "channels": [
+                {
+                    "channelName": "training",
+                    "s3DataSource": {"S3Uri": "s3://my-bucket/t.manifest", "S3DataType": "ManifestFile"},
+                }
+            ]
+        }
+    )
+    on_training = {"objectiveMetricName": "training:auc"}  # the manifest has no validation channel
+    assert build_execution_input(ml_parameters(**on_training), HYPERPARAMETERS, listed, RUN, STACK_RESOURCES)
+    with pytest.raises(
+        ParameterFileError,
+        match=r"manifest.json: channel 'training' s3DataSource.S3DataType ManifestFile does not work with "
+        r"trainingInputMode FastFile in ml-parameters: SageMaker documents FastFile mode for S3Prefix channels "
+        r"only; use S3Prefix, or trainingInputMode File",
+    ):
+        build_execution_input(
+            ml_parameters(trainingInputMode="FastFile", **on_training),
+            HYPERPARAMETERS,
+            listed,
+            RUN,
+            STACK_RESOURCES,
+        )

@@ -82,6 +82,7 @@ def test_unfilled_template_placeholder_is_named() -> None:
         ({"unexpected": 1}, r"unexpected: Extra inputs are not permitted"),
         ({"trainingImage": "image:1"}, r"give either algorithmARN, or trainingImage and inferenceImage"),
         ({"inputContentType": "application/json"}, r"inputContentType: Input should be 'text/csv' or"),
+        ({"trainingInputMode": "Pipe"}, r"trainingInputMode: Input should be 'File' or 'FastFile'"),
     ],
 )
 def test_bad_ml_parameters_name_the_field(change: dict, message: str) -> None:
@@ -284,6 +285,27 @@ def test_beating_the_deployed_model_needs_the_trainer_image_that_scores_it() -> 
     assert params.quality_gate is not None and params.quality_gate.min_objective_value == 0.8
 
 
+def test_fastfile_is_refused_where_sagemaker_does_not_document_it() -> None:
+    fastfile = trained_with_images() | {"trainingInputMode": "FastFile"}
+    assert parse_document(MlParameters, fastfile, "ml-parameters").training_input_mode == "FastFile"
+    with pytest.raises(
+        ParameterFileError, match=r"trainingInputMode FastFile needs trainingImage: an algorithm"
+    ):
+        parse_document(
+            MlParameters, filled_original_ml_parameters() | {"trainingInputMode": "FastFile"}, "ml-parameters"
+        )
+    retraining = {
+        "trainingDataPrefixes": ["s3://my-bucket/titanic/training/"],
+        "validationS3Uri": "s3://my-bucket/titanic/validation/v.csv",
+    }
+    with pytest.raises(
+        ParameterFileError,
+        match=r"trainingInputMode FastFile does not work with retraining: a scheduled run trains on a "
+        r"ManifestFile channel, and SageMaker documents FastFile mode for S3Prefix channels only; use File",
+    ):
+        parse_document(MlParameters, fastfile | {"retraining": retraining}, "ml-parameters")
+
+
 def test_missing_required_key_is_named() -> None:
     document = filled_original_ml_parameters()
     del document["endpointName"]
@@ -439,6 +461,7 @@ ACCEPTED_KEYS = {
         "maxParallelTrainingJobs",
         "maxNumberOfTrainingJobs",
         "inputContentType",
+        "trainingInputMode",
         "trainingJobDefinitionName",
         "enableManagedSpotTraining",
         "spotTrainingCheckpointS3Uri",

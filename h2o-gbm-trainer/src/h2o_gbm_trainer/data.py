@@ -27,6 +27,8 @@ CSV_CONTENT_TYPE = "text/csv"
 PARQUET_CONTENT_TYPE = "application/x-parquet"
 CONTENT_TYPES = (CSV_CONTENT_TYPE, PARQUET_CONTENT_TYPE)
 GZIP_COMPRESSION = "Gzip"
+# FastFile shows the S3 objects as files at the same paths as File mode ("no code changes"); Pipe streams FIFOs.
+FILE_INPUT_MODES = ("File", "FastFile")
 COMPRESSION_TYPES = ("None", GZIP_COMPRESSION)
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -102,8 +104,12 @@ def read_input_data_config(env: Environment) -> dict[str, DeclaredFormat]:
         if channel not in CHANNELS:
             raise TrainingInputError(f"unknown channel {channel!r} (accepted: {', '.join(CHANNELS)})")
         settings = settings if isinstance(settings, dict) else {}
-        if settings.get("TrainingInputMode", "File") != "File":
-            raise TrainingInputError(f"channel {channel!r}: only TrainingInputMode File is supported")
+        mode = settings.get("TrainingInputMode", "File")
+        if mode not in FILE_INPUT_MODES:
+            raise TrainingInputError(
+                f"channel {channel!r}: TrainingInputMode {mode} is not supported; the trainer reads files: use "
+                f"{' or '.join(FILE_INPUT_MODES)}"
+            )
         declared[channel] = _declared_format(channel, settings)
     return declared
 

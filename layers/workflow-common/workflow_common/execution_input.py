@@ -26,6 +26,7 @@ from workflow_common.ml_parameters import (
     TargetTracking,
     check_compatible,
     check_distribution,
+    check_input_mode,
     check_objective_channel,
 )
 from workflow_common.models import CamelCaseModel, PascalCaseModel
@@ -274,6 +275,7 @@ def _training_job_definition(
                 "ChannelName": channel.channel_name,
                 "ContentType": channel.content_type or params.input_content_type,
                 "CompressionType": channel.compression_type or "None",
+                "InputMode": params.training_input_mode,
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": channel.s3_data_source.s3_data_type,
@@ -414,6 +416,7 @@ def build_execution_input(
     """The parent state machine's input document, validated against ``RunInput``."""
     check_objective_channel(params, manifest)
     check_distribution(params, manifest)
+    check_input_mode(params, manifest)
     run_id = run.run_id
     tuning_job_name = unique_name(params.tuning_job_name, run_id, TUNING_JOB_NAME_MAX_LENGTH)
     hosting = params.model.hosting

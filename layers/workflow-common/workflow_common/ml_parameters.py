@@ -31,6 +31,10 @@ ChannelName = Literal["training", "validation"]
 VALIDATION_CHANNEL = "validation"
 MAXIMIZED_METRICS = ("auc", "aucpr", "gini", "r2")
 
+# SageMaker documents FastFile for S3 prefixes and says it does not support augmented manifest files; what it does
+# with a plain manifest file is not documented.
+FASTFILE_DATA_TYPES = "SageMaker documents FastFile mode for S3Prefix channels only"
+
 SageMakerName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1)]
 S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")]
 
@@ -219,6 +223,9 @@ class MlParameters(CamelCaseModel):
     input_content_type: Literal["text/csv", "application/x-parquet"] = "text/csv"
     # Accepted for compatibility with the original files; a single-definition tuning job does not use it.
     training_job_definition_name: str | None = None
+    # How every channel reaches the trainer (each channel's InputMode): File downloads the data before the
+    # container starts; FastFile streams it from S3 as it is read. The trainer reads files, not Pipe's FIFOs.
+    training_input_mode: Literal["File", "FastFile"] = "File"
     enable_managed_spot_training: bool = False
     spot_training_checkpoint_s3_uri: S3Uri | None = None
     training_instance_type: InstanceType = "ml.c5.2xlarge"
@@ -307,8 +314,25 @@ class MlParameters(CamelCaseModel):
                 "qualityGate.mustBeatDeployedModel needs trainingImage (the h2o-gbm-trainer image scores the "
                 "deployed model), not algorithmARN: set it false or train with trainingImage"
             )
+        self._check_input_mode()
         self._check_deployment()
         return self
+
+    def _check_input_mode(self) -> None:
+        if self.training_input_mode != "FastFile":
+            return
+        if self.algorithm_arn:
+            # CreateAlgorithm refuses FastFile among a channel's SupportedInputModes (boto/boto3#4469), and a job
+            # may only use a mode its algorithm's channel supports.
+            raise ValueError(
+                "trainingInputMode FastFile needs trainingImage: an algorithm resource cannot declare FastFile "
+                "among its channels' input modes; use File, or train with trainingImage"
+            )
+        if self.retraining:
+            raise ValueError(
+                "trainingInputMode FastFile does not work with retraining: a scheduled run trains on a ManifestFile "
+                f"channel, and {FASTFILE_DATA_TYPES}; use File"
+            )
 
     def _check_deployment(self) -> None:
         """Refuse what SageMaker's deployment guardrails cannot do with this endpoint's fleet, naming the field.
@@ -579,12 +603,12 @@ class Channel(CamelCaseModel):
     @classmethod
     def _file_mode_compression(cls, value: str | None) -> str | None:
         # SageMaker's Channel reference: "CompressionType is used only in Pipe input mode. In File mode, leave
-        # this field unset or set it to None." The tuner trains in File mode.
+        # this field unset or set it to None." The tuner trains in File or FastFile mode.
         if value == "Gzip":
             raise ValueError(
                 "Gzip is for Pipe input mode only (SageMaker's Channel reference), and the training jobs read "
-                "their channels in File mode, where gzip-compressed CSV files are read as gzip from their first "
-                "bytes: leave compressionType out, or None"
+                "their channels as files (File or FastFile mode), where gzip-compressed CSV files are read as "
+                "gzip from their first bytes: leave compressionType out, or None"
             )
         return value
 
@@ -646,6 +670,20 @@ def check_objective_channel(params: MlParameters, manifest: Manifest) -> None:
             f"channel in the manifest the trainer reports that channel's metrics only: use "
             f"{VALIDATION_CHANNEL}:{metric}, or leave the {VALIDATION_CHANNEL} channel out"
         )
+
+
+def check_input_mode(params: MlParameters, manifest: Manifest) -> None:
+    """FastFile is documented for channels of S3 prefixes only (model-access-training-data.html); conservatively,
+    no manifest file goes to a FastFile job."""
+    if params.training_input_mode != "FastFile":
+        return
+    for channel in manifest.channels:
+        if channel.s3_data_source.s3_data_type != "S3Prefix":
+            raise ParameterFileError(
+                f"manifest.json: channel '{channel.channel_name}' s3DataSource.S3DataType "
+                f"{channel.s3_data_source.s3_data_type} does not work with trainingInputMode FastFile in "
+                f"ml-parameters: {FASTFILE_DATA_TYPES}; use S3Prefix, or trainingInputMode File"
+            )
 
 
 def check_distribution(params: MlParameters, manifest: Manifest) -> None:

@@ -126,6 +126,7 @@ class InputChannel:
     files: Mapping[str, bytes] = field(default_factory=dict)
     content_type: str = "text/csv"
     distribution: str = "FullyReplicated"
+    input_mode: str = "File"
 
     @classmethod
     def of(cls, name: str, *paths: Path) -> InputChannel:
@@ -135,7 +136,7 @@ class InputChannel:
     def data_config(self) -> dict[str, str]:
         return {
             "ContentType": self.content_type,
-            "TrainingInputMode": "File",
+            "TrainingInputMode": self.input_mode,
             "S3DistributionType": self.distribution,
             "RecordWrapperType": "None",
         }

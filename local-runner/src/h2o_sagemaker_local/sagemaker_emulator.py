@@ -234,7 +234,7 @@ class LocalSageMaker:
                 "rather than an algorithm resource when running locally"
             )
         _check_role_can_be_assumed(definition.get("RoleArn"))
-        _check_file_mode_compression(definition)
+        _check_input_modes(definition)
         _objective_regex(request)
         self._check_instance_count(int(definition["ResourceConfig"].get("InstanceCount", 1)))
         limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
@@ -866,16 +866,30 @@ def _check_rollback_alarms_readable(alarm_names: Sequence[str], model: dict[str,
         ) from None
 
 
-def _check_file_mode_compression(definition: dict[str, Any]) -> None:
-    """SageMaker's Channel reference: "CompressionType is used only in Pipe input mode. In File mode, leave this field
-    unset or set it to None." What SageMaker does with Gzip in File mode is not documented: refused here."""
+def _check_input_modes(definition: dict[str, Any]) -> None:
+    """Each channel's input mode (its InputMode, else the job's TrainingInputMode) with what goes with it. Locally
+    a File or FastFile channel is downloaded before the job starts (FastFile shows the same files on SageMaker);
+    Pipe's FIFOs are not emulated, and what FastFile does with a manifest is not documented: both refused."""
     training_mode = definition["AlgorithmSpecification"].get("TrainingInputMode", "File")
     for channel in definition["InputDataConfig"]:
-        mode = channel.get("InputMode", training_mode)
-        if channel.get("CompressionType", "None") != "None" and mode != "Pipe":
+        name, mode = channel["ChannelName"], channel.get("InputMode", training_mode)
+        if mode == "Pipe":
             raise ValidationError(
-                f"channel {channel['ChannelName']}: CompressionType {channel['CompressionType']} is used only in "
-                f"Pipe input mode; in {mode} mode leave it unset or None"
+                f"channel {name}: Pipe input mode is not emulated by the local SageMaker (the trainer reads files): "
+                "use File or FastFile"
+            )
+        # SageMaker's Channel reference: "CompressionType is used only in Pipe input mode. In File mode, leave
+        # this field unset or set it to None." What SageMaker does with Gzip otherwise is not documented.
+        if channel.get("CompressionType", "None") != "None":
+            raise ValidationError(
+                f"channel {name}: CompressionType {channel['CompressionType']} is used only in Pipe input mode; "
+                f"in {mode} mode leave it unset or None"
+            )
+        data_type = channel["DataSource"]["S3DataSource"]["S3DataType"]
+        if mode == "FastFile" and data_type != "S3Prefix":
+            raise ValidationError(
+                f"channel {name}: S3DataType {data_type} in FastFile input mode: SageMaker documents FastFile for "
+                "S3Prefix data sources (and not for augmented manifest files); the local SageMaker refuses the rest"
             )
 
 

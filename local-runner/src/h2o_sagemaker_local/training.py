@@ -271,6 +271,7 @@ def _download_manifest_file(
 
 def _write_config(job: TrainingJob, host: TrainingHost) -> None:
     """The rest of the host's /opt/ml around the downloaded channels."""
+    training_mode = job.request["AlgorithmSpecification"].get("TrainingInputMode", "File")
     opt_ml.lay_out_training_job(
         host.base_dir,
         job.request["HyperParameters"],
@@ -281,6 +282,7 @@ def _write_config(job: TrainingJob, host: TrainingHost) -> None:
                 distribution=channel["DataSource"]["S3DataSource"].get(
                     "S3DataDistributionType", "FullyReplicated"
                 ),
+                input_mode=channel.get("InputMode", training_mode),
             )
             for channel in job.request["InputDataConfig"]
         ],
