@@ -128,6 +128,18 @@ def test_each_stage_of_the_run_is_notified_once_with_its_filter_attributes(
     assert deployed["modelPackageArn"] == version["modelPackageArn"]
 
 
+def test_each_child_execution_names_the_run_that_started_it(
+    pipeline: LocalPipeline, first_run: RunResult
+) -> None:
+    """AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID links the tuning and deployment executions to the run's in the
+    Step Functions console."""
+    children = [arn for arn in pipeline.histories(first_run.execution_arn) if arn != first_run.execution_arn]
+    assert len(children) == 2
+    for arn in children:
+        child_input = json.loads(pipeline.sfn.describe_execution(executionArn=arn)["input"])
+        assert child_input["AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"] == first_run.execution_arn
+
+
 def test_no_more_than_max_parallel_training_jobs_ran_at_once(pipeline: LocalPipeline, first_run) -> None:
     jobs = tuning_job(pipeline, first_run).training_jobs
     for job in jobs:  # the most jobs running at once is reached at some job's start

@@ -77,7 +77,7 @@ def test_the_registrar_gets_the_run_its_model_and_the_gates_decision() -> None:
     # The deployment gets the registered version, which the endpoint-deployment run reads again before deploying.
     assert (
         STATES["DeployModel"]["Parameters"]["Input.$"]
-        == "States.JsonMerge($.deployment, $.registration, false)"
+        == "States.JsonMerge(States.JsonMerge($.deployment, $.registration, false), $.startedBy, false)"
     )
     status = STATES["NotifyModelRegistered"]["Parameters"]["MessageAttributes"]["status"]
     assert status == {"DataType": "String", "StringValue.$": "$.registration.modelApprovalStatus"}
