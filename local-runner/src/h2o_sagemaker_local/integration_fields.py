@@ -98,6 +98,20 @@ OPTIMISED_INTEGRATION_FIELDS: Final = {
         "TrainingJobName",
         "VpcConfig",
     ),
+    "sagemaker:createTransformJob": _fields(
+        f"{_SAGEMAKER_DOCS} (the ten request parameters of API_CreateTransformJob then); {_CDK}sagemaker/"
+        "create-transform-job.ts renders the same ten and ModelClientConfig",
+        "BatchStrategy",
+        "Environment",
+        "MaxConcurrentTransforms",
+        "MaxPayloadInMB",
+        "ModelName",
+        "Tags",
+        "TransformInput",
+        "TransformJobName",
+        "TransformOutput",
+        "TransformResources",
+    ),
     "sagemaker:createProcessingJob": _fields(
         "aws-step-functions-data-science-sdk-python src/stepfunctions/steps/sagemaker.py ProcessingStep: the fields "
         "of sagemaker.workflow.airflow.processing_config plus ExperimentConfig and Tags (the connect-sagemaker page "

@@ -267,6 +267,14 @@ class LocalPipeline:
         self.listener(events.ExecutionStarted(execution_arn))
         return execution_arn
 
+    def batch_transform(self, document: dict[str, Any], timeout_seconds: float = 1800) -> RunResult:
+        """Start the stack's BatchTransformStateMachine with ``document`` (its input: README, Batch transform) as
+        ``aws stepfunctions start-execution`` does, and follow it to its end."""
+        assert self.stack is not None, "deploy first"
+        machine_arn = self.stack.outputs["BatchTransformStateMachineArn"]
+        execution = self.sfn.start_execution(stateMachineArn=machine_arn, input=json.dumps(document))
+        return self.follow(execution["executionArn"], timeout_seconds)
+
     def fire_schedule(self, at: datetime) -> TickResult:
         """Deliver one tick of the stack's schedule, scheduled at ``at``, as EventBridge Scheduler does: the
         target's Input with Scheduler's context attributes filled in, sent as the schedule's role (IAM enforced).

@@ -334,6 +334,10 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ),
     ("sagemaker", "DescribeProcessingJob"): _sagemaker("processing-job", "ProcessingJobName"),
     ("sagemaker", "StopProcessingJob"): _sagemaker("processing-job", "ProcessingJobName"),
+    # A transform job runs as its model's execution role, which CreateModel passed: CreateTransformJob passes none.
+    ("sagemaker", "CreateTransformJob"): _sagemaker("transform-job", "TransformJobName", tagged=True),
+    ("sagemaker", "DescribeTransformJob"): _sagemaker("transform-job", "TransformJobName"),
+    ("sagemaker", "StopTransformJob"): _sagemaker("transform-job", "TransformJobName"),
     ("sagemaker", "DescribeAlgorithm"): _sagemaker("algorithm", "AlgorithmName"),
     ("sagemaker", "CreateModel"): _with(_sagemaker("model", "ModelName", tagged=True), _model_role),
     ("sagemaker", "DescribeModel"): _sagemaker("model", "ModelName"),
