@@ -33,6 +33,7 @@ HEADLINES = {
     "GateDecision": ":scales: Quality gate decision",
     "Deployed": ":rocket: Endpoint deployed",
     "NoNewData": ":zzz: No new data",
+    "TransformCompleted": ":page_facing_up: Batch transform completed",
     "Failed": ":x: Failed",
 }
 # Named in the headline, or not for people.

@@ -29,7 +29,7 @@ from feature_statements import serves_releases_only, serves_the_quality_gate_onl
 from h2o_sagemaker_local import api_faults, moto_patches
 from h2o_sagemaker_local.api_faults import ApiFaults
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
-from h2o_sagemaker_local.pipeline import LocalPipeline, PipelineError, RunResult
+from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
 from h2o_sagemaker_local.training import TrainingJob
 from polling import wait_until
@@ -655,6 +655,34 @@ def test_a_refused_update_deletes_the_configuration_it_made_and_leaves_the_endpo
     )
 
 
+# --- 10. a file scored with the model the endpoint serves (the batch transform workflow) -------------------------
+
+
+@pytest.fixture(scope="module")
+def batch_scored(faults: Faults, refused_update: RefusedUpdate) -> RunResult:
+    """The validation file whole, header line included (SplitType None), through BatchTransformStateMachine: its
+    role's grants are used here, so the IAM checks below cover them."""
+    [endpoint] = boto3.client("sagemaker", region_name=REGION).list_endpoints()["Endpoints"]
+    faults.pipeline.upload(faults.options.validation, f"s3://{DATA_BUCKET}/scoring/whole/validation.csv")
+    document = {
+        "transformJobName": "whole-file-scoring",
+        "endpointName": endpoint["EndpointName"],
+        "inputS3Uri": f"s3://{DATA_BUCKET}/scoring/whole/",
+        "outputS3Uri": f"s3://{DATA_BUCKET}/scoring/whole-output/",
+        "splitType": "None",
+    }
+    return faults.pipeline.batch_transform(document, RUN_TIMEOUT)
+
+
+def test_a_batch_transform_scores_a_whole_csv_file_with_its_header(
+    faults: Faults, batch_scored: RunResult
+) -> None:
+    assert batch_scored.status == "SUCCEEDED", batch_scored.cause
+    output = faults.pipeline.s3.get_object(Bucket=DATA_BUCKET, Key="scoring/whole-output/validation.csv.out")
+    rows = faults.options.validation.read_bytes().count(b"\n") - 1
+    assert output["Body"].read().count(b"\n") == rows  # a prediction per row; the header line is no record
+
+
 # --- IAM: every statement the runs used was needed --------------------------------------------------------------
 
 # Statements no local run can use, by Sid: what they allow happens on AWS outside the local emulation.
@@ -672,7 +700,7 @@ NOT_EXERCISED_LOCALLY = {
 
 
 @pytest.fixture(scope="module")
-def torn_down(faults: Faults, refused_update: RefusedUpdate) -> Faults:
+def torn_down(faults: Faults, refused_update: RefusedUpdate, batch_scored: RunResult) -> Faults:
     """The stack deleted after every run of the module, as `sam delete` would: its endpoint goes with it."""
     faults.pipeline.delete_stack()
     return faults

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -17,7 +19,7 @@ import pyarrow.parquet
 import pytest
 from botocore.exceptions import ClientError
 from h2o_sagemaker_local import channel_files
-from h2o_sagemaker_local.cli import local_inputs, parse_arguments, score_validation
+from h2o_sagemaker_local.cli import area_under_roc, local_inputs, parse_arguments, score_validation
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
@@ -209,6 +211,89 @@ def test_the_endpoint_is_registered_for_auto_scaling(first_run: RunResult) -> No
     [policy] = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
     metric = policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
     assert metric["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+
+
+def test_the_batch_transform_workflow_scores_with_the_model_the_endpoint_serves(
+    pipeline: LocalPipeline, first_run: RunResult, options
+) -> None:
+    endpoint, model = first_run.output["endpoint"], first_run.output["model"]
+    model_dir = (
+        pipeline.sagemaker.endpoints[endpoint["endpointName"]].workdir
+        / endpoint["endpointConfigName"]
+        / "model"
+    )
+    metadata = json.loads((model_dir / "model-metadata.json").read_text())
+    with options.validation.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    records = (
+        io.StringIO()
+    )  # headerless, the model's input columns in order, as SageMaker's CSV algorithms take
+    csv.writer(records, lineterminator="\n").writerows(
+        [[row[name] for name in metadata["input_columns"]] for row in rows]
+    )
+    pipeline.s3.put_object(
+        Bucket=DATA_BUCKET, Key="scoring/input/validation.csv", Body=records.getvalue().encode()
+    )
+    pipeline.notifications_with_attributes()  # the run's, checked above
+    document = {
+        "transformJobName": "survival-scoring-1",
+        "endpointName": endpoint["endpointName"],
+        "inputS3Uri": f"s3://{DATA_BUCKET}/scoring/input/",
+        "outputS3Uri": f"s3://{DATA_BUCKET}/scoring/output/",
+    }
+
+    result = pipeline.batch_transform(document)
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output is not None
+    assert result.output == document | {
+        "modelName": model["modelName"],
+        "transformJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:transform-job/survival-scoring-1",
+    }
+    output = pipeline.s3.get_object(Bucket=DATA_BUCKET, Key="scoring/output/validation.csv.out")[
+        "Body"
+    ].read()
+    scores = [float(record[2]) for record in csv.reader(io.StringIO(output.decode()))]
+    labels = [row[metadata["target"]] == metadata["target_domain"][1] for row in rows]
+    assert area_under_roc(labels, scores) == pytest.approx(model["objective"]["Value"], abs=1e-9)
+    # The settings the input left out: CSV in and out, one record a line, one ml.c5.xlarge.
+    job = pipeline.sagemaker.describe_transform_job({"TransformJobName": "survival-scoring-1"})
+    assert (job["TransformInput"]["SplitType"], job["TransformOutput"]["Accept"]) == ("Line", "text/csv")
+    assert job["TransformResources"] == {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1}
+    [(message, attributes)] = pipeline.notifications_with_attributes()
+    assert (message["stage"], message["modelName"], message["outputS3Uri"]) == (
+        "TransformCompleted",
+        model["modelName"],
+        document["outputS3Uri"],
+    )
+    assert attributes == {
+        "workflow": "BatchTransform",
+        "stage": "TransformCompleted",
+        "status": "SUCCEEDED",
+        "endpoint": endpoint["endpointName"],
+    }
+
+
+def test_a_batch_transform_without_its_endpoint_fails_notified_and_bad_input_fails_at_once(
+    pipeline: LocalPipeline, first_run: RunResult
+) -> None:
+    pipeline.notifications_with_attributes()
+    document = {
+        "transformJobName": "no-endpoint-scoring",
+        "endpointName": "no-such-endpoint",
+        "inputS3Uri": f"s3://{DATA_BUCKET}/scoring/input/",
+        "outputS3Uri": f"s3://{DATA_BUCKET}/scoring/missing/",
+    }
+
+    missing = pipeline.batch_transform(document)
+
+    assert (missing.status, missing.error) == ("FAILED", "BatchTransformFailed")
+    assert "Could not find endpoint" in (missing.cause or "")
+    [(message, _)] = pipeline.notifications_with_attributes()
+    assert (message["stage"], message["step"]) == ("Failed", "FindServingConfig")
+    unnamed = pipeline.batch_transform({key: document[key] for key in ("endpointName", "inputS3Uri")})
+    assert (unnamed.status, unnamed.error) == ("FAILED", "InvalidBatchTransformInput")
+    assert pipeline.notifications_with_attributes() == []
 
 
 def test_a_second_run_updates_the_endpoint_without_failing_a_request(

@@ -2,7 +2,8 @@
 is caught and notified under its own name, the notification keeps the error and the Fail state surfaces it, and
 only constructs that run the same on AWS and under moto's interpreter are used.
 
-What one workflow does beyond these is checked in its own file (test_tuner_asl.py, test_deployer_asl.py)."""
+What one workflow does beyond these is checked in its own file (test_tuner_asl.py, test_deployer_asl.py,
+test_parent_asl.py, test_batch_transform_asl.py)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ WORKFLOWS = {
         "TuningWithDeploymentFailed",
     ),
     "sagemaker-model-tuner/statemachine/model-tuning.asl.json": ("ModelTuning", "ModelTuningFailed"),
+    "statemachine/batch-transform.asl.json": ("BatchTransform", "BatchTransformFailed"),
     "sagemaker-model-deployer/statemachine/endpoint-deployment.asl.json": (
         "EndpointDeployment",
         "EndpointDeploymentFailed",
@@ -48,7 +50,7 @@ FAILING_TASKS = [(machine, name) for machine in MACHINES for name in failing_tas
 def test_every_asl_file_belongs_to_a_template_and_has_its_rules_here() -> None:
     declared = {machine.asl_file.resolve() for machine in MACHINES}
     assert declared == {path.resolve() for path in ASL_FILES}
-    assert len(ASL_FILES) == 3
+    assert len(ASL_FILES) == 4
     assert set(WORKFLOWS) == {relative(path) for path in ASL_FILES}
 
 

@@ -96,7 +96,7 @@ MACHINES = state_machines()
 
 
 def test_every_state_machine_is_checked() -> None:
-    assert len(MACHINES) == 3
+    assert len(MACHINES) == 4
 
 
 @pytest.mark.parametrize(

@@ -304,7 +304,7 @@ def test_state_machines_never_log_execution_data() -> None:
         for name, resource in load_template(path)["Resources"].items()
         if resource["Type"] == "AWS::Serverless::StateMachine"
     ]
-    assert len(machines) == 3
+    assert len(machines) == 4
     for path, name, properties in machines:
         assert properties["Logging"]["IncludeExecutionData"] is False, f"{path} {name}"
         assert properties["Logging"]["Level"] in ("ERROR", "FATAL", "OFF"), f"{path} {name}"
