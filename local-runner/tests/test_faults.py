@@ -660,12 +660,11 @@ def test_a_refused_update_deletes_the_configuration_it_made_and_leaves_the_endpo
 
 @pytest.fixture(scope="module")
 def batch_scored(faults: Faults, refused_update: RefusedUpdate) -> RunResult:
-    """The validation file whole, header line included (SplitType None), through BatchTransformStateMachine: its
-    role's grants are used here, so the IAM checks below cover them."""
+    """The validation file whole, header line included (SplitType None), through BatchTransformStateMachine, with no
+    job name given: its role's grants are used here, so the IAM checks below cover them."""
     [endpoint] = boto3.client("sagemaker", region_name=REGION).list_endpoints()["Endpoints"]
     faults.pipeline.upload(faults.options.validation, f"s3://{DATA_BUCKET}/scoring/whole/validation.csv")
     document = {
-        "transformJobName": "whole-file-scoring",
         "endpointName": endpoint["EndpointName"],
         "inputS3Uri": f"s3://{DATA_BUCKET}/scoring/whole/",
         "outputS3Uri": f"s3://{DATA_BUCKET}/scoring/whole-output/",
@@ -678,6 +677,9 @@ def test_a_batch_transform_scores_a_whole_csv_file_with_its_header(
     faults: Faults, batch_scored: RunResult
 ) -> None:
     assert batch_scored.status == "SUCCEEDED", batch_scored.cause
+    assert batch_scored.output is not None
+    # The job is named after the execution (a UUID: started without a name).
+    assert batch_scored.output["transformJobName"] == batch_scored.execution_arn.rsplit(":", 1)[1]
     output = faults.pipeline.s3.get_object(Bucket=DATA_BUCKET, Key="scoring/whole-output/validation.csv.out")
     rows = faults.options.validation.read_bytes().count(b"\n") - 1
     assert output["Body"].read().count(b"\n") == rows  # a prediction per row; the header line is no record

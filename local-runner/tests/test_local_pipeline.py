@@ -274,7 +274,7 @@ def test_the_batch_transform_workflow_scores_with_the_model_the_endpoint_serves(
     }
 
 
-def test_a_batch_transform_without_its_endpoint_fails_notified_and_bad_input_fails_at_once(
+def test_a_batch_transform_without_its_endpoint_fails_notified_and_input_without_output_fails_at_once(
     pipeline: LocalPipeline, first_run: RunResult
 ) -> None:
     pipeline.notifications_with_attributes()
@@ -291,8 +291,8 @@ def test_a_batch_transform_without_its_endpoint_fails_notified_and_bad_input_fai
     assert "Could not find endpoint" in (missing.cause or "")
     [(message, _)] = pipeline.notifications_with_attributes()
     assert (message["stage"], message["step"]) == ("Failed", "FindServingConfig")
-    unnamed = pipeline.batch_transform({key: document[key] for key in ("endpointName", "inputS3Uri")})
-    assert (unnamed.status, unnamed.error) == ("FAILED", "InvalidBatchTransformInput")
+    nowhere = pipeline.batch_transform({key: document[key] for key in ("endpointName", "inputS3Uri")})
+    assert (nowhere.status, nowhere.error) == ("FAILED", "InvalidBatchTransformInput")
     assert pipeline.notifications_with_attributes() == []
 
 

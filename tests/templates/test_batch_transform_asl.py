@@ -30,8 +30,10 @@ def documented_inputs() -> dict[str, str]:
 def test_the_readme_documents_every_input_with_its_default() -> None:
     required = {rule["Variable"].removeprefix("$.") for rule in STATES["CheckInput"]["Choices"][0]["And"]}
     defaults = STATES["ReadInput"]["Parameters"]["defaults"]
+    documented_paths = {"$$.Execution.Name": "the execution's name"}
     assert documented_inputs() == {key: "(required)" for key in required} | {
-        key: str(value) for key, value in defaults.items()
+        key.removesuffix(".$"): documented_paths[value] if key.endswith(".$") else str(value)
+        for key, value in defaults.items()
     }
 
 
