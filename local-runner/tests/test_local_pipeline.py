@@ -274,7 +274,7 @@ def test_the_batch_transform_workflow_scores_with_the_model_the_endpoint_serves(
     }
 
 
-def test_a_batch_transform_without_its_endpoint_fails_notified_and_input_without_output_fails_at_once(
+def test_a_batch_transform_without_its_endpoint_fails_notified_and_bad_locations_fail_at_once(
     pipeline: LocalPipeline, first_run: RunResult
 ) -> None:
     pipeline.notifications_with_attributes()
@@ -293,6 +293,10 @@ def test_a_batch_transform_without_its_endpoint_fails_notified_and_input_without
     assert (message["stage"], message["step"]) == ("Failed", "FindServingConfig")
     nowhere = pipeline.batch_transform({key: document[key] for key in ("endpointName", "inputS3Uri")})
     assert (nowhere.status, nowhere.error) == ("FAILED", "InvalidBatchTransformInput")
+    # The model's execution role may read and write the data bucket only.
+    elsewhere = pipeline.batch_transform(document | {"outputS3Uri": "s3://another-bucket/scoring/"})
+    assert (elsewhere.status, elsewhere.error) == ("FAILED", "InvalidBatchTransformInput")
+    assert f"both URIs in s3://{DATA_BUCKET}/" in (elsewhere.cause or "")
     assert pipeline.notifications_with_attributes() == []
 
 
