@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from api_shapes import SAGEMAKER_API, assert_matches_api_shape
+from batch_records import headerless_csv, validation_rows
 from botocore.exceptions import ClientError
 from h2o_sagemaker_local.cli import area_under_roc
 from h2o_sagemaker_local.sagemaker_emulator import LocalSageMaker
@@ -24,8 +25,6 @@ from trained_models import TrainedModel, train_models
 
 pytestmark = pytest.mark.h2o
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO_ROOT / "examples"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 BUCKET = "batch-bucket"
@@ -59,18 +58,6 @@ def sagemaker(
             },
         )
         yield local
-
-
-def validation_rows() -> list[dict[str, str]]:
-    with (EXAMPLES / "validation.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def headerless_csv(rows: list[dict[str, str]], columns: list[str]) -> bytes:
-    """Records as SageMaker's CSV algorithms take them: no header line, the model's input columns in order."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([[row[name] for name in columns] for row in rows])
-    return buffer.getvalue().encode()
 
 
 def transform_request(name: str, **settings: Any) -> dict[str, Any]:

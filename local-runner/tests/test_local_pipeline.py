@@ -17,6 +17,7 @@ import boto3
 import pyarrow.csv
 import pyarrow.parquet
 import pytest
+from batch_records import headerless_csv, validation_rows
 from botocore.exceptions import ClientError
 from h2o_sagemaker_local import channel_files
 from h2o_sagemaker_local.cli import area_under_roc, local_inputs, parse_arguments, score_validation
@@ -223,17 +224,9 @@ def test_the_batch_transform_workflow_scores_with_the_model_the_endpoint_serves(
         / "model"
     )
     metadata = json.loads((model_dir / "model-metadata.json").read_text())
-    with options.validation.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    records = (
-        io.StringIO()
-    )  # headerless, the model's input columns in order, as SageMaker's CSV algorithms take
-    csv.writer(records, lineterminator="\n").writerows(
-        [[row[name] for name in metadata["input_columns"]] for row in rows]
-    )
-    pipeline.s3.put_object(
-        Bucket=DATA_BUCKET, Key="scoring/input/validation.csv", Body=records.getvalue().encode()
-    )
+    rows = validation_rows(options.validation)
+    records = headerless_csv(rows, metadata["input_columns"])
+    pipeline.s3.put_object(Bucket=DATA_BUCKET, Key="scoring/input/validation.csv", Body=records)
     pipeline.notifications_with_attributes()  # the run's, checked above
     document = {
         "transformJobName": "survival-scoring-1",
