@@ -49,7 +49,7 @@ from h2o_sagemaker_local.processing import (
     run_processing_job,
 )
 from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
-from h2o_sagemaker_local.training import TrainingJob, run_training_job
+from h2o_sagemaker_local.training import TrainingJob, channel_input_mode, run_training_job
 from h2o_sagemaker_local.transform import TransformJob, TransformRequestError, run_transform_job
 
 ROUTED_ACTIONS = (
@@ -870,9 +870,8 @@ def _check_input_modes(definition: dict[str, Any]) -> None:
     """Each channel's input mode (its InputMode, else the job's TrainingInputMode) with what goes with it. Locally
     a File or FastFile channel is downloaded before the job starts (FastFile shows the same files on SageMaker);
     Pipe's FIFOs are not emulated, and what FastFile does with a manifest is not documented: both refused."""
-    training_mode = definition["AlgorithmSpecification"].get("TrainingInputMode", "File")
     for channel in definition["InputDataConfig"]:
-        name, mode = channel["ChannelName"], channel.get("InputMode", training_mode)
+        name, mode = channel["ChannelName"], channel_input_mode(definition, channel)
         if mode == "Pipe":
             raise ValidationError(
                 f"channel {name}: Pipe input mode is not emulated by the local SageMaker (the trainer reads files): "

@@ -269,9 +269,16 @@ def _download_manifest_file(
         s3.download_file(prefix_bucket, prefix + relative, str(destination))
 
 
+def channel_input_mode(definition: dict[str, Any], channel: dict[str, Any]) -> str:
+    """The channel's InputMode, else the job's TrainingInputMode (API_Channel: "If you don't set a value for
+    InputMode, SageMaker uses the value set for TrainingInputMode")."""
+    return str(
+        channel.get("InputMode", definition["AlgorithmSpecification"].get("TrainingInputMode", "File"))
+    )
+
+
 def _write_config(job: TrainingJob, host: TrainingHost) -> None:
     """The rest of the host's /opt/ml around the downloaded channels."""
-    training_mode = job.request["AlgorithmSpecification"].get("TrainingInputMode", "File")
     opt_ml.lay_out_training_job(
         host.base_dir,
         job.request["HyperParameters"],
@@ -282,7 +289,7 @@ def _write_config(job: TrainingJob, host: TrainingHost) -> None:
                 distribution=channel["DataSource"]["S3DataSource"].get(
                     "S3DataDistributionType", "FullyReplicated"
                 ),
-                input_mode=channel.get("InputMode", training_mode),
+                input_mode=channel_input_mode(job.request, channel),
             )
             for channel in job.request["InputDataConfig"]
         ],
