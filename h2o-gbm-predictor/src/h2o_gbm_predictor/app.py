@@ -81,6 +81,7 @@ class ModelServerApp:
         self._environment = environment
         self._model: LoadedModel | None = None
         self._not_ready = RequestError(503, "model is loading")
+        self._body_limit = environment.max_payload_bytes or math.inf  # batch transform's 0: no limit
         self._too_large = RequestError(413, f"request body is over the {environment.max_payload_mb} MB limit")
         self._execution_parameters = orjson.dumps(
             {
@@ -218,7 +219,7 @@ class ModelServerApp:
         return value
 
     async def _read_body(self, declared_length: bytes | None, receive: Receive) -> bytes:
-        limit = self._environment.max_payload_bytes or math.inf
+        limit = self._body_limit
         if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
             raise self._too_large
         chunks: list[bytes] = []
