@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from batch_records import validation_rows
 from h2o_sagemaker_local.account import DATA_BUCKET
 from h2o_sagemaker_local.cli import area_under_roc, local_inputs, parse_arguments, score_validation
 from h2o_sagemaker_local.containers import ContainerRuntime, ContainersUnavailable
@@ -86,8 +87,7 @@ def transform_validation(pipeline: LocalPipeline, model_name: str, validation: P
     wait_until(lambda: job.status not in ("InProgress", "Stopping"), "the transform job ending", timeout=60)
     assert job.status == "Completed", job.failure_reason
     output = s3.get_object(Bucket=DATA_BUCKET, Key="batch/output/validation.csv.out")["Body"].read().decode()
-    with validation.open(newline="") as handle:
-        labels = [row["Survived"] == "1" for row in csv.DictReader(handle)]
+    labels = [row["Survived"] == "1" for row in validation_rows(validation)]
     scores = [float(record[2]) for record in csv.reader(io.StringIO(output))]
     assert len(scores) == len(labels)
     return area_under_roc(labels, scores)
