@@ -43,3 +43,14 @@ with open(sys.argv[1], "ab") as log:
         exit 1
     }
 fi
+
+# dockerd sets the FORWARD policy to DROP and has the kernel pass bridged frames through iptables, which then drops
+# the traffic between the containers of an internal podman network (netavark adds no rule for one): a training job
+# of several instances with network isolation, run in podman, could not form its H2O cluster. DOCKER-USER is the
+# chain Docker keeps for rules of one's own; this one accepts only frames bridged within one podman network, so an
+# internal network still has no way out.
+if [[ " ${engines[*]} " == *" docker "* && " ${engines[*]} " == *" podman "* ]] \
+    && $SUDO iptables -n -L DOCKER-USER >/dev/null 2>&1; then
+    rule=(-i 'podman+' -o 'podman+' -m physdev --physdev-is-bridged -j ACCEPT)
+    $SUDO iptables -C DOCKER-USER "${rule[@]}" 2>/dev/null || $SUDO iptables -I DOCKER-USER "${rule[@]}"
+fi
