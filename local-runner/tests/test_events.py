@@ -55,6 +55,10 @@ RUN: list[tuple[events.Event, str | None]] = [
         "  endpoint ep: rolled back to ep-config (rollback alarm(s) in ALARM: ep-5xx)",
     ),
     (
+        events.DataCaptureFailed("ep", "2 captured request(s) not written to s3://b/c/x.jsonl: AccessDenied"),
+        "  endpoint ep: data capture lost: 2 captured request(s) not written to s3://b/c/x.jsonl: AccessDenied",
+    ),
+    (
         events.NotificationPublished(
             {"workflow": "EndpointDeployment", "stage": "Failed", "status": "FAILED", "endpoint": "ep"},
             {"step": "InspectEndpoint", "error": "EndpointFailed"},

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from h2o_sagemaker_local.cli import area_under_roc, local_inputs, parse_argument
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
+from polling import wait_until
 from process_watch import no_process_left, processes_using
 from request_loop import RequestLoop
 
@@ -212,6 +214,72 @@ def test_the_endpoint_is_registered_for_auto_scaling(first_run: RunResult) -> No
     [policy] = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
     metric = policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
     assert metric["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+
+
+def captured_records(endpoint: str) -> list[dict]:
+    s3 = boto3.client("s3", region_name=REGION)
+    listing = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=f"data-capture/{endpoint}/AllTraffic/")
+    records = []
+    for item in listing.get("Contents", []):
+        assert re.fullmatch(
+            rf"data-capture/{endpoint}/AllTraffic/\d{{4}}/\d\d/\d\d/\d\d/\d\d-\d\d-\d{{3}}-[0-9a-f-]{{36}}\.jsonl",
+            item["Key"],
+        ), item["Key"]
+        body = s3.get_object(Bucket=DATA_BUCKET, Key=item["Key"])["Body"].read().decode()
+        records += [json.loads(line) for line in body.splitlines()]
+    return records
+
+
+def test_the_endpoint_captures_its_requests_and_responses_in_sagemakers_format(first_run: RunResult) -> None:
+    """The example's dataCapture: every request and its answer, as JSON Lines under data-capture/ in the data
+    bucket, written as the model's execution role; CSV and JSON kept as text."""
+    endpoint = first_run.output["endpoint"]["endpointName"]
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    described = sagemaker.describe_endpoint(EndpointName=endpoint)["DataCaptureConfig"]
+    assert described == {
+        "EnableCapture": True,
+        "CaptureStatus": "Started",
+        "CurrentSamplingPercentage": 100,
+        "DestinationS3Uri": f"s3://{DATA_BUCKET}/data-capture/",
+    }
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    sent = {
+        "text/csv": "Pclass,Sex,Age,Fare,Embarked\n3,male,61.5,7.75,Q\n",
+        "application/json": json.dumps(
+            {"Pclass": 2, "Sex": "female", "Age": 61.5, "Fare": 13.0, "Embarked": "S"}
+        ),
+    }
+    answers = {}
+    for content_type, body in sent.items():
+        response = runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType=content_type, Accept="text/csv", Body=body.encode()
+        )
+        answers[content_type] = (response["Body"].read().decode(), response["ContentType"])
+
+    def ours() -> list[dict]:
+        inputs = set(sent.values())
+        return [r for r in captured_records(endpoint) if r["captureData"]["endpointInput"]["data"] in inputs]
+
+    records = wait_until(lambda: len(ours()) == 2 and ours(), "the two requests captured", timeout=30)
+    for record in records:
+        data = record["captureData"]
+        content_type = data["endpointInput"]["observedContentType"]
+        assert data["endpointInput"] == {
+            "observedContentType": content_type,
+            "mode": "INPUT",
+            "data": sent[content_type],
+            "encoding": "CSV" if content_type == "text/csv" else "JSON",
+        }
+        answer, answer_type = answers[content_type]
+        assert data["endpointOutput"] == {
+            "observedContentType": answer_type,
+            "mode": "OUTPUT",
+            "data": answer,
+            "encoding": "CSV",
+        }
+        assert record["eventVersion"] == "0"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["eventMetadata"]["inferenceTime"])
+    assert len({record["eventMetadata"]["eventId"] for record in records}) == 2
 
 
 def test_the_batch_transform_workflow_scores_with_the_model_the_endpoint_serves(

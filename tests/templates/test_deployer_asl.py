@@ -22,6 +22,8 @@ NOTIFY = asl.NOTIFY
 # Tasks after which, when they fail, no endpoint serves this run's new configuration.
 CONFIG_UNUSED_ON_FAILURE = {"CreateEndpoint", "DetachBlockingAutoScaling", "UpdateEndpoint"}
 RESTORE = "RestoreDetachedAutoScaling"
+# With and without data capture: the same configuration, through two integrations.
+CREATE_ENDPOINT_CONFIG = ("CreateEndpointConfig", "CreateEndpointConfigWithDataCapture")
 
 
 def reachable(start: str) -> set[str]:
@@ -116,8 +118,9 @@ def test_an_endpoint_another_run_made_busy_is_waited_for_then_updated(task: str,
     assert config_made["Choices"] == [
         {"Variable": "$.createdEndpointConfig", "IsPresent": True, "Next": "DoesEndpointExist"}
     ]
-    assert config_made["Default"] == "CreateEndpointConfig"
-    assert STATES["CreateEndpointConfig"]["ResultPath"] == "$.createdEndpointConfig"
+    assert config_made["Default"] == "HasDataCaptureConfig"
+    for create in CREATE_ENDPOINT_CONFIG:
+        assert STATES[create]["ResultPath"] == "$.createdEndpointConfig"
 
 
 def test_retries_never_repeat_the_inspectors_verdicts() -> None:
@@ -209,10 +212,38 @@ def test_busy_endpoints_are_waited_for(choice: str, status_path: str) -> None:
 
 
 def test_the_new_configuration_starts_at_the_endpoints_current_capacity() -> None:
-    (variant,) = STATES["CreateEndpointConfig"]["Parameters"]["ProductionVariants"]
-    assert variant["InitialInstanceCount.$"] == "$.endpointState.instanceCount"
-    assert variant["ModelName.$"] == "$.modelName"
+    for create in CREATE_ENDPOINT_CONFIG:
+        (variant,) = STATES[create]["Parameters"]["ProductionVariants"]
+        assert variant["InitialInstanceCount.$"] == "$.endpointState.instanceCount"
+        assert variant["ModelName.$"] == "$.modelName"
     assert STATES["UpdateEndpoint"]["Parameters"]["RetainAllVariantProperties"] is True
+
+
+def test_a_configuration_with_data_capture_differs_only_by_it() -> None:
+    """The optimised createEndpointConfig takes no DataCaptureConfig, so a run with dataCaptureConfig creates its
+    configuration through the SDK integration; everything else is the same task."""
+    assert STATES["HasDataCaptureConfig"] == {
+        "Type": "Choice",
+        "Choices": [
+            {
+                "Variable": "$.dataCaptureConfig",
+                "IsPresent": True,
+                "Next": "CreateEndpointConfigWithDataCapture",
+            }
+        ],
+        "Default": "CreateEndpointConfig",
+    }
+    plain, captured = (dict(STATES[name]) for name in CREATE_ENDPOINT_CONFIG)
+    assert captured["Resource"] == "arn:${Partition}:states:::aws-sdk:sagemaker:createEndpointConfig"
+    assert captured["Parameters"].pop("DataCaptureConfig.$") == "$.dataCaptureConfig"
+    assert captured["Retry"][0]["ErrorEquals"] == [
+        "SageMaker.SageMakerException"
+    ]  # the SDK integration's name
+    assert STATES[captured["Catch"][0]["Next"]]["Result"] == "CreateEndpointConfigWithDataCapture"
+    for state in (plain, captured):
+        for key in ("Comment", "Resource", "Retry", "Catch"):
+            del state[key]
+    assert captured == plain
 
 
 def test_blocking_auto_scaling_is_detached_before_the_update_and_attached_after_in_service() -> None:
@@ -280,6 +311,7 @@ def test_auto_scaling_detached_for_an_update_that_fails_is_restored_as_it_was() 
     # CreateEndpointConfig is on the busy loop's way only in the graph: a run that detached has its configuration.
     assert notified_without_restoring("DetachBlockingAutoScaling") == {
         "CreateEndpointConfigFailed",
+        "CreateEndpointConfigWithDataCaptureFailed",
         "InspectDeploymentFailed",
         "RegisterScalableTargetFailed",
         "PutScalingPolicyFailed",
@@ -371,7 +403,7 @@ def test_only_an_approved_version_with_its_model_is_deployed() -> None:
     assert {STATES["HasApprovalStatus"]["Default"], STATES["IsModelPackageApproved"]["Default"]} == {
         "ModelPackageNotApproved"
     }
-    assert not {"CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint"} & set().union(
+    assert not {*CREATE_ENDPOINT_CONFIG, "CreateEndpoint", "UpdateEndpoint"} & set().union(
         *(reachable(name) for name in refused)
     )
 

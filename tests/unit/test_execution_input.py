@@ -316,6 +316,26 @@ def test_a_registered_version_is_deployed_with_its_own_configuration_name() -> N
     document = build_deployment_input(ml_parameters(), STACK_RESOURCES, registration, "v3-9f1c")
     assert document["endpointConfigName"] == "survival-endpoint-v3-9f1c"
     assert DeploymentInput.model_validate(document).model_package_arn == registration.model_package_arn
+    assert (
+        "dataCaptureConfig" not in document
+    )  # the state machine then creates a configuration without capture
+    hosting = {"dataCapture": {"destinationS3Uri": "s3://my-bucket/capture", "captureOptions": ["Output"]}}
+    model = {
+        "artifactsS3OutputPath": "s3://my-bucket/model-artifacts/",
+        "name": "survival-model",
+        "hosting": hosting,
+    }
+    captured = build_deployment_input(ml_parameters(model=model), STACK_RESOURCES, registration, "v3-9f1c")
+    assert captured["dataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 100,
+        "DestinationS3Uri": "s3://my-bucket/capture",
+        "CaptureOptions": [{"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "CsvContentTypes": ["text/csv"],
+            "JsonContentTypes": ["application/json", "application/jsonlines"],
+        },
+    }
 
 
 def test_minimised_metrics_get_the_right_direction() -> None:

@@ -38,6 +38,7 @@ def expected_without_vpc() -> dict:
     document["inferenceImage"] = PREDICTOR_IMAGE
     document["spotTrainingCheckpointS3Uri"] = "s3://my-ml-bucket/model-training-checkpoint/"
     document["model"]["artifactsS3OutputPath"] = "s3://my-ml-bucket/model-artifacts/"
+    document["model"]["hosting"]["dataCapture"]["destinationS3Uri"] = "s3://my-ml-bucket/data-capture/"
     document["model"]["trainingSubnets"] = document["model"]["trainingSecurityGroupIds"] = []
     document["model"]["hosting"]["subnets"] = document["model"]["hosting"]["securityGroupIds"] = []
     return document

@@ -306,6 +306,66 @@ def test_fastfile_is_refused_where_sagemaker_does_not_document_it() -> None:
         parse_document(MlParameters, fastfile | {"retraining": retraining}, "ml-parameters")
 
 
+CAPTURED_TO = {"destinationS3Uri": "s3://my-bucket/data-capture/"}
+
+
+def with_data_capture(capture: dict) -> dict:
+    document = filled_original_ml_parameters()
+    document["model"]["hosting"]["dataCapture"] = capture
+    return document
+
+
+def test_data_capture_defaults_and_its_bucket() -> None:
+    assert (
+        parse_document(MlParameters, filled_original_ml_parameters(), "ml").model.hosting.data_capture is None
+    )
+    capture = parse_document(MlParameters, with_data_capture(CAPTURED_TO), "ml").model.hosting.data_capture
+    assert capture is not None
+    assert (capture.initial_sampling_percentage, capture.capture_options) == (100, ["Input", "Output"])
+    elsewhere = parse_document(
+        MlParameters, with_data_capture({"destinationS3Uri": "s3://other-bucket/capture/"}), "ml"
+    )
+    ml_parameters.check_data_capture_bucket(elsewhere, "other-bucket")
+    with pytest.raises(
+        ParameterFileError,
+        match=r"model.hosting.dataCapture.destinationS3Uri s3://other-bucket/capture/ is outside the data bucket "
+        r"s3://my-bucket/, which is the only one the model's execution role may write",
+    ):
+        ml_parameters.check_data_capture_bucket(elsewhere, "my-bucket")
+
+
+@pytest.mark.parametrize(
+    ("capture", "message"),
+    [
+        ({"initialSamplingPercentage": 50}, r"dataCapture.destinationS3Uri: Field required"),
+        (
+            CAPTURED_TO | {"initialSamplingPercentage": 101},
+            r"Percentage: Input should be less than or equal to 100",
+        ),
+        (
+            CAPTURED_TO | {"initialSamplingPercentage": True},
+            r"Percentage: Input should be a number, not a boolean",
+        ),
+        (CAPTURED_TO | {"captureOptions": []}, r"captureOptions: List should have at least 1 item"),
+        (
+            CAPTURED_TO | {"captureOptions": ["Input", "Input"]},
+            r"captureOptions: each of Input and Output at most",
+        ),
+        (
+            CAPTURED_TO | {"captureOptions": ["InputAndOutput"]},
+            r"captureOptions.0: Input should be 'Input' or",
+        ),
+        (
+            CAPTURED_TO | {"kmsKeyId": "alias/capture"},
+            r"dataCapture.kmsKeyId: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_bad_data_capture_names_the_field(capture: dict, message: str) -> None:
+    with pytest.raises(ParameterFileError, match=message):
+        parse_document(MlParameters, with_data_capture(capture), "ml")
+
+
 def test_missing_required_key_is_named() -> None:
     document = filled_original_ml_parameters()
     del document["endpointName"]
@@ -447,7 +507,8 @@ ACCEPTED_KEYS = {
     "CategoricalRange": {"Name", "Values"},
     "Channel": {"channelName", "s3DataSource", "contentType", "compressionType"},
     "ContinuousRange": {"Name", "MinValue", "MaxValue", "ScalingType"},
-    "Hosting": {"initialInstanceCount", "instanceType", "securityGroupIds", "subnets"},
+    "Hosting": {"dataCapture", "initialInstanceCount", "instanceType", "securityGroupIds", "subnets"},
+    "DataCapture": {"captureOptions", "destinationS3Uri", "initialSamplingPercentage"},
     "HyperbandStrategyConfig": {"MinResource", "MaxResource"},
     "Hyperparameters": {"parameterRanges", "staticHyperParameters", "hyperbandStrategyConfig"},
     "IntegerRange": {"Name", "MinValue", "MaxValue", "ScalingType"},

@@ -163,6 +163,30 @@ def test_an_algorithm_of_another_account_fails_the_deployment(
         assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
 
 
+@pytest.mark.parametrize(
+    ("bucket", "status"),
+    [(BUCKET, "SUCCESS"), ("another-bucket", "FAILED")],
+    ids=["data-bucket", "elsewhere"],
+)
+def test_data_captured_outside_the_data_bucket_fails_the_deployment(
+    aws, responses, lambda_context, bucket: str, status: str
+) -> None:
+    """The model's execution role writes the captured data and may write the data bucket only: elsewhere, every
+    capture would be lost while the endpoint serves."""
+    document = json.loads(json.dumps(ML_PARAMETERS))
+    document["model"]["hosting"]["dataCapture"] = {"destinationS3Uri": f"s3://{bucket}/data-capture/"}
+    aws["s3"].put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(document))
+    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+    [answer] = responses.bodies
+    assert answer["Status"] == status, answer.get("Reason")
+    if status == "FAILED":
+        assert answer["Reason"].startswith(
+            "ml-parameters: model.hosting.dataCapture.destinationS3Uri s3://another-bucket/data-capture/ is "
+            f"outside the data bucket s3://{BUCKET}/"
+        )
+        assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
+
+
 def test_parameters_owned_by_someone_else_are_not_overwritten(aws, responses, lambda_context) -> None:
     aws["ssm"].put_parameter(Name="/ml-project/hyperparameters", Value="{}", Type="String")
     parameter_importer.lambda_handler(request("Create", responses), lambda_context)

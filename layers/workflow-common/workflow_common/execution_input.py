@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from workflow_common.ml_parameters import (
     VALIDATION_CHANNEL,
+    DataCapture,
     Deployment,
     Hyperparameters,
     Manifest,
@@ -113,6 +114,8 @@ class DeploymentSettings(CamelCaseModel):
     # UpdateEndpoint's DeploymentConfig, in SageMaker's shape: the blue/green traffic shifting and the alarms
     # that roll an update back.
     deployment_config: dict[str, Any]
+    # CreateEndpointConfig's DataCaptureConfig, in SageMaker's shape; absent: nothing is captured.
+    data_capture_config: dict[str, Any] | None = None
 
 
 ApprovalStatus = Literal["Approved", "PendingManualApproval", "Rejected"]
@@ -371,6 +374,25 @@ def deployment_config(deployment: Deployment, alarm_names: tuple[str, ...]) -> d
     return config
 
 
+# Captured as text rather than base64: the content types the predictor reads and answers.
+CAPTURED_CSV_CONTENT_TYPES = ("text/csv",)
+CAPTURED_JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
+
+
+def data_capture_config(capture: DataCapture) -> dict[str, Any]:
+    """CreateEndpointConfig's DataCaptureConfig for ml-parameters' ``model.hosting.dataCapture``."""
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": capture.initial_sampling_percentage,
+        "DestinationS3Uri": capture.destination_s3_uri,
+        "CaptureOptions": [{"CaptureMode": mode} for mode in capture.capture_options],
+        "CaptureContentTypeHeader": {
+            "CsvContentTypes": list(CAPTURED_CSV_CONTENT_TYPES),
+            "JsonContentTypes": list(CAPTURED_JSON_CONTENT_TYPES),
+        },
+    }
+
+
 def deployment_settings(
     params: MlParameters, stack: StackResources, deployment_id: str
 ) -> DeploymentSettings:
@@ -395,6 +417,7 @@ def deployment_settings(
         poll_interval_seconds=params.endpoint_poll_interval_seconds,
         max_poll_attempts=params.endpoint_max_poll_attempts,
         deployment_config=deployment_config(params.deployment, stack.rollback_alarm_names),
+        data_capture_config=data_capture_config(hosting.data_capture) if hosting.data_capture else None,
     )
 
 
@@ -403,7 +426,10 @@ def build_deployment_input(
 ) -> dict[str, Any]:
     """The endpoint-deployment state machine's input for a registered version (an approval, or by hand)."""
     settings = deployment_settings(params, stack, deployment_id)
-    return DeploymentInput(**settings.model_dump(), **registration.model_dump()).model_dump(mode="json")
+    return DeploymentInput(**settings.model_dump(), **registration.model_dump()).model_dump(
+        mode="json",
+        exclude_none=True,  # the state machine tests the presence of optional parts
+    )
 
 
 def build_execution_input(

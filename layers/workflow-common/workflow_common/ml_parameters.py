@@ -83,11 +83,31 @@ def _no_placeholders(value: Any, location: str = "") -> None:
             _no_placeholders(item, f"{location}[{index}]")
 
 
+class DataCapture(CamelCaseModel):
+    """What the endpoint records of its requests and responses (SageMaker's DataCaptureConfig): JSON Lines under
+    ``<destinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/``, for monitoring and later training."""
+
+    # The model's execution role writes the captured data: it may write the data bucket only.
+    destination_s3_uri: S3Uri
+    # Of the requests, those captured; SageMaker samples at random.
+    initial_sampling_percentage: Annotated[int, Field(ge=0, le=100), NotBoolean] = 100
+    capture_options: list[Literal["Input", "Output"]] = Field(["Input", "Output"], min_length=1, max_length=2)
+
+    @field_validator("capture_options")
+    @classmethod
+    def _no_repeats(cls, options: list[str]) -> list[str]:
+        if len(set(options)) != len(options):
+            raise ValueError("each of Input and Output at most once")
+        return options
+
+
 class Hosting(CamelCaseModel):
     initial_instance_count: PositiveInt = 1
     instance_type: InstanceType = "ml.c5.large"
     security_group_ids: list[str] = Field(default_factory=list)
     subnets: list[str] = Field(default_factory=list)
+    # Absent: nothing is captured.
+    data_capture: DataCapture | None = None
 
 
 class ModelSettings(CamelCaseModel):
@@ -650,6 +670,17 @@ def check_algorithm_account(params: MlParameters, account_id: str) -> None:
             f"ml-parameters: algorithmARN {params.algorithm_arn} belongs to account {owner}, not this stack's "
             f"{account_id}: an AWS Marketplace algorithm is hosted through a model package, which this workflow "
             "does not create; use an algorithm of this account, or trainingImage and inferenceImage"
+        )
+
+
+def check_data_capture_bucket(params: MlParameters, bucket: str) -> None:
+    """The model's execution role writes the captured data, and it may write the data bucket only: elsewhere,
+    SageMaker would serve every request and lose every capture."""
+    capture = params.model.hosting.data_capture
+    if capture is not None and not capture.destination_s3_uri.startswith(f"s3://{bucket}/"):
+        raise ParameterFileError(
+            f"ml-parameters: model.hosting.dataCapture.destinationS3Uri {capture.destination_s3_uri} is outside "
+            f"the data bucket s3://{bucket}/, which is the only one the model's execution role may write"
         )
 
 

@@ -157,6 +157,8 @@ class Reporter:
                 console.print(f"  endpoint {name}: {green_share:.0%} of traffic on {config_name}")
             case events.EndpointRolledBack(name, config_name, _, reason):
                 console.print(f"  endpoint {name}: [red]rolled back[/] to {config_name} ({reason})")
+            case events.DataCaptureFailed(name, reason):
+                console.print(f"  endpoint {name}: [red]data capture lost[/]: {reason}")
             case events.NotificationPublished(attributes, message):
                 if attributes.get("stage") != "RunStarted":  # the execution's start is already told
                     self.progress.console.print(notification_line(attributes, message))

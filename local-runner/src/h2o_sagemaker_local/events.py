@@ -98,6 +98,14 @@ class EndpointRolledBack:
 
 
 @dataclass(frozen=True)
+class DataCaptureFailed:
+    """Requests an endpoint captured could not be written to S3 (they were served all the same)."""
+
+    name: str  # the endpoint
+    reason: str
+
+
+@dataclass(frozen=True)
 class NotificationPublished:
     attributes: dict[
         str, str
@@ -119,6 +127,7 @@ Event = (
     | EndpointStatus
     | TrafficShifted
     | EndpointRolledBack
+    | DataCaptureFailed
     | NotificationPublished
 )
 ProgressListener = Callable[[Event], None]

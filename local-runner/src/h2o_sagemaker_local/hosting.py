@@ -11,7 +11,9 @@ everything returns to blue and green stops. Locally a fleet is one `serve` proce
 a share of the instances is a share of the requests.
 
 The proxy records each ``/invocations`` request (status, model latency, its own overhead) for the endpoint's
-CloudWatch metrics (``endpoint_metrics``), which the local SageMaker publishes off the request path.
+CloudWatch metrics (``endpoint_metrics``), which the local SageMaker publishes off the request path, and queues
+the sample of the requests and responses its configuration's DataCaptureConfig captures (``data_capture``), which
+is written to S3 there too.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from botocore.exceptions import ClientError
 
 from h2o_sagemaker_local import events
 from h2o_sagemaker_local.containers import ContainerRuntime, container_name
+from h2o_sagemaker_local.data_capture import CapturedInvocation, CaptureSettings
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, TrafficStep
 from h2o_sagemaker_local.endpoint_metrics import Invocation
 from h2o_sagemaker_local.events import ProgressListener
@@ -100,6 +103,7 @@ class ModelServer:
     # Endpoint configuration name -> the status its /invocations answer (LocalSageMaker.fail_invocations).
     invocation_faults: Mapping[str, int] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)  # the container's, beyond the local settings
+    data_capture: CaptureSettings | None = None  # its endpoint configuration's, when it captures
 
     @property
     def config_name(self) -> str:
@@ -234,6 +238,7 @@ class EndpointProxy(ThreadingHTTPServer):
     def __init__(self) -> None:
         self.router = TrafficRouter()
         self._invocations: list[Invocation] = []
+        self._captured: list[CapturedInvocation] = []
         self._invocations_lock = threading.Lock()
         super().__init__(("127.0.0.1", free_port()), _ProxyHandler)
         # A short poll: shutdown() waits for the next one (0.5 s by default).
@@ -251,6 +256,16 @@ class EndpointProxy(ThreadingHTTPServer):
         """The requests recorded since the last call, for the metrics flusher."""
         with self._invocations_lock:
             taken, self._invocations = self._invocations, []
+        return taken
+
+    def capture(self, invocation: CapturedInvocation) -> None:
+        with self._invocations_lock:
+            self._captured.append(invocation)
+
+    def take_captured(self) -> list[CapturedInvocation]:
+        """The requests captured since the last call, for the writer of the captured data."""
+        with self._invocations_lock:
+            taken, self._captured = self._captured, []
         return taken
 
 
@@ -308,6 +323,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     _microseconds(overhead),
                 )
             )
+            capture = backend.data_capture
+            if capture is not None and status == 200 and capture.sampled():
+                self.server.capture(
+                    CapturedInvocation(
+                        capture,
+                        received,
+                        body,
+                        self.headers.get("Content-Type", "application/octet-stream"),
+                        payload,
+                        content_type,
+                    )
+                )
         self._reply(status, payload, content_type)
 
     def _reply(self, status: int, payload: bytes, content_type: str) -> None:
@@ -430,6 +457,15 @@ class LocalEndpoint:
                 for variant in config["ProductionVariants"]
             ],
         }
+        capture = config.get("DataCaptureConfig")
+        if capture:  # DataCaptureConfigSummary
+            enabled = capture.get("EnableCapture", True)
+            description["DataCaptureConfig"] = {
+                "EnableCapture": enabled,
+                "CaptureStatus": "Started" if enabled else "Stopped",
+                "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
+                "DestinationS3Uri": capture["DestinationS3Uri"],
+            } | ({"KmsKeyId": capture["KmsKeyId"]} if "KmsKeyId" in capture else {})
         if self.failure_reason:
             description["FailureReason"] = self.failure_reason
         if self.last_deployment_config is not None:
@@ -499,6 +535,7 @@ class LocalEndpoint:
             config["ProductionVariants"][0]["VariantName"],
             container=self.container,
             invocation_faults=self.invocation_faults,
+            data_capture=CaptureSettings.of(self.name, config, model),
         )
         server.start()
         server.wait_ready()

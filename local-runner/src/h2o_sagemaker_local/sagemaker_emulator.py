@@ -33,7 +33,15 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from h2o_sagemaker_local import cloudwatch_alarms, endpoint_metrics, events, moto_patches, opt_ml, transform
+from h2o_sagemaker_local import (
+    cloudwatch_alarms,
+    data_capture,
+    endpoint_metrics,
+    events,
+    moto_patches,
+    opt_ml,
+    transform,
+)
 from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.containers import ContainerRuntime
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
@@ -674,7 +682,9 @@ class LocalSageMaker:
         return {"Endpoints": summaries}
 
     def delete_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
-        self._endpoint(request["EndpointName"]).shutdown()
+        endpoint = self._endpoint(request["EndpointName"])
+        endpoint.shutdown()
+        self._write_captured_data(endpoint)
         del self.endpoints[request["EndpointName"]]
         return {}
 
@@ -731,13 +741,18 @@ class LocalSageMaker:
 
     def _publish_metrics_and_evaluate_alarms(self) -> None:
         """CloudWatch's side of the endpoints, off their request path: the invocations their proxies recorded are
-        published as metrics, then every alarm on them is evaluated."""
+        published as metrics, then every alarm on them is evaluated; the data they captured is written to S3."""
         while not self._health_stop.wait(ALARM_EVALUATION_SECONDS):
             for endpoint in list(self.endpoints.values()):
                 endpoint_metrics.publish(
                     self.account_id, self.region, endpoint.name, endpoint.proxy.take_invocations()
                 )
+                self._write_captured_data(endpoint)
             self.alarm_evaluator.evaluate_all(datetime.now(UTC).replace(tzinfo=None))
+
+    def _write_captured_data(self, endpoint: LocalEndpoint) -> None:
+        for reason in data_capture.write(endpoint.proxy.take_captured(), datetime.now(UTC)):
+            self.listener(events.DataCaptureFailed(endpoint.name, reason))
 
     # Fault injection ------------------------------------------------------------------------------------------
     # Faults a real system meets, injected into the running processes so tests can watch the workflow cope.
@@ -819,9 +834,10 @@ class LocalSageMaker:
             job.kill()
         for processing in list(self.processing_jobs.values()):
             processing.kill()
-        if not keep_endpoints:
-            for endpoint in list(self.endpoints.values()):
+        for endpoint in list(self.endpoints.values()):
+            if not keep_endpoints:
                 endpoint.shutdown()
+            self._write_captured_data(endpoint)
 
     def install(self) -> None:
         """Route moto's SageMaker actions used by the workflow to this emulator (active until uninstall); give

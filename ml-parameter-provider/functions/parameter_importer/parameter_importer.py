@@ -24,6 +24,7 @@ from workflow_common.ml_parameters import (
     ParameterFileError,
     check_algorithm_account,
     check_compatible,
+    check_data_capture_bucket,
     decode_json,
     parse_document,
 )
@@ -76,6 +77,7 @@ def import_documents(s3: Any, ssm: Any, properties: dict[str, Any], owner: str) 
     hyperparameters = parse_document(Hyperparameters, hyper_document, hyper_key)
     check_compatible(ml_parameters, hyperparameters, hyper_key)
     check_algorithm_account(ml_parameters, owner.split(":")[4])  # owner: the stack's ARN
+    check_data_capture_bucket(ml_parameters, bucket)
     documents = {"ml-parameters": ml_document, "hyperparameters": hyper_document}
     names = write_documents(ssm, path, documents, owner)
     logger.info("Imported parameter files", extra={"parameters": names})
