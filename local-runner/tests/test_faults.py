@@ -552,7 +552,8 @@ def test_an_update_refused_as_in_progress_waits_for_the_endpoint_then_updates_it
     result = raced_update.result
     assert result.status == "SUCCEEDED", result.cause
     entered = states_entered(result, "-deployment")
-    assert entered.count("UpdateEndpoint") == 2 and entered.count("CreateEndpointConfig") == 1
+    # One configuration (the example captures data), made once and kept across the wait.
+    assert entered.count("UpdateEndpoint") == 2 and entered.count("CreateEndpointConfigWithDataCapture") == 1
     assert "IsEndpointBusyForUpdate" in entered and "WaitForIdleEndpoint" in entered
     endpoint = describe_endpoint(result.output["endpoint"]["endpointName"])
     assert endpoint["EndpointStatus"] == "InService"
