@@ -41,9 +41,25 @@ def stored(ssm: Any, name: str) -> dict[str, Any]:
     return json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
 
 
-def test_create_imports_both_files_and_answers_success(aws, responses, lambda_context) -> None:
-    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
+def create(
+    aws: dict[str, Any], responses: CloudFormationResponses, context: Any, ml_parameters: dict | None = None
+) -> dict[str, Any]:
+    """The one answer to a Create request, with ``ml_parameters`` as ml-parameters.json when given."""
+    if ml_parameters is not None:
+        aws["s3"].put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(ml_parameters))
+    parameter_importer.lambda_handler(request("Create", responses), context)
     [answer] = responses.bodies
+    return answer
+
+
+def assert_refused_before_any_write(aws: dict[str, Any], answer: dict[str, Any], reason: str) -> None:
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith(reason), answer["Reason"]
+    assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
+
+
+def test_create_imports_both_files_and_answers_success(aws, responses, lambda_context) -> None:
+    answer = create(aws, responses, lambda_context)
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     assert answer["PhysicalResourceId"] == "ssm-parameters:/ml-project"
     assert answer["Data"]["MlParametersName"] == "/ml-project/ml-parameters"
@@ -54,13 +70,9 @@ def test_create_imports_both_files_and_answers_success(aws, responses, lambda_co
 def test_the_answer_names_what_the_stack_creates_for_the_endpoint(aws, responses, lambda_context) -> None:
     """The model package group (one per stack and endpoint) and the rollback alarms' thresholds."""
     alarms = {"maxErrorRate": 0.05, "maxModelLatencyMilliseconds": 250, "evaluationPeriods": 2}
-    aws["s3"].put_object(
-        Bucket=BUCKET,
-        Key="ml-parameters.json",
-        Body=json.dumps(ML_PARAMETERS | {"deployment": {"rollbackAlarms": alarms}}),
+    answer = create(
+        aws, responses, lambda_context, ML_PARAMETERS | {"deployment": {"rollbackAlarms": alarms}}
     )
-    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
-    [answer] = responses.bodies
     data = answer["Data"]
     assert data["EndpointName"] == ML_PARAMETERS["endpointName"]
     group = data["ModelPackageGroupName"]
@@ -124,19 +136,10 @@ def test_missing_file_fails_the_deployment_with_a_reason(aws, responses, lambda_
 
 
 def test_invalid_file_fails_the_deployment_naming_the_field(aws, responses, lambda_context) -> None:
-    aws["s3"].put_object(
-        Bucket=BUCKET,
-        Key="ml-parameters.json",
-        Body=json.dumps(ML_PARAMETERS | {"autoscalingMaxCapacity": 0}),
+    answer = create(aws, responses, lambda_context, ML_PARAMETERS | {"autoscalingMaxCapacity": 0})
+    assert_refused_before_any_write(
+        aws, answer, "ml-parameters.json: autoscalingMaxCapacity: Input should be greater than or equal to 1"
     )
-    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
-    [answer] = responses.bodies
-    assert answer["Status"] == "FAILED"
-    assert (
-        "ml-parameters.json: autoscalingMaxCapacity: Input should be greater than or equal to 1"
-        in answer["Reason"]
-    )
-    assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
 
 
 @pytest.mark.parametrize(
@@ -150,17 +153,16 @@ def test_an_algorithm_of_another_account_fails_the_deployment(
     """A Marketplace algorithm is hosted through a model package, which the workflow does not make: refused now,
     not at CreateModel after the whole tuning job."""
     algorithm = ML_PARAMETERS | {"algorithmARN": f"arn:aws:sagemaker:us-east-1:{account}:algorithm/h2o-gbm"}
-    aws["s3"].put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(algorithm))
-    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
-    [answer] = responses.bodies
+    answer = create(aws, responses, lambda_context, algorithm)
     assert answer["Status"] == status, answer.get("Reason")
     if status == "FAILED":
-        assert answer["Reason"].startswith(
+        assert_refused_before_any_write(
+            aws,
+            answer,
             "ml-parameters: algorithmARN arn:aws:sagemaker:us-east-1:865070037744:algorithm/h2o-gbm belongs to "
             "account 865070037744, not this stack's 123456789012: an AWS Marketplace algorithm is hosted through "
-            "a model package"
+            "a model package",
         )
-        assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
 
 
 @pytest.mark.parametrize(
@@ -175,22 +177,20 @@ def test_data_captured_outside_the_data_bucket_fails_the_deployment(
     capture would be lost while the endpoint serves."""
     document = json.loads(json.dumps(ML_PARAMETERS))
     document["model"]["hosting"]["dataCapture"] = {"destinationS3Uri": f"s3://{bucket}/data-capture/"}
-    aws["s3"].put_object(Bucket=BUCKET, Key="ml-parameters.json", Body=json.dumps(document))
-    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
-    [answer] = responses.bodies
+    answer = create(aws, responses, lambda_context, document)
     assert answer["Status"] == status, answer.get("Reason")
     if status == "FAILED":
-        assert answer["Reason"].startswith(
+        assert_refused_before_any_write(
+            aws,
+            answer,
             "ml-parameters: model.hosting.dataCapture.destinationS3Uri s3://another-bucket/data-capture/ is "
-            f"outside the data bucket s3://{BUCKET}/"
+            f"outside the data bucket s3://{BUCKET}/",
         )
-        assert aws["ssm"].get_parameters_by_path(Path="/ml-project")["Parameters"] == []
 
 
 def test_parameters_owned_by_someone_else_are_not_overwritten(aws, responses, lambda_context) -> None:
     aws["ssm"].put_parameter(Name="/ml-project/hyperparameters", Value="{}", Type="String")
-    parameter_importer.lambda_handler(request("Create", responses), lambda_context)
-    [answer] = responses.bodies
+    answer = create(aws, responses, lambda_context)
     assert answer["Status"] == "FAILED"
     assert (
         "/ml-project/hyperparameters already exist(s) and were not created by this stack" in answer["Reason"]
