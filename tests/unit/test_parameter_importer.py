@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -142,50 +143,48 @@ def test_invalid_file_fails_the_deployment_naming_the_field(aws, responses, lamb
     )
 
 
+def with_algorithm_of(account: str) -> dict[str, Any]:
+    return ML_PARAMETERS | {"algorithmARN": f"arn:aws:sagemaker:us-east-1:{account}:algorithm/h2o-gbm"}
+
+
+def with_data_captured_in(bucket: str) -> dict[str, Any]:
+    document = copy.deepcopy(ML_PARAMETERS)
+    document["model"]["hosting"]["dataCapture"] = {"destinationS3Uri": f"s3://{bucket}/data-capture/"}
+    return document
+
+
 @pytest.mark.parametrize(
-    ("account", "status"),
-    [("123456789012", "SUCCESS"), ("865070037744", "FAILED")],
-    ids=["own", "marketplace"],
-)
-def test_an_algorithm_of_another_account_fails_the_deployment(
-    aws, responses, lambda_context, account: str, status: str
-) -> None:
-    """A Marketplace algorithm is hosted through a model package, which the workflow does not make: refused now,
-    not at CreateModel after the whole tuning job."""
-    algorithm = ML_PARAMETERS | {"algorithmARN": f"arn:aws:sagemaker:us-east-1:{account}:algorithm/h2o-gbm"}
-    answer = create(aws, responses, lambda_context, algorithm)
-    assert answer["Status"] == status, answer.get("Reason")
-    if status == "FAILED":
-        assert_refused_before_any_write(
-            aws,
-            answer,
+    ("document", "refusal"),
+    [
+        (with_algorithm_of("123456789012"), None),
+        # A Marketplace algorithm is hosted through a model package, which the workflow does not make: refused
+        # now, not at CreateModel after the whole tuning job.
+        (
+            with_algorithm_of("865070037744"),
             "ml-parameters: algorithmARN arn:aws:sagemaker:us-east-1:865070037744:algorithm/h2o-gbm belongs to "
             "account 865070037744, not this stack's 123456789012: an AWS Marketplace algorithm is hosted through "
             "a model package",
-        )
-
-
-@pytest.mark.parametrize(
-    ("bucket", "status"),
-    [(BUCKET, "SUCCESS"), ("another-bucket", "FAILED")],
-    ids=["data-bucket", "elsewhere"],
-)
-def test_data_captured_outside_the_data_bucket_fails_the_deployment(
-    aws, responses, lambda_context, bucket: str, status: str
-) -> None:
-    """The model's execution role writes the captured data and may write the data bucket only: elsewhere, every
-    capture would be lost while the endpoint serves."""
-    document = json.loads(json.dumps(ML_PARAMETERS))
-    document["model"]["hosting"]["dataCapture"] = {"destinationS3Uri": f"s3://{bucket}/data-capture/"}
-    answer = create(aws, responses, lambda_context, document)
-    assert answer["Status"] == status, answer.get("Reason")
-    if status == "FAILED":
-        assert_refused_before_any_write(
-            aws,
-            answer,
+        ),
+        (with_data_captured_in(BUCKET), None),
+        # The model's execution role writes the captured data and may write the data bucket only: elsewhere,
+        # every capture would be lost while the endpoint serves.
+        (
+            with_data_captured_in("another-bucket"),
             "ml-parameters: model.hosting.dataCapture.destinationS3Uri s3://another-bucket/data-capture/ is "
             f"outside the data bucket s3://{BUCKET}/",
-        )
+        ),
+    ],
+    ids=["own-algorithm", "marketplace-algorithm", "captured-in-data-bucket", "captured-elsewhere"],
+)
+def test_what_only_the_stack_can_check_fails_the_deployment(
+    aws, responses, lambda_context, document: dict[str, Any], refusal: str | None
+) -> None:
+    """The stack's account and data bucket are known when it imports the files, not when a run starts."""
+    answer = create(aws, responses, lambda_context, document)
+    if refusal is None:
+        assert answer["Status"] == "SUCCESS", answer.get("Reason")
+    else:
+        assert_refused_before_any_write(aws, answer, refusal)
 
 
 def test_parameters_owned_by_someone_else_are_not_overwritten(aws, responses, lambda_context) -> None:
