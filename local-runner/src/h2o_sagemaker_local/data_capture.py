@@ -19,6 +19,7 @@ failed invocation is not documented.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
 import uuid
@@ -74,20 +75,24 @@ class CaptureSettings:
 
     def payload(self, mode: str, body: bytes, content_type: str) -> dict[str, str]:
         media_type = content_type.split(";", 1)[0].strip().lower()
-        encoding = (
+        as_text = (
             "CSV"
             if media_type in self.csv_content_types
             else "JSON"
             if media_type in self.json_content_types
-            else "BASE64"
+            else None
         )
-        try:
-            data = body.decode("utf-8") if encoding != "BASE64" else ""
-        except UnicodeDecodeError:
-            encoding = "BASE64"
-        if encoding == "BASE64":
-            data = base64.b64encode(body).decode("ascii")
+        data, encoding = _encoded(body, as_text)
         return {"observedContentType": content_type, "mode": mode.upper(), "data": data, "encoding": encoding}
+
+
+def _encoded(body: bytes, as_text: str | None) -> tuple[str, str]:
+    """The body and its encoding: as text (``as_text``) when its content type is listed and it is UTF-8, else
+    base64-encoded."""
+    if as_text is not None:
+        with contextlib.suppress(UnicodeDecodeError):
+            return body.decode("utf-8"), as_text
+    return base64.b64encode(body).decode("ascii"), "BASE64"
 
 
 @dataclass(frozen=True)
