@@ -21,7 +21,13 @@ import pytest
 from batch_records import headerless_csv, validation_rows
 from botocore.exceptions import ClientError
 from h2o_sagemaker_local import channel_files
-from h2o_sagemaker_local.cli import area_under_roc, local_inputs, parse_arguments, score_validation
+from h2o_sagemaker_local.cli import (
+    area_under_roc,
+    local_inputs,
+    parse_arguments,
+    save_captured_data,
+    score_validation,
+)
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline, PipelineError, RunResult
 from h2o_sagemaker_local.stack import REGION
@@ -280,6 +286,28 @@ def test_the_endpoint_captures_its_requests_and_responses_in_sagemakers_format(f
         assert record["eventVersion"] == "0"
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["eventMetadata"]["inferenceTime"])
     assert len({record["eventMetadata"]["eventId"] for record in records}) == 2
+
+
+def test_the_run_copies_the_captured_data_into_its_work_folder(
+    pipeline: LocalPipeline, first_run: RunResult, tmp_path: Path
+) -> None:
+    """The local S3 ends with the run: the summary copies what the endpoint captured, written at once."""
+    endpoint = first_run.output["endpoint"]["endpointName"]
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=b"Pclass,Sex\n1,female\n")
+
+    line = save_captured_data(pipeline, endpoint, tmp_path)
+
+    in_s3 = captured_records(endpoint)
+    copied = [
+        json.loads(text) for path in tmp_path.rglob("*.jsonl") for text in path.read_text().splitlines()
+    ]
+    assert sorted(map(json.dumps, copied)) == sorted(map(json.dumps, in_s3))
+    assert "Pclass,Sex\n1,female\n" in [record["captureData"]["endpointInput"]["data"] for record in copied]
+    assert line == (
+        f"{len(in_s3)} request(s) in s3://{DATA_BUCKET}/data-capture/{endpoint}/, copied to "
+        f"{tmp_path / DATA_BUCKET / 'data-capture' / endpoint}"
+    )
 
 
 def test_the_batch_transform_workflow_scores_with_the_model_the_endpoint_serves(

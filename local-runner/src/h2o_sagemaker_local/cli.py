@@ -38,6 +38,7 @@ LOCAL_PLACEHOLDERS = {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": DA
 # Validation rows per request when the run scores them through the endpoint: with InvokeEndpoint's 6 MB, room for
 # the probabilities of about 200 classes per row in the response.
 SCORING_ROWS_PER_REQUEST = 1000
+S3_COPY_FOLDER = "s3"  # in the work folder: objects copied from the local S3, as <bucket>/<key>
 # Input files the run reads from the project's examples/ unless given: option, file name, help.
 EXAMPLE_FILES = (
     ("--hyperparameters", "hyperparameters.json", "hyperparameters.json: ranges and static values"),
@@ -334,6 +335,9 @@ def summarize(
     )
     if endpoint_auc is not None:
         table.add_row("validation AUC via endpoint", f"{endpoint_auc:.6f}")
+    captured = save_captured_data(pipeline, endpoint_output["endpointName"], workdir / S3_COPY_FOLDER)
+    if captured is not None:
+        table.add_row("data capture", captured)
     table.add_row(
         "timings", ", ".join(f"{name} {seconds:.1f} s" for name, seconds in reporter.timings.items())
     )
@@ -350,6 +354,29 @@ def summarize(
             "the model's max-F1 threshold, not 0.5)"
         )
     return 0
+
+
+def save_captured_data(pipeline: LocalPipeline, endpoint_name: str, folder: Path) -> str | None:
+    """What the endpoint has captured, copied from the local S3 (gone when the run ends) to ``folder``/<bucket>/<key>;
+    a line for the summary, None when the endpoint captures nothing."""
+    capture = pipeline.sagemaker.endpoints[endpoint_name].describe().get("DataCaptureConfig")
+    if not capture:
+        return None
+    import boto3  # with the run's modules: not for --help
+
+    pipeline.sagemaker.write_captured_data(endpoint_name)
+    bucket, _, prefix = capture["DestinationS3Uri"].removeprefix("s3://").partition("/")
+    prefix = f"{prefix.rstrip('/')}/{endpoint_name}/".lstrip("/")
+    s3 = boto3.client("s3", region_name=REGION)
+    records = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            path = folder / bucket / item["Key"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+            records += body.count(b"\n")
+    return f"{records} request(s) in s3://{bucket}/{prefix}, copied to {folder / bucket / prefix}"
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:

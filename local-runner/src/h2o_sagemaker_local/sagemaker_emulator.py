@@ -754,6 +754,10 @@ class LocalSageMaker:
         for reason in data_capture.write(endpoint.proxy.take_captured(), datetime.now(UTC)):
             self.listener(events.DataCaptureFailed(endpoint.name, reason))
 
+    def write_captured_data(self, endpoint_name: str) -> None:
+        """Write what the endpoint captured now, rather than at the next flush (a client about to read it)."""
+        self._write_captured_data(self._endpoint(endpoint_name))
+
     # Fault injection ------------------------------------------------------------------------------------------
     # Faults a real system meets, injected into the running processes so tests can watch the workflow cope.
 
