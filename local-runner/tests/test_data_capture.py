@@ -76,7 +76,10 @@ def test_a_record_has_sagemakers_capture_format() -> None:
     }
     assert record["eventMetadata"]["inferenceTime"] == "2026-12-03T10:04:05Z"
     assert len(record["eventMetadata"]["eventId"]) == 36
+    assert "inferenceId" not in record["eventMetadata"]
     assert record["eventVersion"] == "0"
+    identified = CapturedInvocation(settings(), datetime.now(UTC), b"1\n", CSV, b"0\n", CSV, "passenger-713")
+    assert identified.record()["eventMetadata"]["inferenceId"] == "passenger-713"
 
 
 @pytest.mark.parametrize(

@@ -195,6 +195,13 @@ def test_invoke_endpoint_refuses_a_body_over_6_mb_and_an_unknown_endpoint_as_sag
         refused.value.response["Error"]["Code"] == "ValidationError"
     )  # the runtime's error, per its API model
     assert "Member must have length less than or equal to 6291456" in str(refused.value)
+    with pytest.raises(ClientError, match="Member must have length less than or equal to 64"):
+        runtime.invoke_endpoint(
+            EndpointName=first_run.output["endpoint"]["endpointName"],
+            ContentType="text/csv",
+            Body=b"Pclass\n1\n",
+            InferenceId="x" * 65,
+        )
     with pytest.raises(ClientError, match="Endpoint no-such-endpoint of account 123456789012 not found"):
         runtime.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="text/csv", Body=b"a\n1\n")
 
@@ -257,8 +264,14 @@ def test_the_endpoint_captures_its_requests_and_responses_in_sagemakers_format(f
     }
     answers = {}
     for content_type, body in sent.items():
+        # InferenceId (optional) is kept with the record: Model Monitor joins ground truth labels on it.
+        identified = {"InferenceId": "passenger-713"} if content_type == "text/csv" else {}
         response = runtime.invoke_endpoint(
-            EndpointName=endpoint, ContentType=content_type, Accept="text/csv", Body=body.encode()
+            EndpointName=endpoint,
+            ContentType=content_type,
+            Accept="text/csv",
+            Body=body.encode(),
+            **identified,
         )
         answers[content_type] = (response["Body"].read().decode(), response["ContentType"])
 
@@ -284,6 +297,9 @@ def test_the_endpoint_captures_its_requests_and_responses_in_sagemakers_format(f
             "encoding": "CSV",
         }
         assert record["eventVersion"] == "0"
+        assert record["eventMetadata"].get("inferenceId") == (
+            "passenger-713" if content_type == "text/csv" else None
+        )
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["eventMetadata"]["inferenceTime"])
     assert len({record["eventMetadata"]["eventId"] for record in records}) == 2
 

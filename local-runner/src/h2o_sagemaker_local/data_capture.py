@@ -34,6 +34,11 @@ from botocore.exceptions import ClientError
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.training import split_s3_uri
 
+# InvokeEndpoint's InferenceId travels in this header (botocore's sagemaker-runtime model); the capture record
+# keeps it as eventMetadata.inferenceId, by which Model Monitor joins ground truth to the captured predictions.
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+MAX_INFERENCE_ID_LENGTH = 64
+
 
 @dataclass(frozen=True)
 class CaptureSettings:
@@ -105,6 +110,7 @@ class CapturedInvocation:
     request_content_type: str
     response: bytes
     response_content_type: str
+    inference_id: str | None = None  # the request's InferenceId
 
     def record(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -114,14 +120,11 @@ class CapturedInvocation:
             data["endpointOutput"] = self.settings.payload(
                 "Output", self.response, self.response_content_type
             )
-        return {
-            "captureData": data,
-            "eventMetadata": {
-                "eventId": str(uuid.uuid4()),
-                "inferenceTime": self.received.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-            "eventVersion": "0",
-        }
+        metadata = {"eventId": str(uuid.uuid4())}
+        if self.inference_id is not None:
+            metadata["inferenceId"] = self.inference_id
+        metadata["inferenceTime"] = self.received.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"captureData": data, "eventMetadata": metadata, "eventVersion": "0"}
 
     @property
     def folder(self) -> str:

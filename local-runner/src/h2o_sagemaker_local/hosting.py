@@ -40,7 +40,7 @@ from botocore.exceptions import ClientError
 
 from h2o_sagemaker_local import events
 from h2o_sagemaker_local.containers import ContainerRuntime, container_name
-from h2o_sagemaker_local.data_capture import CapturedInvocation, CaptureSettings
+from h2o_sagemaker_local.data_capture import INFERENCE_ID_HEADER, CapturedInvocation, CaptureSettings
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, TrafficStep
 from h2o_sagemaker_local.endpoint_metrics import Invocation
 from h2o_sagemaker_local.events import ProgressListener
@@ -333,6 +333,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                         self.headers.get("Content-Type", "application/octet-stream"),
                         payload,
                         content_type,
+                        self.headers.get(INFERENCE_ID_HEADER),
                     )
                 )
         self._reply(status, payload, content_type)
@@ -633,8 +634,12 @@ class LocalEndpoint:
         killed = [server.kill() for server in (self.server, self.starting) if server]
         return [pid for pid in killed if pid is not None]
 
-    def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[int, bytes, str]:
+    def invoke(
+        self, body: bytes, content_type: str, accept: str | None, inference_id: str | None = None
+    ) -> tuple[int, bytes, str]:
         headers = {"Content-Type": content_type} | ({"Accept": accept} if accept else {})
+        if inference_id is not None:
+            headers[INFERENCE_ID_HEADER] = inference_id
         return loopback_request(self.proxy.server_address[1], "POST", "/invocations", body, headers)
 
     def shutdown(self) -> None:

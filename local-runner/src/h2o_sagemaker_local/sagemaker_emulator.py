@@ -44,6 +44,7 @@ from h2o_sagemaker_local import (
 )
 from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.containers import ContainerRuntime
+from h2o_sagemaker_local.data_capture import INFERENCE_ID_HEADER, MAX_INFERENCE_ID_LENGTH
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
 from h2o_sagemaker_local.early_stopping import EarlyStopping
 from h2o_sagemaker_local.events import ProgressListener
@@ -720,14 +721,14 @@ class LocalSageMaker:
         return None
 
     def invoke_endpoint(
-        self, name: str, body: bytes, content_type: str, accept: str | None
+        self, name: str, body: bytes, content_type: str, accept: str | None, inference_id: str | None = None
     ) -> tuple[int, bytes, str]:
         if name not in self.endpoints:  # the runtime's own answer, not the control plane's
             raise InvocationValidationError(f"Endpoint {name} of account {self.account_id} not found.")
         endpoint = self.endpoints[name]
         if endpoint.status not in ("InService", "Updating", "RollingBack"):
             raise InvocationValidationError(f"Endpoint {name} is not in service (status {endpoint.status}).")
-        return endpoint.invoke(body, content_type, accept)
+        return endpoint.invoke(body, content_type, accept, inference_id)
 
     def _watch_endpoints(self) -> None:
         while not self._health_stop.wait(HEALTH_CHECK_SECONDS):
@@ -868,7 +869,7 @@ class LocalSageMaker:
 CHECKED_ACTIONS = ("create_model",)
 _ROUTED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _CHECKED: dict[str, Callable[[dict[str, Any]], None]] = {}
-_INVOKE: list[Callable[[str, bytes, str, str | None], tuple[int, bytes, str]]] = []
+_INVOKE: list[Callable[[str, bytes, str, str | None, str | None], tuple[int, bytes, str]]] = []
 
 
 def _check_rollback_alarms_readable(alarm_names: Sequence[str], model: dict[str, Any]) -> None:
@@ -988,8 +989,16 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
             "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length "
             f"less than or equal to {MAX_INVOCATION_BYTES}"
         )
+    inference_id = self.headers.get(INFERENCE_ID_HEADER)
+    if (
+        inference_id is not None and len(inference_id) > MAX_INFERENCE_ID_LENGTH
+    ):  # botocore checks the minimum only
+        raise InvocationValidationError(
+            "1 validation error detected: Value at 'inferenceId' failed to satisfy constraint: Member must have "
+            f"length less than or equal to {MAX_INFERENCE_ID_LENGTH}"
+        )
     status, payload, content_type = _INVOKE[0](
-        name, body, self.headers.get("Content-Type", "text/csv"), self.headers.get("Accept")
+        name, body, self.headers.get("Content-Type", "text/csv"), self.headers.get("Accept"), inference_id
     )
     if status >= 400:
         raise ModelError(status, payload.decode(errors="replace"))
