@@ -364,9 +364,11 @@ def save_captured_data(pipeline: LocalPipeline, endpoint_name: str, folder: Path
         return None
     import boto3  # with the run's modules: not for --help
 
+    from h2o_sagemaker_local.data_capture import endpoint_folder
+    from h2o_sagemaker_local.training import split_s3_uri
+
     pipeline.sagemaker.write_captured_data(endpoint_name)
-    bucket, _, prefix = capture["DestinationS3Uri"].removeprefix("s3://").partition("/")
-    prefix = f"{prefix.rstrip('/')}/{endpoint_name}/".lstrip("/")
+    bucket, prefix = split_s3_uri(f"{endpoint_folder(capture['DestinationS3Uri'], endpoint_name)}/")
     s3 = boto3.client("s3", region_name=REGION)
     records = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

@@ -40,6 +40,11 @@ INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 MAX_INFERENCE_ID_LENGTH = 64
 
 
+def endpoint_folder(destination: str, endpoint_name: str) -> str:
+    """Where an endpoint's captured data goes under a DestinationS3Uri (its variants' folders below)."""
+    return f"{destination.rstrip('/')}/{endpoint_name}"
+
+
 @dataclass(frozen=True)
 class CaptureSettings:
     """One endpoint configuration's DataCaptureConfig, for the endpoint and variant it serves."""
@@ -131,7 +136,7 @@ class CapturedInvocation:
         """The object's folder: the configuration's destination, endpoint, variant and the request's hour."""
         settings = self.settings
         return (
-            f"{settings.destination}/{settings.endpoint_name}/{settings.variant_name}/"
+            f"{endpoint_folder(settings.destination, settings.endpoint_name)}/{settings.variant_name}/"
             f"{self.received:%Y/%m/%d/%H}"
         )
 
