@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
-from h2o_gbm_trainer import jvm
+from h2o_gbm_trainer import cluster, jvm
 
 XGBOOST_OFF = "-Dsys.ai.h2o.ext.core.toggle.XGBoost=False"
+BENCHMARK_OFF = "-Dsys.ai.h2o.heartbeat.benchmark.enabled=false"
 C1_ONLY = "-XX:TieredStopAtLevel=1"
 
 
@@ -28,19 +30,29 @@ def test_an_option_is_known_by_what_it_sets(option: str, key: str) -> None:
     assert jvm.option_key(option) == key
 
 
-def test_xgboost_is_off_and_c1_only_for_small_inputs() -> None:
-    assert jvm.default_options({}, input_bytes=60_000) == [XGBOOST_OFF, C1_ONLY]
-    assert jvm.default_options({}, input_bytes=jvm.SMALL_INPUT_BYTES + 1) == [XGBOOST_OFF]
-    assert jvm.default_options({}, input_bytes=None) == [XGBOOST_OFF]
+def test_xgboost_and_the_heartbeat_benchmark_are_off_and_c1_only_for_small_inputs() -> None:
+    assert jvm.default_options({}, input_bytes=60_000) == [XGBOOST_OFF, BENCHMARK_OFF, C1_ONLY]
+    assert jvm.default_options({}, input_bytes=jvm.SMALL_INPUT_BYTES + 1) == [XGBOOST_OFF, BENCHMARK_OFF]
+    assert jvm.default_options({}, input_bytes=None) == [XGBOOST_OFF, BENCHMARK_OFF]
+
+
+def test_the_pinned_h2o_reads_the_heartbeat_benchmark_property() -> None:
+    """H2O ignores a system property it does not read, so a misspelt or renamed one would go unnoticed."""
+    with zipfile.ZipFile(cluster.find_h2o_jar()) as jar:
+        heartbeat = jar.read("water/HeartBeatThread.class")
+    assert BENCHMARK_OFF.removeprefix("-D").split("=")[0].encode() in heartbeat
 
 
 def test_java_tool_options_override_the_trainers_own_options() -> None:
     """The JVM reads JAVA_TOOL_OPTIONS before the command line: an option of the same name there must win."""
-    environ = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=4 -Dsys.ai.h2o.ext.core.toggle.XGBoost=True"}
+    environ = {
+        "JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=4 -Dsys.ai.h2o.ext.core.toggle.XGBoost=True"
+        " -Dsys.ai.h2o.heartbeat.benchmark.enabled=true"
+    }
     assert jvm.default_options(environ, input_bytes=60_000) == []
     # The local runner's options leave the others in place.
     local = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
-    assert jvm.default_options(local, input_bytes=60_000) == [XGBOOST_OFF]
+    assert jvm.default_options(local, input_bytes=60_000) == [XGBOOST_OFF, BENCHMARK_OFF]
 
 
 def test_the_cache_folder(tmp_path: Path) -> None:

@@ -14,6 +14,12 @@ over a whole job), H2O's `-disable_flow`, `-hdfs_skip` and `-md5skip`, switching
 does not call (AutoML, Infogram, TargetEncoder, Amazon S3, MOJO pipelines) and the Kerberos and Infogram core
 extensions.
 
+`-Dsys.ai.h2o.heartbeat.benchmark.enabled=false`: H2O's heartbeat thread runs a Linpack and a memory-bandwidth
+benchmark on every core once within its first 30 heartbeats (one a second, at a beat chosen by the node's hash) and
+every 5 minutes after; only Deep Learning's auto-tuning reads the result. A run of it costs 2.4 CPU seconds (8
+starts, 1 of them ran it); 20 Titanic jobs took 4.86 CPU seconds each on average instead of 5.05, the most 5.19
+instead of 7.45, and on 2 cores two jobs side by side (a tuning job) share that CPU.
+
 C1 only (`-XX:TieredStopAtLevel=1`) starts the JVM 0.06 s later, but on 2 cores the C2 compiler's threads take CPU
 from a short job: a whole Titanic job (medians of 8) took 2.64 s instead of 3.17 s (load 0.42 -> 0.26 s, train
 0.85 -> 0.55 s, export 0.31 -> 0.22 s); 100k rows x 22 columns (17.5 MB) 9.8 s instead of 10.5 s; but 300k rows
@@ -54,7 +60,10 @@ CACHE_DIR_ENV = "H2O_GBM_TRAINER_CACHE_DIR"
 """Where the AppCDS archives live; default `$XDG_CACHE_HOME/h2o-gbm-trainer` (`~/.cache/h2o-gbm-trainer`)."""
 JAVA_TOOL_OPTIONS_ENV = "JAVA_TOOL_OPTIONS"
 
-DEFAULT_OPTIONS = ("-Dsys.ai.h2o.ext.core.toggle.XGBoost=False",)
+DEFAULT_OPTIONS = (
+    "-Dsys.ai.h2o.ext.core.toggle.XGBoost=False",
+    "-Dsys.ai.h2o.heartbeat.benchmark.enabled=false",
+)
 SMALL_INPUT_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 SMALL_INPUT_BYTES = 20 * 2**20
 COMPRESSED_INPUT_FACTOR = 4  # about what gzip or Parquet saves on CSV of numbers
