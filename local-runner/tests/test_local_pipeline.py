@@ -20,7 +20,7 @@ import pyarrow.parquet
 import pytest
 from batch_records import headerless_csv, validation_rows
 from botocore.exceptions import ClientError
-from h2o_sagemaker_local import channel_files
+from h2o_sagemaker_local import channel_files, report
 from h2o_sagemaker_local.cli import (
     area_under_roc,
     local_inputs,
@@ -322,8 +322,12 @@ def test_the_run_copies_the_captured_data_into_its_work_folder(
     assert "Pclass,Sex\n1,female\n" in [record["captureData"]["endpointInput"]["data"] for record in copied]
     assert line == (
         f"{len(in_s3)} request(s) in s3://{DATA_BUCKET}/data-capture/{endpoint}/, copied to "
-        f"{tmp_path / DATA_BUCKET / 'data-capture' / endpoint}"
+        f"{tmp_path / 's3' / DATA_BUCKET / 'data-capture' / endpoint}"
     )
+    # The run report reads the copy.
+    started = first_run.history[first_run.execution_arn][0]["executionStartedEventDetails"]
+    captured = report.captured_data(tmp_path, json.loads(started["input"])["deployment"])
+    assert captured is not None and captured.requests_by_variant == {"AllTraffic": len(in_s3)}
 
 
 def test_the_batch_transform_workflow_scores_with_the_model_the_endpoint_serves(

@@ -4,11 +4,13 @@ after the run."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,8 @@ def test_every_chart_renders_in_a_browser_with_its_title_and_axis_labels(
     text = opened.locator("body").inner_text()
     assert "Confusion matrix at" in text and "the model's max-F1 threshold" in text
     assert "Best training job:" in text
+    # The example deployment captures: the request the run scored is shown as SageMaker wrote it.
+    assert "Data capture" in text and "AllTraffic" in text and '"mode": "INPUT"' in text
     workdir, _ = run_folder
     screenshot = workdir.parent / "report.png"
     opened.screenshot(path=str(screenshot), full_page=True)
@@ -202,3 +206,26 @@ def test_a_multinomial_model_is_shown_per_class() -> None:
     assert "<tr><td>1</td><td>2</td><td>1.000</td><td>1.000</td><td>1.000</td></tr>" in page
     assert "<tr><td>2</td><td>1</td><td>0.500</td><td>1.000</td><td>0.667</td></tr>" in page
     assert "<tr><td>3</td><td>1</td><td>0.000</td><td>0.000</td><td>0.000</td></tr>" in page
+
+
+def test_the_captured_data_is_shown_with_its_bodies_shortened() -> None:
+    from h2o_sagemaker_local.report import CAPTURED_DATA_SHOWN_CHARACTERS, CapturedData, render
+
+    body = "Pclass,Sex\n" + "1,female\n" * 100
+    record = {
+        "captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "data": body}},
+        "eventMetadata": {"inferenceId": "passenger-<713>"},
+    }
+    captured = CapturedData("s3://bucket/capture/endpoint/", 25, ["Input"], {"AllTraffic": 3}, record)
+    page = render(replace(synthetic_record("Regression", None, []), captured=captured))
+    assert "25% of the requests sampled, input kept, in s3://bucket/capture/endpoint/" in page
+    assert "<tr><td>AllTraffic</td><td>3</td></tr>" in page
+    shown = body[:CAPTURED_DATA_SHOWN_CHARACTERS]
+    assert json.dumps(shown + " …", ensure_ascii=False)[1:-1] in page and body not in page
+    assert "passenger-&lt;713&gt;" in page  # escaped
+    # The run's record itself is left whole.
+    assert record["captureData"]["endpointInput"]["data"] == body
+
+    nothing = CapturedData("s3://bucket/capture/endpoint/", 100, ["Input", "Output"], {}, None)
+    page = render(replace(synthetic_record("Regression", None, []), captured=nothing))
+    assert "input and output kept" in page and "No request was captured." in page

@@ -38,7 +38,6 @@ LOCAL_PLACEHOLDERS = {"account-id": ACCOUNT_ID, "region": REGION, "s3bucket": DA
 # Validation rows per request when the run scores them through the endpoint: with InvokeEndpoint's 6 MB, room for
 # the probabilities of about 200 classes per row in the response.
 SCORING_ROWS_PER_REQUEST = 1000
-S3_COPY_FOLDER = "s3"  # in the work folder: objects copied from the local S3, as <bucket>/<key>
 # Input files the run reads from the project's examples/ unless given: option, file name, help.
 EXAMPLE_FILES = (
     ("--hyperparameters", "hyperparameters.json", "hyperparameters.json: ranges and static values"),
@@ -335,7 +334,7 @@ def summarize(
     )
     if endpoint_auc is not None:
         table.add_row("validation AUC via endpoint", f"{endpoint_auc:.6f}")
-    captured = save_captured_data(pipeline, endpoint_output["endpointName"], workdir / S3_COPY_FOLDER)
+    captured = save_captured_data(pipeline, endpoint_output["endpointName"], workdir)
     if captured is not None:
         table.add_row("data capture", captured)
     table.add_row(
@@ -356,20 +355,22 @@ def summarize(
     return 0
 
 
-def save_captured_data(pipeline: LocalPipeline, endpoint_name: str, folder: Path) -> str | None:
-    """What the endpoint has captured, copied from the local S3 (gone when the run ends) to ``folder``/<bucket>/<key>;
-    a line for the summary, None when the endpoint captures nothing."""
+def save_captured_data(pipeline: LocalPipeline, endpoint_name: str, workdir: Path) -> str | None:
+    """What the endpoint has captured, copied from the local S3 (gone when the run ends) to the work folder's
+    s3/<bucket>/<key>, where the report reads it; a line for the summary, None when the endpoint captures nothing."""
     capture = pipeline.sagemaker.endpoints[endpoint_name].describe().get("DataCaptureConfig")
     if not capture:
         return None
     import boto3  # with the run's modules: not for --help
 
     from h2o_sagemaker_local.data_capture import endpoint_folder
+    from h2o_sagemaker_local.report import S3_COPY_FOLDER
     from h2o_sagemaker_local.training import split_s3_uri
 
     pipeline.sagemaker.write_captured_data(endpoint_name)
     bucket, prefix = split_s3_uri(f"{endpoint_folder(capture['DestinationS3Uri'], endpoint_name)}/")
     s3 = boto3.client("s3", region_name=REGION)
+    folder = workdir / S3_COPY_FOLDER
     records = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):

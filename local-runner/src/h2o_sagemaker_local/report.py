@@ -4,14 +4,14 @@ It shows the tuning history (every training job's objective in launch order, the
 marked), each tuned hyperparameter against the objective, the best job's hyperparameters, the deployed model
 scored through the endpoint on the validation channel (ROC curve with its AUC and the threshold the labels use,
 and the confusion matrix at that threshold, for a binomial model; predicted against actual for a regression;
-per-class metrics for a multinomial one), the model's variable importance and scoring history, and the time
-each phase took.
+per-class metrics for a multinomial one), the model's variable importance and scoring history, what the endpoint
+captured when data capture is on, and the time each phase took.
 
 Everything comes from the work folder, so the report can be made again after the run
 (``h2o-sagemaker-local report WORKDIR``): ``execution-history.json`` (the run's input and its phases),
 ``training-jobs/<job>/`` (each job's hyperparameters, model metadata and failure), the deployed model's metadata
 under ``endpoints/``, and what the command saved at the end of the run (``validation-scored.json``: the
-validation rows' predictions through the endpoint; ``timings.json``).
+validation rows' predictions through the endpoint; ``timings.json``; ``s3/<bucket>/<key>``: the captured data).
 
 Charts are drawn by matplotlib as SVG with their text kept as text, inlined in the HTML: no script, no font or
 file to fetch, readable offline and by a browser test (titles and axis labels are text in the page).
@@ -19,6 +19,7 @@ file to fetch, readable offline and by a browser test (titles and axis labels ar
 
 from __future__ import annotations
 
+import copy
 import csv
 import html
 import io
@@ -36,10 +37,15 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from h2o_sagemaker_local.data_capture import endpoint_folder
+from h2o_sagemaker_local.training import split_s3_uri
+
 REPORT_FILE = "report.html"
 SCORED_FILE = "validation-scored.json"
 TIMINGS_FILE = "timings.json"
 HISTORY_FILE = "execution-history.json"
+S3_COPY_FOLDER = "s3"  # objects copied from the local S3 at the end of a run, as <bucket>/<key>
+CAPTURED_DATA_SHOWN_CHARACTERS = 300  # of each body in the captured record the report shows
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.titlesize": 11})
 
 
@@ -56,6 +62,17 @@ class TrainingJob:
     failure: str | None
 
 
+@dataclass(frozen=True)
+class CapturedData:
+    """What the endpoint captured (SageMaker's data capture), read from the run's copy in the work folder."""
+
+    folder: str  # s3://<destination>/<endpoint>/
+    sampling_percentage: int
+    capture_modes: list[str]  # Input, Output
+    requests_by_variant: dict[str, int]
+    first_record: dict[str, Any] | None
+
+
 @dataclass
 class RunRecord:
     """What the report shows, read from a work folder."""
@@ -70,6 +87,7 @@ class RunRecord:
     validation_rows: list[dict[str, str]] = field(default_factory=list)
     predictions: list[dict[str, Any]] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds
+    captured: CapturedData | None = None  # None: the deployment captures nothing
 
     @property
     def scored(self) -> list[tuple[TrainingJob, float]]:
@@ -154,6 +172,29 @@ def _deployed_metadata(workdir: Path, history: dict[str, list[dict[str, Any]]]) 
     return dict(json.loads(metadata.read_text())) if metadata.is_file() else None
 
 
+def captured_data(workdir: Path, deployment: dict[str, Any]) -> CapturedData | None:
+    config = deployment.get("dataCaptureConfig")
+    if not config:
+        return None
+    folder = endpoint_folder(config["DestinationS3Uri"], deployment["endpointName"]) + "/"
+    bucket, key = split_s3_uri(folder)
+    by_variant: dict[str, int] = {}
+    first: dict[str, Any] | None = None
+    for path in sorted((workdir / S3_COPY_FOLDER / bucket / key).glob("*/*/*/*/*/*.jsonl")):
+        lines = path.read_text().splitlines()
+        variant = path.relative_to(workdir / S3_COPY_FOLDER / bucket / key).parts[0]
+        by_variant[variant] = by_variant.get(variant, 0) + len(lines)
+        if first is None and lines:
+            first = json.loads(lines[0])
+    return CapturedData(
+        folder=folder,
+        sampling_percentage=config["InitialSamplingPercentage"],
+        capture_modes=[option["CaptureMode"] for option in config["CaptureOptions"]],
+        requests_by_variant=by_variant,
+        first_record=first,
+    )
+
+
 def load_run(workdir: Path) -> RunRecord:
     history_path = workdir / HISTORY_FILE
     if not history_path.is_file():
@@ -174,6 +215,7 @@ def load_run(workdir: Path) -> RunRecord:
         ),
         deployed_metadata=_deployed_metadata(workdir, history),
         phases=_phases(history),
+        captured=captured_data(workdir, run_input["deployment"]),
     )
     timings = workdir / TIMINGS_FILE
     if timings.is_file():  # the command's own phases: the stack's deployment before the run, scoring after it
@@ -418,6 +460,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom:
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; }
 th { background: #f2f2f2; text-align: left; } .chart { margin: 0.5em 0; } .failed { color: #b00; }
 .note { color: #555; font-size: 0.9em; }
+pre { background: #f7f7f7; padding: 0.6em; font-size: 0.85em; white-space: pre-wrap; word-break: break-all; }
 """
 
 
@@ -430,6 +473,28 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _section(title: str, *parts: str | None) -> str:
     content = "".join(f'<div class="chart">{part}</div>' for part in parts if part)
     return f"<h2>{html.escape(title)}</h2>{content}" if content else ""
+
+
+def captured_data_section(captured: CapturedData) -> str:
+    """Where the captured data is, how many requests each variant captured, and one captured record as SageMaker
+    writes it (its bodies shortened)."""
+    settings = (
+        f'<p class="note">{captured.sampling_percentage}% of the requests sampled, '
+        f"{' and '.join(mode.lower() for mode in captured.capture_modes)} kept, in "
+        f"{html.escape(captured.folder)} (copied to the work folder's {S3_COPY_FOLDER}/).</p>"
+    )
+    if captured.first_record is None:
+        return _section("Data capture", settings, '<p class="note">No request was captured.</p>')
+    counts = _table(
+        ["variant", "captured requests"],
+        [[html.escape(variant), str(count)] for variant, count in captured.requests_by_variant.items()],
+    )
+    record = copy.deepcopy(captured.first_record)
+    for body in record.get("captureData", {}).values():
+        if len(body.get("data", "")) > CAPTURED_DATA_SHOWN_CHARACTERS:
+            body["data"] = body["data"][:CAPTURED_DATA_SHOWN_CHARACTERS] + " …"
+    example = f"<h3>A captured record</h3><pre>{html.escape(json.dumps(record, indent=2, ensure_ascii=False))}</pre>"
+    return _section("Data capture", settings, counts, example)
 
 
 def render(record: RunRecord) -> str:
@@ -495,6 +560,8 @@ def render(record: RunRecord) -> str:
                 scoring_history_chart(metadata, record.metric),
             )
         )
+    if record.captured:
+        sections.append(captured_data_section(record.captured))
     sections.append(_section("Timings", timings_chart(record.phases)))
     title = f"Local run report: {record.status}"
     return (
