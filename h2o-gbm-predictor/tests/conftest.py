@@ -90,28 +90,66 @@ def helper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("helper")
 
 
-@pytest.fixture(scope="session")
-def titanic_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SAGEMAKER_BASE_DIR whose model/ came from h2o-gbm-trainer's `train` on the example Titanic data."""
-    hyperparameters = json.loads(ORIGINAL_HYPERPARAMETERS.read_text())["staticHyperParameters"]
-    base_dir = lay_out_training_job(
-        tmp_path_factory.mktemp("titanic"),
-        hyperparameters | {"ntrees": "30"},
+def lay_out_titanic_job(folder: Path, hyperparameters: dict[str, str]) -> Path:
+    """A SAGEMAKER_BASE_DIR training on the example Titanic data with the original examples' static
+    hyperparameters, ``hyperparameters`` over them."""
+    static = json.loads(ORIGINAL_HYPERPARAMETERS.read_text())["staticHyperParameters"]
+    return lay_out_training_job(
+        folder,
+        static | hyperparameters,
         [
             InputChannel.of("training", REPO_ROOT / "examples" / "train.csv"),
             InputChannel.of("validation", REPO_ROOT / "examples" / "validation.csv"),
         ],
     )
-    result = subprocess.run(
-        [str(BIN_DIR / "train")],
-        env=os.environ | {"SAGEMAKER_BASE_DIR": str(base_dir), "H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, f"train failed ({result.returncode}):\n{result.stderr[-3000:]}"
+
+
+def train_all(base_dirs: list[Path]) -> None:
+    """Runs the real `train` in each SAGEMAKER_BASE_DIR, all at once."""
+    jobs = [
+        subprocess.Popen(
+            [str(BIN_DIR / "train")],
+            env=os.environ | {"SAGEMAKER_BASE_DIR": str(base_dir), "H2O_GBM_TRAINER_MAX_MEM_SIZE": "1G"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for base_dir in base_dirs
+    ]
+    for job in jobs:
+        _, stderr = job.communicate(timeout=180)
+        assert job.returncode == 0, f"train failed ({job.returncode}):\n{stderr[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def titanic_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SAGEMAKER_BASE_DIR whose model/ came from h2o-gbm-trainer's `train` on the example Titanic data."""
+    base_dir = lay_out_titanic_job(tmp_path_factory.mktemp("titanic"), {"ntrees": "30"})
+    train_all([base_dir])
     return base_dir
+
+
+# The other model categories, from the same data: the fare (regression) and the passenger class (3 classes).
+OTHER_TARGETS = {
+    "Regression": "{'classification': 'false', 'target': 'Fare', 'distribution': 'gaussian', "
+    "'ignored_columns': 'PassengerId,Name,Cabin,Ticket', 'categorical_columns': 'Sex,Embarked,Pclass'}",
+    "Multinomial": "{'classification': 'true', 'target': 'Pclass', 'distribution': 'multinomial', "
+    "'ignored_columns': 'PassengerId,Name,Cabin,Ticket', 'categorical_columns': 'Sex,Embarked,Pclass'}",
+}
+
+
+@pytest.fixture(scope="session")
+def other_base_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Model category -> a SAGEMAKER_BASE_DIR with a model of that category (see OTHER_TARGETS)."""
+    base_dirs = {
+        category: lay_out_titanic_job(
+            tmp_path_factory.mktemp(category.lower()),
+            {"training": training, "balance_classes": "False", "ntrees": "20", "stopping_metric": "AUTO"},
+        )
+        for category, training in OTHER_TARGETS.items()
+    }
+    train_all(list(base_dirs.values()))
+    return base_dirs
 
 
 @pytest.fixture(scope="session")

@@ -50,11 +50,15 @@ def h2o_predictions(titanic_base_dir: Path, tmp_path_factory: pytest.TempPathFac
 
 
 def invoke(
-    server: ModelServer, body: bytes | str, content_type: str, accept: str | None = None
+    server: ModelServer,
+    body: bytes | str,
+    content_type: str,
+    accept: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> requests.Response:
-    headers = {"Content-Type": content_type} | ({"Accept": accept} if accept else {})
+    sent = {"Content-Type": content_type} | ({"Accept": accept} if accept else {}) | (headers or {})
     data = body.encode() if isinstance(body, str) else body
-    return requests.post(f"{server.url}/invocations", data=data, headers=headers, timeout=30)
+    return requests.post(f"{server.url}/invocations", data=data, headers=sent, timeout=30)
 
 
 def parse_predictions(response: requests.Response) -> list[Prediction]:
@@ -184,6 +188,119 @@ def test_unknown_categorical_levels_score_as_missing_and_are_reported(
     assert "unknown_categorical_levels" not in missing_prediction
     assert "unknown_categorical_levels" not in known_prediction
     assert known_prediction["probabilities"] != missing_prediction["probabilities"]
+
+
+# As SageMaker passes InvokeEndpoint's CustomAttributes; an attribute of another tool beside it is ignored.
+CONTRIBUTIONS_ON = {"X-Amzn-SageMaker-Custom-Attributes": "trace-id=7; contributions=true"}
+
+
+@pytest.fixture(scope="module")
+def h2o_contributions(
+    titanic_base_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[dict[str, float]]:
+    """H2O's own feature contributions for the validation rows (PredictCsv --predictContributions, same MOJO)."""
+    model_dir = titanic_base_dir / "model"
+    rows = h2o.mojo_predict_csv(
+        str(VALIDATION_CSV),
+        str(model_dir / "model.zip"),
+        output_csv_path=str(tmp_path_factory.mktemp("h2o") / "contributions.csv"),
+        genmodel_jar_path=str(model_dir / "h2o-genmodel.jar"),
+        predict_contributions=True,
+    )
+    return [{name: float(value) for name, value in row.items()} for row in rows]
+
+
+def parse_contributions(response: requests.Response) -> list[dict[str, float]]:
+    assert response.status_code == 200, response.text
+    if response.headers["Content-Type"] == "text/csv":
+        prefix = "contribution_"
+        return [
+            {
+                name.removeprefix(prefix): float(value)
+                for name, value in row.items()
+                if name.startswith(prefix)
+            }
+            for row in csv.DictReader(io.StringIO(response.text))
+        ]
+    return [prediction["contributions"] for prediction in parse_predictions(response)]
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/jsonlines", "text/csv"])
+def test_contributions_are_h2os_own_beside_unchanged_predictions(
+    titanic_server: ModelServer,
+    h2o_predictions: list[Prediction],
+    h2o_contributions: list[dict[str, float]],
+    accept: str,
+) -> None:
+    response = invoke(titanic_server, VALIDATION_CSV.read_text(), "text/csv", accept, CONTRIBUTIONS_ON)
+    contributions = parse_contributions(response)
+    assert len(contributions) == len(h2o_contributions) == 179
+    for row, (got, want) in enumerate(zip(contributions, h2o_contributions, strict=True), start=1):
+        assert list(got) == list(want), f"row {row}"  # the features in the model's order, then BiasTerm
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-7), f"row {row}"
+    predictions = parse_predictions(response)
+    for prediction in predictions:
+        prediction.pop("contributions", None)
+    assert_same_predictions(predictions, h2o_predictions)
+
+
+def test_contributions_are_off_unless_asked_and_a_bad_value_is_refused(titanic_server: ModelServer) -> None:
+    body = VALIDATION_CSV.read_text()
+    for attributes in ("contributions=false", "trace-id=7"):
+        answer = invoke(
+            titanic_server, body, "text/csv", headers={"X-Amzn-SageMaker-Custom-Attributes": attributes}
+        )
+        assert "contributions" not in answer.json()["predictions"][0]
+    refused = invoke(
+        titanic_server, body, "text/csv", headers={"X-Amzn-SageMaker-Custom-Attributes": "contributions=1"}
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": "custom attribute contributions must be true or false, got 'contributions=1'",
+        "row": None,
+    }
+
+
+def test_a_regressions_contributions_add_up_to_its_prediction(
+    other_base_dirs: dict[str, Path], start_server: Callable[[Path], ModelServer]
+) -> None:
+    base_dir = other_base_dirs["Regression"]
+    server = start_server(base_dir)
+    try:
+        server.wait_ready()
+        response = invoke(server, VALIDATION_CSV.read_text(), "text/csv", headers=CONTRIBUTIONS_ON)
+    finally:
+        server.stop()
+    predictions = response.json()["predictions"]
+    features = [
+        feature["name"]
+        for feature in json.loads((base_dir / "model" / "model-metadata.json").read_text())["features"]
+    ]
+    assert len(predictions) == 179 and "Fare" not in features
+    for prediction in predictions:
+        assert list(prediction["contributions"]) == [*features, "BiasTerm"]
+        # float32 contributions: their sum matches the prediction to float32 precision
+        assert sum(prediction["contributions"].values()) == pytest.approx(
+            prediction["value"], rel=1e-5, abs=1e-4
+        )
+
+
+def test_a_multinomial_model_refuses_contributions_and_scores_without(
+    other_base_dirs: dict[str, Path], start_server: Callable[[Path], ModelServer]
+) -> None:
+    server = start_server(other_base_dirs["Multinomial"])
+    try:
+        server.wait_ready()
+        refused = invoke(server, VALIDATION_CSV.read_text(), "text/csv", headers=CONTRIBUTIONS_ON)
+        scored = invoke(server, VALIDATION_CSV.read_text(), "text/csv")
+    finally:
+        server.stop()
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": "contributions are computed for binomial and regression models, not multinomial",
+        "row": None,
+    }
+    assert set(scored.json()["predictions"][0]["probabilities"]) == {"1", "2", "3"}
 
 
 def test_regression_shape_is_not_used_for_a_classifier(titanic_server: ModelServer) -> None:

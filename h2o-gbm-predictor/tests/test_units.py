@@ -16,6 +16,7 @@ from h2o_gbm_predictor.formats import (
     ResponseEncoder,
     accept_of,
     content_type_of,
+    wants_contributions,
 )
 from h2o_gbm_predictor.metadata import Feature, ModelMetadata, ModelMetadataError, load_metadata
 from h2o_gbm_predictor.scorer import CELL_SEPARATOR, ScoredBatch
@@ -222,6 +223,68 @@ def test_regression_rows_carry_a_value() -> None:
         "predictions": [{"value": 3.25}, {"value": -1.0}]
     }
     assert encoder.encode("text/csv", batch) == b"value,unknown_categorical_levels\n3.25,\n-1.0,\n"
+
+
+def test_contributions_follow_each_rows_outputs_in_every_format() -> None:
+    names = ("colour", "petal", "BiasTerm")
+    batch = ScoredBatch(
+        values=[3.25, 0.5, 2.0, 0.75, -1.0, -0.25, -1.5, 0.75],
+        width=4,
+        unknown_levels={1: {"colour": "pink"}},
+        contributions=names,
+    )
+    encoder = ResponseEncoder(REGRESSOR)
+    first = {"value": 3.25, "contributions": {"colour": 0.5, "petal": 2.0, "BiasTerm": 0.75}}
+    second = {
+        "value": -1.0,
+        "contributions": {"colour": -0.25, "petal": -1.5, "BiasTerm": 0.75},
+        "unknown_categorical_levels": {"colour": "pink"},
+    }
+    assert json.loads(encoder.encode("application/json", batch)) == {"predictions": [first, second]}
+    lines = encoder.encode("application/jsonlines", batch).decode().splitlines()
+    assert [json.loads(line) for line in lines] == [first, second]
+    assert encoder.encode("text/csv", batch).decode().splitlines() == [
+        "value,contribution_colour,contribution_petal,contribution_BiasTerm,unknown_categorical_levels",
+        "3.25,0.5,2.0,0.75,",
+        '-1.0,-0.25,-1.5,0.75,"{""colour"":""pink""}"',
+    ]
+    # A request without contributions keeps the plain header.
+    plain = ScoredBatch(values=[3.25], width=1, unknown_levels={})
+    assert encoder.encode("text/csv", plain) == b"value,unknown_categorical_levels\n3.25,\n"
+    classified = ScoredBatch(
+        values=[0.0, 0.9, 0.1, 0.0, 0.5, -2.0], width=6, unknown_levels={}, contributions=names
+    )
+    two_classes = ModelMetadata(**{**CLASSIFIER.__dict__, "target_domain": ("no", "yes")})
+    assert json.loads(ResponseEncoder(two_classes).encode("application/json", classified)) == {
+        "predictions": [
+            {
+                "label": "no",
+                "probabilities": {"no": 0.9, "yes": 0.1},
+                "contributions": {"colour": 0.0, "petal": 0.5, "BiasTerm": -2.0},
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("attributes", "wanted"),
+    [
+        ("contributions=true", True),
+        (" trace-id=abc ; Contributions = TRUE ", True),
+        ("contributions=false", False),
+        ("trace-id=abc", False),
+        ("", False),
+    ],
+)
+def test_custom_attributes_ask_for_contributions(attributes: str, wanted: bool) -> None:
+    assert wants_contributions(attributes) is wanted
+
+
+@pytest.mark.parametrize("attributes", ["contributions", "contributions=yes", "contributions="])
+def test_a_contributions_attribute_that_is_not_true_or_false_is_refused(attributes: str) -> None:
+    with pytest.raises(RequestError) as refused:
+        wants_contributions(attributes)
+    assert refused.value.status == 400 and "contributions must be true or false" in str(refused.value)
 
 
 def call(app: ModelServerApp, method: str, path: str) -> tuple[int, dict[str, Any]]:

@@ -6,7 +6,8 @@ Each worker loads the model during ASGI startup, before it accepts connections; 
 answer 503 (with the reason) when loading failed or has not happened.
 
 POST /invocations hands the body to Java in one call (RequestScorer: parse, score, write the response) and
-answers with its bytes. What it hands back (every request error, and rare valid inputs such as JSON integers
+answers with its bytes. A request whose CustomAttributes ask for contributions=true goes the Python way, which adds
+each row's feature contributions. What it hands back (every request error, and rare valid inputs such as JSON integers
 of more than 18 digits) goes through the Python decoder and encoder (formats.py), which word every error
 message, so both paths answer a request alike. Content-Type and Accept values are negotiated once per
 distinct value.
@@ -27,12 +28,14 @@ import orjson
 
 from h2o_gbm_predictor.environment import Environment
 from h2o_gbm_predictor.formats import (
+    CUSTOM_ATTRIBUTES_HEADER,
     FORMAT_CODES,
     RequestDecoder,
     RequestError,
     ResponseEncoder,
     accept_of,
     content_type_of,
+    wants_contributions,
 )
 from h2o_gbm_predictor.metadata import ModelMetadataError, load_metadata
 from h2o_gbm_predictor.scorer import (
@@ -50,6 +53,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON_TYPE = b"application/json"
+CUSTOM_ATTRIBUTES = CUSTOM_ATTRIBUTES_HEADER.lower().encode()
 TEXT_TYPE = b"text/plain"
 # Distinct Content-Type / Accept values remembered, each; clients choose them, so the memory is bounded.
 NEGOTIATED_VALUES = 64
@@ -181,7 +185,7 @@ class ModelServerApp:
         self, model: LoadedModel, headers: list[tuple[bytes, bytes]], receive: Receive
     ) -> tuple[bytes, bytes]:
         """POST /invocations: the response's Content-Type and body."""
-        content_type = accept = declared_length = None
+        content_type = accept = declared_length = custom_attributes = None
         for name, value in headers:  # uvicorn gives lower-case names; the last of a repeated header wins
             if name == b"content-type":
                 content_type = value
@@ -189,6 +193,8 @@ class ModelServerApp:
                 accept = value
             elif name == b"content-length":
                 declared_length = value
+            elif name == CUSTOM_ATTRIBUTES:
+                custom_attributes = value
         request_format = self._request_formats.get(content_type)
         if request_format is None:
             media_type = content_type_of(_text(content_type))
@@ -201,12 +207,21 @@ class ModelServerApp:
             response_format = self._remember(
                 self._response_formats, accept, (media_type, FORMAT_CODES[media_type], media_type.encode())
             )
+        explain = custom_attributes is not None and wants_contributions(custom_attributes.decode("latin-1"))
+        if explain and not model.scorer.explainable:
+            raise RequestError(
+                400, "contributions are computed for binomial and regression models, not multinomial"
+            )
         body = await self._read_body(declared_length, receive)
-        answer = model.request_scorer.invoke(body, request_format[1], response_format[1])
+        # The one-call Java path writes predictions only; contributions take the Python one.
+        answer = None if explain else model.request_scorer.invoke(body, request_format[1], response_format[1])
         if answer is None:
             cells = model.decoder.decode(request_format[0], body)
             try:
-                batch = model.scorer.score(cells.text, cells.row_count)
+                if explain:
+                    batch = model.scorer.explain(cells.text, cells.row_count)
+                else:
+                    batch = model.scorer.score(cells.text, cells.row_count)
             except InvalidCell as error:
                 raise RequestError(400, str(error), error.row + 1) from None
             answer = model.encoder.encode(response_format[0], batch)

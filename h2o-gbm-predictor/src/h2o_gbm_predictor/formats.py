@@ -20,6 +20,9 @@ CSV = "text/csv"
 JSON = "application/json"
 JSON_LINES = "application/jsonlines"
 UNKNOWN_LEVELS = "unknown_categorical_levels"
+CONTRIBUTIONS = "contributions"
+# SageMaker passes InvokeEndpoint's CustomAttributes to the container in this header.
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 # How RequestScorer.java numbers the formats (its JSON, JSON_LINES and CSV constants).
 FORMAT_CODES = {JSON: 0, JSON_LINES: 1, CSV: 2}
 
@@ -249,11 +252,19 @@ class ResponseEncoder:
     def __init__(self, metadata: ModelMetadata, csv_header: bool = True) -> None:
         self._classes = metadata.target_domain
         if self._classes is None:
-            columns = ["value", UNKNOWN_LEVELS]
+            self._output_columns = ["value"]
         else:
-            columns = ["label", *(f"probability_{label}" for label in self._classes), UNKNOWN_LEVELS]
+            self._output_columns = ["label", *(f"probability_{label}" for label in self._classes)]
             self._csv_labels = [_csv_field(label) for label in self._classes]
-        self._csv_header = ",".join(map(_csv_field, columns)) + "\n" if csv_header else ""
+        self._with_csv_header = csv_header
+        self._csv_header = self._header(())
+
+    def _header(self, contributions: tuple[str, ...]) -> str:
+        """The CSV header line: the outputs, a column per contribution, then the unknown levels ("" in batch)."""
+        if not self._with_csv_header:
+            return ""
+        columns = [*self._output_columns, *(f"contribution_{name}" for name in contributions), UNKNOWN_LEVELS]
+        return ",".join(map(_csv_field, columns)) + "\n"
 
     def fragments(self) -> ResponseFragments:
         """What RequestScorer.java writes around the numbers and levels, taken from this encoder's own output."""
@@ -276,18 +287,24 @@ class ResponseEncoder:
         return b"\n".join(map(orjson.dumps, predictions)) + b"\n"
 
     def _objects(self, batch: ScoredBatch) -> list[dict[str, Any]]:
-        values, width = batch.values, batch.width
+        values, width, names = batch.values, batch.width, batch.contributions
+        outputs = width - len(names)
         if self._classes is None:
-            predictions: list[dict[str, Any]] = [{"value": value} for value in values]
+            predictions: list[dict[str, Any]] = [
+                {"value": values[start]} for start in range(0, len(values), width)
+            ]
         else:
             classes = self._classes
             predictions = [
                 {
                     "label": classes[int(values[start])],
-                    "probabilities": dict(zip(classes, values[start + 1 : start + width], strict=True)),
+                    "probabilities": dict(zip(classes, values[start + 1 : start + outputs], strict=True)),
                 }
                 for start in range(0, len(values), width)
             ]
+        if names:
+            for prediction, start in zip(predictions, range(outputs, len(values), width), strict=True):
+                prediction[CONTRIBUTIONS] = dict(zip(names, values[start : start + len(names)], strict=True))
         for row, levels in batch.unknown_levels.items():
             predictions[row][UNKNOWN_LEVELS] = levels
         return predictions
@@ -296,7 +313,7 @@ class ResponseEncoder:
         values, width, unknown = batch.values, batch.width, batch.unknown_levels
         texts = list(map(repr, values))  # one C-level pass: per-row repr calls dominated the CSV encoding
         if self._classes is None:
-            rows = [f"{text}," for text in texts]
+            rows = [f"{','.join(texts[start : start + width])}," for start in range(0, len(values), width)]
         else:
             labels = self._csv_labels
             rows = [
@@ -305,7 +322,24 @@ class ResponseEncoder:
             ]
         for row, levels in unknown.items():
             rows[row] += _csv_field(orjson.dumps(levels).decode())
-        return self._csv_header + "\n".join(rows) + "\n"
+        header = self._header(batch.contributions) if batch.contributions else self._csv_header
+        return header + "\n".join(rows) + "\n"
+
+
+def wants_contributions(custom_attributes: str) -> bool:
+    """Whether InvokeEndpoint's CustomAttributes (``key=value`` pairs separated by ``;``, other keys ignored, as
+    other tools may set their own) ask for each row's feature contributions: ``contributions=true``."""
+    for attribute in custom_attributes.split(";"):
+        key, equals, value = attribute.partition("=")
+        if key.strip().lower() != CONTRIBUTIONS:
+            continue
+        answer = value.strip().lower()
+        if not equals or answer not in ("true", "false"):
+            raise RequestError(
+                400, f"custom attribute contributions must be true or false, got '{attribute.strip()}'"
+            )
+        return answer == "true"
+    return False
 
 
 def _csv_field(value: str) -> str:

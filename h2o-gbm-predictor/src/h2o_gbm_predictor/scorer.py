@@ -89,11 +89,13 @@ def ensure_helper_compiled(helper_dir: Path, genmodel_jar: Path) -> Path:
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    """Flat output rows (see BatchScorer.java) and the unknown categorical levels met, per 0-based row."""
+    """Flat output rows (see BatchScorer.java) and the unknown categorical levels met, per 0-based row. With
+    ``contributions`` (their names), each row ends with its feature contributions, counted in ``width``."""
 
     values: list[float]
     width: int
     unknown_levels: dict[int, dict[str, str]]
+    contributions: tuple[str, ...] = ()
 
 
 class Scorer:
@@ -120,15 +122,30 @@ class Scorer:
         except jpype.JException as error:
             raise ScorerError(f"cannot load the MOJO {metadata.mojo_path}: {error}") from None
         self.width = int(self._scorer.outputWidth())
+        self._contribution_names: tuple[str, ...] | None = None
 
     def request_scorer(self, metadata: ModelMetadata, fragments: ResponseFragments) -> RequestScorer:
         """The one-call path, scoring with this scorer's model (the same Java BatchScorer)."""
         return RequestScorer(self._scorer, metadata, fragments)
 
+    @property
+    def explainable(self) -> bool:
+        """Whether `explain` works: h2o-genmodel computes no contributions for multinomial models."""
+        return bool(self._scorer.explainable())
+
     def score(self, cells: str, row_count: int) -> ScoredBatch:
         """Scores ``row_count`` rows; ``cells`` holds each cell followed by CELL_SEPARATOR, rows in order."""
+        return self._batch(self._scorer.score, cells, row_count, ())
+
+    def explain(self, cells: str, row_count: int) -> ScoredBatch:
+        """As `score`, each row with its feature contributions (TreeSHAP) and BiasTerm."""
+        if self._contribution_names is None:
+            self._contribution_names = tuple(str(name) for name in self._scorer.contributionNames())
+        return self._batch(self._scorer.explain, cells, row_count, self._contribution_names)
+
+    def _batch(self, method: Any, cells: str, row_count: int, contributions: tuple[str, ...]) -> ScoredBatch:
         try:
-            batch = self._scorer.score(cells, row_count)
+            batch = method(cells, row_count)
         except self._invalid_cell as error:
             raise InvalidCell(str(error.getMessage()), int(error.row)) from None
         unknown_levels: dict[int, dict[str, str]] = {}
@@ -140,7 +157,12 @@ class Scorer:
                 unknown_levels.setdefault(int(row), {})[str(column)] = str(level)
         # A Java double[] is viewed with format "d", so tolist() gives floats; typeshed types it list[int].
         values = cast(list[float], memoryview(batch.values).tolist())
-        return ScoredBatch(values=values, width=self.width, unknown_levels=unknown_levels)
+        return ScoredBatch(
+            values=values,
+            width=self.width + len(contributions),
+            unknown_levels=unknown_levels,
+            contributions=contributions,
+        )
 
 
 @dataclass(frozen=True)

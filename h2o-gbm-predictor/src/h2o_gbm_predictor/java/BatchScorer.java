@@ -21,11 +21,18 @@ import java.util.List;
  * (labelIndex uses the model's own threshold, as EasyPredictModelWrapper does) and {value} for regression.
  * Not thread-safe: one instance per serving thread. {@link RequestScorer} scores with the same instance, through
  * {@link #toRowData} and {@link #predictRow}, so both paths convert and score a row the same way.
+ *
+ * <p>{@link #explain} also returns each row's feature contributions (TreeSHAP, h2o-genmodel's
+ * predictContributions), through a second wrapper made on first use: a wrapper with contributions enabled computes
+ * them in every prediction.
  */
 public final class BatchScorer {
     private static final char SEPARATOR = '\u001f';
 
+    private final MojoModel mojo;
+    private final EasyPredictModelWrapper.ErrorConsumer unknownLevelRecorder;
     private final EasyPredictModelWrapper model;
+    private EasyPredictModelWrapper explainer;
     private final ModelCategory category;
     final String[] featureNames;
     final boolean[] numericFeature;
@@ -63,21 +70,19 @@ public final class BatchScorer {
     }
 
     public BatchScorer(String mojoPath, String[] featureNames, boolean[] numericFeature) throws IOException {
-        EasyPredictModelWrapper.Config config = new EasyPredictModelWrapper.Config()
-                .setModel(MojoModel.load(mojoPath))
-                .setConvertUnknownCategoricalLevelsToNa(true)
-                .setErrorConsumer(new EasyPredictModelWrapper.ErrorConsumer() {
-                    @Override
-                    public void dataTransformError(String column, Object value, String message) {}
+        this.mojo = MojoModel.load(mojoPath);
+        this.unknownLevelRecorder = new EasyPredictModelWrapper.ErrorConsumer() {
+            @Override
+            public void dataTransformError(String column, Object value, String message) {}
 
-                    @Override
-                    public void unseenCategorical(String column, Object value, String message) {
-                        unknownLevelRows.add(currentRow);
-                        unknownLevelColumns.add(column);
-                        unknownLevelValues.add(String.valueOf(value));
-                    }
-                });
-        this.model = new EasyPredictModelWrapper(config);
+            @Override
+            public void unseenCategorical(String column, Object value, String message) {
+                unknownLevelRows.add(currentRow);
+                unknownLevelColumns.add(column);
+                unknownLevelValues.add(String.valueOf(value));
+            }
+        };
+        this.model = new EasyPredictModelWrapper(wrapperConfig());
         this.category = model.getModelCategory();
         this.featureNames = featureNames.clone();
         this.numericFeature = numericFeature.clone();
@@ -88,14 +93,53 @@ public final class BatchScorer {
         }
     }
 
+    private EasyPredictModelWrapper.Config wrapperConfig() {
+        return new EasyPredictModelWrapper.Config()
+                .setModel(mojo)
+                .setConvertUnknownCategoricalLevelsToNa(true)
+                .setErrorConsumer(unknownLevelRecorder);
+    }
+
     public int outputWidth() {
         return outputWidth;
     }
 
+    /** Whether {@link #explain} works: h2o-genmodel has no contributions for multinomial models. */
+    public boolean explainable() {
+        return category != ModelCategory.Multinomial;
+    }
+
+    /** The contributions' names in {@link #explain}'s order: the features, then BiasTerm. */
+    public String[] contributionNames() throws IOException {
+        return explainer().getContributionNames();
+    }
+
+    private EasyPredictModelWrapper explainer() throws IOException {
+        if (explainer == null) {
+            explainer = new EasyPredictModelWrapper(wrapperConfig().setEnableContributions(true));
+        }
+        return explainer;
+    }
+
     public Batch score(String cells, int rowCount) throws InvalidCellException, PredictException {
+        return scoreWith(model, 0, cells, rowCount);
+    }
+
+    /**
+     * As {@link #score}, each output row followed by the row's contributions ({@link #contributionNames} order; for
+     * a binomial model they sum to the logit of p(class 1), for a regression to the prediction).
+     */
+    public Batch explain(String cells, int rowCount) throws InvalidCellException, PredictException, IOException {
+        EasyPredictModelWrapper wrapper = explainer();
+        return scoreWith(wrapper, wrapper.getContributionNames().length, cells, rowCount);
+    }
+
+    private Batch scoreWith(EasyPredictModelWrapper wrapper, int contributionCount, String cells, int rowCount)
+            throws InvalidCellException, PredictException {
         String[] rowCells = new String[featureNames.length];
         int position = 0;
-        double[] values = new double[rowCount * outputWidth];
+        int width = outputWidth + contributionCount;
+        double[] values = new double[rowCount * width];
         clearUnknownLevels();
         for (int row = 0; row < rowCount; row++) {
             for (int column = 0; column < rowCells.length; column++) {
@@ -106,7 +150,7 @@ public final class BatchScorer {
                 rowCells[column] = cells.substring(position, end);
                 position = end + 1;
             }
-            predictRow(toRowData(rowCells, row), row, values, row * outputWidth);
+            predictRow(wrapper, toRowData(rowCells, row), row, values, row * width);
         }
         return new Batch(
                 values,
@@ -117,21 +161,36 @@ public final class BatchScorer {
 
     /** Scores one row into values[offset, offset + outputWidth); unknown levels met are recorded under {@code row}. */
     void predictRow(RowData data, int row, double[] values, int offset) throws PredictException {
+        predictRow(model, data, row, values, offset);
+    }
+
+    /** As above with {@code wrapper}; an explainer's contributions follow the outputs. */
+    private void predictRow(EasyPredictModelWrapper wrapper, RowData data, int row, double[] values, int offset)
+            throws PredictException {
         currentRow = row;
+        float[] contributions;
         switch (category) {
             case Binomial -> {
-                BinomialModelPrediction prediction = model.predictBinomial(data);
+                BinomialModelPrediction prediction = wrapper.predictBinomial(data);
                 values[offset] = prediction.labelIndex;
                 System.arraycopy(prediction.classProbabilities, 0, values, offset + 1, outputWidth - 1);
+                contributions = prediction.contributions;
             }
             case Multinomial -> {
-                MultinomialModelPrediction prediction = model.predictMultinomial(data);
+                MultinomialModelPrediction prediction = wrapper.predictMultinomial(data);
                 values[offset] = prediction.labelIndex;
                 System.arraycopy(prediction.classProbabilities, 0, values, offset + 1, outputWidth - 1);
+                contributions = null;
             }
             default -> {
-                RegressionModelPrediction prediction = model.predictRegression(data);
+                RegressionModelPrediction prediction = wrapper.predictRegression(data);
                 values[offset] = prediction.value;
+                contributions = prediction.contributions;
+            }
+        }
+        if (contributions != null) {
+            for (int index = 0; index < contributions.length; index++) {
+                values[offset + outputWidth + index] = contributions[index];
             }
         }
     }
