@@ -202,8 +202,41 @@ def test_invoke_endpoint_refuses_a_body_over_6_mb_and_an_unknown_endpoint_as_sag
             Body=b"Pclass\n1\n",
             InferenceId="x" * 65,
         )
+    with pytest.raises(ClientError, match=r"Value at 'customAttributes' .* less than or equal to 1024"):
+        runtime.invoke_endpoint(
+            EndpointName=first_run.output["endpoint"]["endpointName"],
+            ContentType="text/csv",
+            Body=b"Pclass\n1\n",
+            CustomAttributes="x" * 1025,
+        )
     with pytest.raises(ClientError, match="Endpoint no-such-endpoint of account 123456789012 not found"):
         runtime.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="text/csv", Body=b"a\n1\n")
+
+
+def test_custom_attributes_reach_the_model_server_which_explains_its_predictions(
+    first_run: RunResult,
+) -> None:
+    """InvokeEndpoint's CustomAttributes go to the container as SageMaker passes them: contributions=true adds
+    each row's feature contributions; the model server's 400 for a bad value comes back as ModelError."""
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    endpoint = first_run.output["endpoint"]["endpointName"]
+    row = b"Pclass,Sex,Age,Fare,Embarked\n3,male,22,7.25,S\n"
+    explained = json.loads(
+        runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", Body=row, CustomAttributes="contributions=true"
+        )["Body"].read()
+    )["predictions"][0]
+    plain = json.loads(
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row)["Body"].read()
+    )
+    assert explained.pop("contributions")["Sex"] < 0  # being male lowered the survival odds
+    assert explained == plain["predictions"][0]
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", Body=row, CustomAttributes="contributions=maybe"
+        )
+    assert refused.value.response["Error"]["Code"] == "ModelError"
+    assert "contributions must be true or false" in str(refused.value)
 
 
 def test_every_variable_a_function_call_sets_stays_set_between_calls(

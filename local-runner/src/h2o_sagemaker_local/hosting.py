@@ -51,9 +51,13 @@ SERVE_EXECUTABLE = Path(sys.executable).with_name("serve")
 READY_TIMEOUT_SECONDS = 60
 HEALTH_CHECK_SECONDS = 0.5  # how often InService endpoints are checked for a dead model server
 ALARM_CHECK_SECONDS = 0.5  # how often a blue/green update looks at its rollback alarms
-FORWARDED_HEADERS = ("Content-Type", "Accept")
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+# What InvokeEndpoint passes on to the model server: its ContentType, Accept and CustomAttributes (the InferenceId
+# stays with SageMaker, which keeps it in the captured data).
+FORWARDED_HEADERS = ("Content-Type", "Accept", CUSTOM_ATTRIBUTES_HEADER)
 # InvokeEndpoint's Body, the request's and the response's alike: at most 6 MB (botocore's sagemaker-runtime model).
 MAX_INVOCATION_BYTES = 6_291_456
+MAX_CUSTOM_ATTRIBUTES_LENGTH = 1024  # InvokeEndpoint's CustomAttributes (botocore's sagemaker-runtime model)
 
 
 def free_port() -> int:
@@ -634,12 +638,8 @@ class LocalEndpoint:
         killed = [server.kill() for server in (self.server, self.starting) if server]
         return [pid for pid in killed if pid is not None]
 
-    def invoke(
-        self, body: bytes, content_type: str, accept: str | None, inference_id: str | None = None
-    ) -> tuple[int, bytes, str]:
-        headers = {"Content-Type": content_type} | ({"Accept": accept} if accept else {})
-        if inference_id is not None:
-            headers[INFERENCE_ID_HEADER] = inference_id
+    def invoke(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        """An InvokeEndpoint through the endpoint's front; ``headers``: the request's, as the runtime API sent them."""
         return loopback_request(self.proxy.server_address[1], "POST", "/invocations", body, headers)
 
     def shutdown(self) -> None:

@@ -48,7 +48,13 @@ from h2o_sagemaker_local.data_capture import INFERENCE_ID_HEADER, MAX_INFERENCE_
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
 from h2o_sagemaker_local.early_stopping import EarlyStopping
 from h2o_sagemaker_local.events import ProgressListener
-from h2o_sagemaker_local.hosting import HEALTH_CHECK_SECONDS, MAX_INVOCATION_BYTES, LocalEndpoint
+from h2o_sagemaker_local.hosting import (
+    CUSTOM_ATTRIBUTES_HEADER,
+    HEALTH_CHECK_SECONDS,
+    MAX_CUSTOM_ATTRIBUTES_LENGTH,
+    MAX_INVOCATION_BYTES,
+    LocalEndpoint,
+)
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.model_registry import LocalModelRegistry
 from h2o_sagemaker_local.processing import (
@@ -720,15 +726,13 @@ class LocalSageMaker:
                 return list(resource.tags)
         return None
 
-    def invoke_endpoint(
-        self, name: str, body: bytes, content_type: str, accept: str | None, inference_id: str | None = None
-    ) -> tuple[int, bytes, str]:
+    def invoke_endpoint(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
         if name not in self.endpoints:  # the runtime's own answer, not the control plane's
             raise InvocationValidationError(f"Endpoint {name} of account {self.account_id} not found.")
         endpoint = self.endpoints[name]
         if endpoint.status not in ("InService", "Updating", "RollingBack"):
             raise InvocationValidationError(f"Endpoint {name} is not in service (status {endpoint.status}).")
-        return endpoint.invoke(body, content_type, accept, inference_id)
+        return endpoint.invoke(body, headers)
 
     def _watch_endpoints(self) -> None:
         while not self._health_stop.wait(HEALTH_CHECK_SECONDS):
@@ -869,7 +873,7 @@ class LocalSageMaker:
 CHECKED_ACTIONS = ("create_model",)
 _ROUTED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _CHECKED: dict[str, Callable[[dict[str, Any]], None]] = {}
-_INVOKE: list[Callable[[str, bytes, str, str | None, str | None], tuple[int, bytes, str]]] = []
+_INVOKE: list[Callable[[str, bytes, dict[str, str]], tuple[int, bytes, str]]] = []
 
 
 def _check_rollback_alarms_readable(alarm_names: Sequence[str], model: dict[str, Any]) -> None:
@@ -989,17 +993,22 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
             "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length "
             f"less than or equal to {MAX_INVOCATION_BYTES}"
         )
-    inference_id = self.headers.get(INFERENCE_ID_HEADER)
-    if (
-        inference_id is not None and len(inference_id) > MAX_INFERENCE_ID_LENGTH
-    ):  # botocore checks the minimum only
-        raise InvocationValidationError(
-            "1 validation error detected: Value at 'inferenceId' failed to satisfy constraint: Member must have "
-            f"length less than or equal to {MAX_INFERENCE_ID_LENGTH}"
-        )
-    status, payload, content_type = _INVOKE[0](
-        name, body, self.headers.get("Content-Type", "text/csv"), self.headers.get("Accept"), inference_id
-    )
+    headers = {"Content-Type": "text/csv"} | {
+        name: self.headers[name]
+        for name in ("Content-Type", "Accept", INFERENCE_ID_HEADER, CUSTOM_ATTRIBUTES_HEADER)
+        if name in self.headers
+    }
+    # botocore checks the minimum lengths only; the service the maxima too.
+    for header, member, maximum in (
+        (INFERENCE_ID_HEADER, "inferenceId", MAX_INFERENCE_ID_LENGTH),
+        (CUSTOM_ATTRIBUTES_HEADER, "customAttributes", MAX_CUSTOM_ATTRIBUTES_LENGTH),
+    ):
+        if len(headers.get(header, "")) > maximum:
+            raise InvocationValidationError(
+                f"1 validation error detected: Value at '{member}' failed to satisfy constraint: Member must have "
+                f"length less than or equal to {maximum}"
+            )
+    status, payload, content_type = _INVOKE[0](name, body, headers)
     if status >= 400:
         raise ModelError(status, payload.decode(errors="replace"))
     return 200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, payload
