@@ -189,6 +189,20 @@ def test_the_predictor_image_serves_the_model_as_sagemaker_calls_it(server: Serv
     )
     assert json_answer.status_code == 200, json_answer.text
 
+    explained = requests.post(
+        f"{server.url}/invocations",
+        data=json.dumps({"instances": [record]}),
+        headers={
+            "Content-Type": "application/json",
+            "X-Amzn-SageMaker-Custom-Attributes": "contributions=true",
+        },
+        timeout=10,
+    )
+    assert explained.status_code == 200, explained.text
+    prediction = explained.json()["predictions"][0]
+    assert list(prediction.pop("contributions"))[-1] == "BiasTerm"  # the image's genmodel computes them
+    assert prediction == json_answer.json()["predictions"][0]
+
     bad = requests.post(
         f"{server.url}/invocations", data="1,2,3", headers={"Content-Type": "text/csv"}, timeout=10
     )
