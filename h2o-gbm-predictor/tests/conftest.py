@@ -153,9 +153,10 @@ def other_base_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 
 
 @pytest.fixture(scope="session")
-def start_server(helper_dir: Path) -> Callable[[Path], ModelServer]:
-    """Starts `serve` for a SAGEMAKER_BASE_DIR; the test stops it (tests import nothing from conftest)."""
-    return lambda base_dir: ModelServer.start(base_dir, helper_dir)
+def start_server(helper_dir: Path) -> Callable[..., ModelServer]:
+    """Starts `serve` for a SAGEMAKER_BASE_DIR, with any extra environment variables as keywords; the test stops
+    it (tests import nothing from conftest)."""
+    return lambda base_dir, **environment: ModelServer.start(base_dir, helper_dir, **environment)
 
 
 @pytest.fixture(scope="session")

@@ -262,7 +262,7 @@ def test_contributions_are_off_unless_asked_and_a_bad_value_is_refused(titanic_s
 
 
 def test_a_regressions_contributions_add_up_to_its_prediction(
-    other_base_dirs: dict[str, Path], start_server: Callable[[Path], ModelServer]
+    other_base_dirs: dict[str, Path], start_server: Callable[..., ModelServer]
 ) -> None:
     base_dir = other_base_dirs["Regression"]
     server = start_server(base_dir)
@@ -286,7 +286,7 @@ def test_a_regressions_contributions_add_up_to_its_prediction(
 
 
 def test_a_multinomial_model_refuses_contributions_and_scores_without(
-    other_base_dirs: dict[str, Path], start_server: Callable[[Path], ModelServer]
+    other_base_dirs: dict[str, Path], start_server: Callable[..., ModelServer]
 ) -> None:
     server = start_server(other_base_dirs["Multinomial"])
     try:
@@ -301,6 +301,45 @@ def test_a_multinomial_model_refuses_contributions_and_scores_without(
         "row": None,
     }
     assert set(scored.json()["predictions"][0]["probabilities"]) == {"1", "2", "3"}
+
+
+def test_the_environment_turns_contributions_on_for_every_request_as_batch_transform_needs(
+    titanic_base_dir: Path,
+    other_base_dirs: dict[str, Path],
+    start_server: Callable[..., ModelServer],
+    h2o_contributions: list[dict[str, float]],
+) -> None:
+    """A transform job cannot send CustomAttributes; its Environment can set H2O_GBM_PREDICTOR_CONTRIBUTIONS."""
+    server = start_server(titanic_base_dir, H2O_GBM_PREDICTOR_CONTRIBUTIONS="true", SAGEMAKER_BATCH="true")
+    try:
+        server.wait_ready()
+        lines = invoke(server, VALIDATION_CSV.read_text(), "text/csv", "text/csv").text.splitlines()
+        off = invoke(
+            server,
+            VALIDATION_CSV.read_text(),
+            "text/csv",
+            "text/csv",
+            {"X-Amzn-SageMaker-Custom-Attributes": "contributions=false"},
+        ).text.splitlines()
+    finally:
+        server.stop()
+    # Batch CSV: no header; label, 2 probabilities, the contributions, the unknown levels' (empty) column.
+    assert len(lines) == len(off) == 179
+    fields = next(csv.reader([lines[0]]))
+    assert len(fields) == 3 + len(h2o_contributions[0]) + 1
+    assert [float(value) for value in fields[3:-1]] == pytest.approx(
+        list(h2o_contributions[0].values()), rel=1e-6
+    )
+    assert len(next(csv.reader([off[0]]))) == 4
+    multinomial = start_server(other_base_dirs["Multinomial"], H2O_GBM_PREDICTOR_CONTRIBUTIONS="true")
+    try:
+        answer = multinomial.wait_listening()
+    finally:
+        multinomial.stop()
+    assert answer.status_code == 503
+    assert (
+        "H2O_GBM_PREDICTOR_CONTRIBUTIONS is true, but h2o-genmodel computes no contributions" in answer.text
+    )
 
 
 def test_regression_shape_is_not_used_for_a_classifier(titanic_server: ModelServer) -> None:
@@ -476,7 +515,7 @@ def test_concurrent_clients_each_get_their_own_rows(
 
 
 def test_a_model_folder_without_metadata_is_never_ready(
-    tmp_path: Path, start_server: Callable[[Path], ModelServer]
+    tmp_path: Path, start_server: Callable[..., ModelServer]
 ) -> None:
     lay_out_hosting(tmp_path, {"model.zip": b"not read: the metadata names the MOJO"})
     server = start_server(tmp_path)

@@ -16,7 +16,7 @@ from h2o_gbm_predictor.formats import (
     ResponseEncoder,
     accept_of,
     content_type_of,
-    wants_contributions,
+    contributions_asked,
 )
 from h2o_gbm_predictor.metadata import Feature, ModelMetadata, ModelMetadataError, load_metadata
 from h2o_gbm_predictor.scorer import CELL_SEPARATOR, ScoredBatch
@@ -267,23 +267,30 @@ def test_contributions_follow_each_rows_outputs_in_every_format() -> None:
 
 
 @pytest.mark.parametrize(
-    ("attributes", "wanted"),
+    ("attributes", "asked"),
     [
         ("contributions=true", True),
         (" trace-id=abc ; Contributions = TRUE ", True),
         ("contributions=false", False),
-        ("trace-id=abc", False),
-        ("", False),
+        ("trace-id=abc", None),  # silent: the server's default holds
+        ("", None),
     ],
 )
-def test_custom_attributes_ask_for_contributions(attributes: str, wanted: bool) -> None:
-    assert wants_contributions(attributes) is wanted
+def test_custom_attributes_may_ask_for_contributions(attributes: str, asked: bool | None) -> None:
+    assert contributions_asked(attributes) is asked
+
+
+def test_contributions_default_to_off_and_the_environment_may_turn_them_on() -> None:
+    assert Environment.from_env({}).contributions is False
+    assert Environment.from_env({"H2O_GBM_PREDICTOR_CONTRIBUTIONS": "True"}).contributions is True
+    with pytest.raises(InvalidEnvironment, match="H2O_GBM_PREDICTOR_CONTRIBUTIONS must be true or false"):
+        Environment.from_env({"H2O_GBM_PREDICTOR_CONTRIBUTIONS": "1"})
 
 
 @pytest.mark.parametrize("attributes", ["contributions", "contributions=yes", "contributions="])
 def test_a_contributions_attribute_that_is_not_true_or_false_is_refused(attributes: str) -> None:
     with pytest.raises(RequestError) as refused:
-        wants_contributions(attributes)
+        contributions_asked(attributes)
     assert refused.value.status == 400 and "contributions must be true or false" in str(refused.value)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from h2o_gbm_predictor.environment import Environment
+from h2o_gbm_predictor.environment import CONTRIBUTIONS, Environment
 from h2o_gbm_predictor.formats import (
     CUSTOM_ATTRIBUTES_HEADER,
     FORMAT_CODES,
@@ -35,7 +35,7 @@ from h2o_gbm_predictor.formats import (
     ResponseEncoder,
     accept_of,
     content_type_of,
-    wants_contributions,
+    contributions_asked,
 )
 from h2o_gbm_predictor.metadata import ModelMetadataError, load_metadata
 from h2o_gbm_predictor.scorer import (
@@ -71,6 +71,11 @@ def load_model(environment: Environment) -> LoadedModel:
     metadata = load_metadata(environment.model_dir)
     helper_classes = ensure_helper_compiled(environment.helper_dir, metadata.genmodel_jar_path)
     scorer = Scorer(metadata, helper_classes, environment.jvm_heap)
+    if environment.contributions and not scorer.explainable:
+        # Every request would be refused: better not ready, with the reason, than up and failing each one.
+        raise ScorerError(
+            f"{CONTRIBUTIONS} is true, but h2o-genmodel computes no contributions for multinomial models"
+        )
     encoder = ResponseEncoder(metadata, csv_header=not environment.batch)
     return LoadedModel(
         decoder=RequestDecoder(metadata),
@@ -207,7 +212,10 @@ class ModelServerApp:
             response_format = self._remember(
                 self._response_formats, accept, (media_type, FORMAT_CODES[media_type], media_type.encode())
             )
-        explain = custom_attributes is not None and wants_contributions(custom_attributes.decode("latin-1"))
+        explain = self._environment.contributions
+        if custom_attributes is not None:
+            asked = contributions_asked(custom_attributes.decode("latin-1"))
+            explain = explain if asked is None else asked
         if explain and not model.scorer.explainable:
             raise RequestError(
                 400, "contributions are computed for binomial and regression models, not multinomial"

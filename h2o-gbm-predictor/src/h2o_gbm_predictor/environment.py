@@ -17,6 +17,7 @@ DEFAULT_ACCEPT = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 BIND_HOST = "H2O_GBM_PREDICTOR_BIND_HOST"
 JVM_HEAP = "H2O_GBM_PREDICTOR_JVM_HEAP"
 HELPER_DIR = "H2O_GBM_PREDICTOR_HELPER_DIR"
+CONTRIBUTIONS = "H2O_GBM_PREDICTOR_CONTRIBUTIONS"
 
 SUPPORTED_ACCEPTS = ("application/json", "application/jsonlines", "text/csv")
 
@@ -56,6 +57,9 @@ class Environment:
     default_accept: str
     jvm_heap: str
     helper_dir: Path
+    contributions: (
+        bool  # every request's rows get their contributions unless its CustomAttributes say otherwise
+    )
 
     @property
     def model_dir(self) -> Path:
@@ -73,6 +77,9 @@ class Environment:
             raise InvalidEnvironment(
                 f"{DEFAULT_ACCEPT} must be one of {', '.join(SUPPORTED_ACCEPTS)}, got {default_accept!r}"
             )
+        contributions = environ.get(CONTRIBUTIONS, "false").strip().lower()
+        if contributions not in ("true", "false"):
+            raise InvalidEnvironment(f"{CONTRIBUTIONS} must be true or false, got {contributions!r}")
         jvm_heap = environ.get(JVM_HEAP, "512m").strip()
         if not jvm_heap[:-1].isdigit() or jvm_heap[-1].lower() not in "kmg":
             raise InvalidEnvironment(f"{JVM_HEAP} must look like 512m or 2g, got {jvm_heap!r}")
@@ -88,4 +95,5 @@ class Environment:
             default_accept=default_accept,
             jvm_heap=jvm_heap,
             helper_dir=Path(environ[HELPER_DIR]) if environ.get(HELPER_DIR) else _default_helper_dir(),
+            contributions=contributions == "true",
         )

@@ -326,9 +326,10 @@ class ResponseEncoder:
         return header + "\n".join(rows) + "\n"
 
 
-def wants_contributions(custom_attributes: str) -> bool:
-    """Whether InvokeEndpoint's CustomAttributes (``key=value`` pairs separated by ``;``, other keys ignored, as
-    other tools may set their own) ask for each row's feature contributions: ``contributions=true``."""
+def contributions_asked(custom_attributes: str) -> bool | None:
+    """What InvokeEndpoint's CustomAttributes (``key=value`` pairs separated by ``;``, other keys ignored, as
+    other tools may set their own) say of each row's feature contributions: ``contributions=true`` or ``false``;
+    None when they do not say."""
     for attribute in custom_attributes.split(";"):
         key, equals, value = attribute.partition("=")
         if key.strip().lower() != CONTRIBUTIONS:
@@ -339,7 +340,7 @@ def wants_contributions(custom_attributes: str) -> bool:
                 400, f"custom attribute contributions must be true or false, got '{attribute.strip()}'"
             )
         return answer == "true"
-    return False
+    return None
 
 
 def _csv_field(value: str) -> str:
