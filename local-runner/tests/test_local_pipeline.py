@@ -414,6 +414,29 @@ def test_the_batch_transform_workflow_scores_with_the_model_the_endpoint_serves(
         "status": "SUCCEEDED",
         "endpoint": endpoint["endpointName"],
     }
+    explained = pipeline.batch_transform(
+        document
+        | {
+            "transformJobName": "survival-scoring-2",
+            "outputS3Uri": f"s3://{DATA_BUCKET}/explained/",
+            "contributions": True,
+        }
+    )
+    assert explained.status == "SUCCEEDED", explained.cause
+    lines = list(
+        csv.reader(
+            io.StringIO(
+                pipeline.s3.get_object(Bucket=DATA_BUCKET, Key="explained/validation.csv.out")["Body"]
+                .read()
+                .decode()
+            )
+        )
+    )
+    # Each line: the label, the two probabilities, a contribution per feature and BiasTerm, the unknown levels.
+    assert {len(line) for line in lines} == {3 + len(metadata["features"]) + 1 + 1}
+    assert [float(line[2]) for line in lines] == scores
+    job = pipeline.sagemaker.describe_transform_job({"TransformJobName": "survival-scoring-2"})
+    assert job["Environment"] == {"H2O_GBM_PREDICTOR_CONTRIBUTIONS": "true"}
 
 
 def test_a_batch_transform_without_its_endpoint_fails_notified_and_bad_locations_fail_at_once(
@@ -439,6 +462,8 @@ def test_a_batch_transform_without_its_endpoint_fails_notified_and_bad_locations
     elsewhere = pipeline.batch_transform(document | {"outputS3Uri": "s3://another-bucket/scoring/"})
     assert (elsewhere.status, elsewhere.error) == ("FAILED", "InvalidBatchTransformInput")
     assert f"both URIs in s3://{DATA_BUCKET}/" in (elsewhere.cause or "")
+    unclear = pipeline.batch_transform(document | {"contributions": "yes"})
+    assert (unclear.status, unclear.error) == ("FAILED", "InvalidBatchTransformInput")
     assert pipeline.notifications_with_attributes() == []
 
 
