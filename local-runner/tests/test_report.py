@@ -24,6 +24,7 @@ CHARTS = {
     "Tuning history": ("training job (launch order)", "validation:auc"),
     "Hyperparameters against validation:auc": ("learn_rate", "max_depth"),
     "ROC curve (validation, through the endpoint)": ("false positive rate", "true positive rate"),
+    "Feature contributions (validation, through the endpoint)": ("mean |contribution| (log-odds)", "feature"),
     "Variable importance (deployed model)": ("share of the total importance (%)", "variable"),
     "Scoring history (deployed model)": ("number of trees", "auc"),
     "Time of each phase": ("seconds", "phase"),
@@ -73,6 +74,9 @@ def page(run_folder: tuple[Path, str]) -> Iterator[tuple[Any, list[str]]]:
 def test_the_run_writes_its_report_and_says_where(run_folder: tuple[Path, str]) -> None:
     workdir, output = run_folder
     assert f"report: {workdir / REPORT_FILE}" in output.splitlines()
+    # The validation rows were scored with their contributions; the summary explains the first.
+    [explained] = [line for line in output.splitlines() if line.startswith("  the first, explained (")]
+    assert "Sex " in explained  # among the three largest for the first validation row, a man of 48
     assert (workdir / REPORT_FILE).stat().st_size > 10_000
 
 
@@ -195,6 +199,22 @@ def test_a_regression_is_shown_predicted_against_actual() -> None:
     # Minimize: the best job is the lowest, the failed one listed with its reason.
     assert "Best training job: tuning-003-c (validation:rmse = 0.600000)" in page
     assert "out of memory" in page
+
+
+def test_contributions_are_shown_as_each_features_mean_absolute_contribution() -> None:
+    from h2o_sagemaker_local.report import contributions_chart
+
+    contributions = [{"age": 1.0, "fare": -3.0, "BiasTerm": 0.5}, {"age": -2.0, "fare": 1.0, "BiasTerm": 0.5}]
+    predictions = [{"value": 1.0, "contributions": row} for row in contributions] * 2
+    record = synthetic_record("Regression", None, predictions)
+    chart = contributions_chart(record, record.deployed_metadata)
+    assert chart is not None and "mean |contribution| (y)" in chart and "BiasTerm" not in chart
+    # fare (mean 2.0) is drawn after age (1.5): barh puts the last bar on top, the largest first to read.
+    assert chart.index(">age<") < chart.index(">fare<")
+    assert (
+        contributions_chart(synthetic_record("Regression", None, [{"value": 1.0}]), record.deployed_metadata)
+        is None
+    )
 
 
 def test_a_multinomial_model_is_shown_per_class() -> None:

@@ -234,18 +234,19 @@ def score_validation(
     url: str, body: bytes, metadata: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], float | None]:
     """Score the validation set (as CSV: ``channel_files.csv_bytes``) through the endpoint's HTTP API, in requests
-    within InvokeEndpoint's limits; the AUC for a binomial model."""
+    within InvokeEndpoint's limits, with each row's feature contributions but for a multinomial model (which has
+    none); the AUC for a binomial model."""
     import urllib.request
 
-    from h2o_sagemaker_local.hosting import MAX_INVOCATION_BYTES
+    from h2o_sagemaker_local.hosting import CUSTOM_ATTRIBUTES_HEADER, MAX_INVOCATION_BYTES
 
+    headers = {"Content-Type": "text/csv", "Accept": "application/json"}
+    if metadata["model_category"] != "Multinomial":
+        headers[CUSTOM_ATTRIBUTES_HEADER] = "contributions=true"
     predictions: list[dict[str, Any]] = []
     for request_body in invocation_bodies(body, MAX_INVOCATION_BYTES):
         request = urllib.request.Request(
-            f"{url}/invocations",
-            data=request_body,
-            method="POST",
-            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+            f"{url}/invocations", data=request_body, method="POST", headers=headers
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             predictions += json.loads(response.read())["predictions"]
@@ -345,12 +346,24 @@ def summarize(
     console.print(table)
     if not predictions:
         return 0
-    console.print("first predictions: " + json.dumps(predictions[:3]))
+    shown = [
+        {key: value for key, value in item.items() if key != "contributions"} for item in predictions[:3]
+    ]
+    console.print("first predictions: " + json.dumps(shown))
     if metadata["model_category"] == "Binomial" and "threshold" in metadata:
         positive = metadata["target_domain"][1]
         console.print(
             f"  (label {positive} when the probability of {positive} is at least {metadata['threshold']:.4f}, "
             "the model's max-F1 threshold, not 0.5)"
+        )
+    if predictions and "contributions" in predictions[0]:
+        features = {
+            name: value for name, value in predictions[0]["contributions"].items() if name != "BiasTerm"
+        }
+        largest = sorted(features, key=lambda name: abs(features[name]), reverse=True)[:3]
+        console.print(
+            "  the first, explained (largest feature contributions, H2O's TreeSHAP): "
+            + ", ".join(f"{name} {features[name]:+.3f}" for name in largest)
         )
     return 0
 

@@ -4,7 +4,7 @@ It shows the tuning history (every training job's objective in launch order, the
 marked), each tuned hyperparameter against the objective, the best job's hyperparameters, the deployed model
 scored through the endpoint on the validation channel (ROC curve with its AUC and the threshold the labels use,
 and the confusion matrix at that threshold, for a binomial model; predicted against actual for a regression;
-per-class metrics for a multinomial one), the model's variable importance and scoring history, what the endpoint
+per-class metrics for a multinomial one; each feature's mean absolute contribution, but for multinomial), the model's variable importance and scoring history, what the endpoint
 captured when data capture is on, and the time each phase took.
 
 Everything comes from the work folder, so the report can be made again after the run
@@ -402,6 +402,26 @@ def per_class_table(record: RunRecord, metadata: dict[str, Any]) -> str:
     return _table(["class", "rows", "precision", "recall", "F1"], rows)
 
 
+def contributions_chart(record: RunRecord, metadata: dict[str, Any]) -> str | None:
+    """Each feature's mean absolute contribution over the validation rows (H2O's TreeSHAP, through the endpoint):
+    how far, on average, the feature moved a prediction, in the model's link space."""
+    explained = [
+        prediction["contributions"] for prediction in record.predictions if "contributions" in prediction
+    ]
+    if not explained:
+        return None
+    features = [name for name in explained[0] if name != "BiasTerm"]
+    means = {name: sum(abs(row[name]) for row in explained) / len(explained) for name in features}
+    top = sorted(means, key=means.__getitem__)[-20:]
+    figure, axes = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
+    axes.barh(top, [means[name] for name in top])
+    axes.set_title("Feature contributions (validation, through the endpoint)")
+    unit = "log-odds" if metadata["model_category"] == "Binomial" else metadata["target"]
+    axes.set_xlabel(f"mean |contribution| ({unit})")
+    axes.set_ylabel("feature")
+    return _svg(figure)
+
+
 def variable_importance_chart(metadata: dict[str, Any]) -> str | None:
     importances = metadata.get("variable_importances") or []
     if not importances:
@@ -542,11 +562,16 @@ def render(record: RunRecord) -> str:
                     note,
                     roc,
                     f"<h3>Confusion matrix at {threshold:.3f}</h3>{matrix}",
+                    contributions_chart(record, metadata),
                 )
             )
         elif category == "Regression":
             sections.append(
-                _section("Deployed model on the validation channel", regression_chart(record, metadata))
+                _section(
+                    "Deployed model on the validation channel",
+                    regression_chart(record, metadata),
+                    contributions_chart(record, metadata),
+                )
             )
         else:
             sections.append(
