@@ -33,16 +33,22 @@ def input_columns(model_dir: Path) -> list[str]:
     return json.loads((model_dir / "model-metadata.json").read_text())["input_columns"]
 
 
-@pytest.fixture(scope="module")
-def h2o_predictions(titanic_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Prediction]:
-    """H2O's own scoring of the validation rows (its PredictCsv tool on the same MOJO)."""
-    model_dir = titanic_base_dir / "model"
-    rows = h2o.mojo_predict_csv(
+def h2o_predict_csv(base_dir: Path, output_dir: Path, **options: bool) -> list[dict[str, str]]:
+    """H2O's own scoring of the validation rows: its PredictCsv tool on the same MOJO, ``options`` its flags."""
+    model_dir = base_dir / "model"
+    return h2o.mojo_predict_csv(
         str(VALIDATION_CSV),
         str(model_dir / "model.zip"),
-        output_csv_path=str(tmp_path_factory.mktemp("h2o") / "predictions.csv"),
+        output_csv_path=str(output_dir / "predictions.csv"),
         genmodel_jar_path=str(model_dir / "h2o-genmodel.jar"),
+        **options,
     )
+
+
+@pytest.fixture(scope="module")
+def h2o_predictions(titanic_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Prediction]:
+    """H2O's own predictions for the validation rows."""
+    rows = h2o_predict_csv(titanic_base_dir, tmp_path_factory.mktemp("h2o"))
     return [
         {"label": row["predict"], "probabilities": {"0": float(row["p0"]), "1": float(row["p1"])}}
         for row in rows
@@ -198,15 +204,8 @@ CONTRIBUTIONS_ON = {"X-Amzn-SageMaker-Custom-Attributes": "trace-id=7; contribut
 def h2o_contributions(
     titanic_base_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> list[dict[str, float]]:
-    """H2O's own feature contributions for the validation rows (PredictCsv --predictContributions, same MOJO)."""
-    model_dir = titanic_base_dir / "model"
-    rows = h2o.mojo_predict_csv(
-        str(VALIDATION_CSV),
-        str(model_dir / "model.zip"),
-        output_csv_path=str(tmp_path_factory.mktemp("h2o") / "contributions.csv"),
-        genmodel_jar_path=str(model_dir / "h2o-genmodel.jar"),
-        predict_contributions=True,
-    )
+    """H2O's own feature contributions for the validation rows (PredictCsv --predictContributions)."""
+    rows = h2o_predict_csv(titanic_base_dir, tmp_path_factory.mktemp("h2o"), predict_contributions=True)
     return [{name: float(value) for name, value in row.items()} for row in rows]
 
 
