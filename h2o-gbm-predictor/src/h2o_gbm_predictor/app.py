@@ -6,8 +6,8 @@ Each worker loads the model during ASGI startup, before it accepts connections; 
 answer 503 (with the reason) when loading failed or has not happened.
 
 POST /invocations hands the body to Java in one call (RequestScorer: parse, score, write the response) and
-answers with its bytes. A request whose CustomAttributes ask for contributions=true goes the Python way, which adds
-each row's feature contributions. What it hands back (every request error, and rare valid inputs such as JSON integers
+answers with its bytes. A request whose rows get their feature contributions (CustomAttributes contributions=true,
+or H2O_GBM_PREDICTOR_CONTRIBUTIONS) goes the Python way, which adds them. What it hands back (every request error, and rare valid inputs such as JSON integers
 of more than 18 digits) goes through the Python decoder and encoder (formats.py), which word every error
 message, so both paths answer a request alike. Content-Type and Accept values are negotiated once per
 distinct value.
@@ -212,14 +212,7 @@ class ModelServerApp:
             response_format = self._remember(
                 self._response_formats, accept, (media_type, FORMAT_CODES[media_type], media_type.encode())
             )
-        explain = self._environment.contributions
-        if custom_attributes is not None:
-            asked = contributions_asked(custom_attributes.decode("latin-1"))
-            explain = explain if asked is None else asked
-        if explain and not model.scorer.explainable:
-            raise RequestError(
-                400, "contributions are computed for binomial and regression models, not multinomial"
-            )
+        explain = self._explains(model, custom_attributes)
         body = await self._read_body(declared_length, receive)
         # The one-call Java path writes predictions only; contributions take the Python one.
         answer = None if explain else model.request_scorer.invoke(body, request_format[1], response_format[1])
@@ -234,6 +227,18 @@ class ModelServerApp:
                 raise RequestError(400, str(error), error.row + 1) from None
             answer = model.encoder.encode(response_format[0], batch)
         return response_format[2], answer
+
+    def _explains(self, model: LoadedModel, custom_attributes: bytes | None) -> bool:
+        """Whether the rows get their contributions: the request's CustomAttributes say, else the environment."""
+        explain = self._environment.contributions
+        if custom_attributes is not None:
+            asked = contributions_asked(custom_attributes.decode("latin-1"))
+            explain = explain if asked is None else asked
+        if explain and not model.scorer.explainable:
+            raise RequestError(
+                400, "contributions are computed for binomial and regression models, not multinomial"
+            )
+        return explain
 
     @staticmethod
     def _remember(negotiated: dict[bytes | None, Any], header: bytes | None, value: Any) -> Any:
