@@ -4,8 +4,9 @@ It shows the tuning history (every training job's objective in launch order, the
 marked), each tuned hyperparameter against the objective, the best job's hyperparameters, the deployed model
 scored through the endpoint on the validation channel (ROC curve with its AUC and the threshold the labels use,
 and the confusion matrix at that threshold, for a binomial model; predicted against actual for a regression;
-per-class metrics for a multinomial one; each feature's mean absolute contribution, but for multinomial), the model's variable importance and scoring history, what the endpoint
-captured when data capture is on, and the time each phase took.
+per-class metrics for a multinomial one; each feature's mean absolute contribution, but for multinomial), the
+model's variable importance and scoring history, what the endpoint captured when data capture is on, and the
+time each phase took.
 
 Everything comes from the work folder, so the report can be made again after the run
 (``h2o-sagemaker-local report WORKDIR``): ``execution-history.json`` (the run's input and its phases),
