@@ -6,11 +6,11 @@ Each worker loads the model during ASGI startup, before it accepts connections; 
 answer 503 (with the reason) when loading failed or has not happened.
 
 POST /invocations hands the body to Java in one call (RequestScorer: parse, score, write the response) and
-answers with its bytes. A request whose rows get their feature contributions (CustomAttributes contributions=true,
-or H2O_GBM_PREDICTOR_CONTRIBUTIONS) goes the Python way, which adds them. What it hands back (every request error, and rare valid inputs such as JSON integers
+answers with its bytes. What it hands back (every request error, and rare valid inputs such as JSON integers
 of more than 18 digits) goes through the Python decoder and encoder (formats.py), which word every error
-message, so both paths answer a request alike. Content-Type and Accept values are negotiated once per
-distinct value.
+message, so both paths answer a request alike. So does a request whose rows get their feature contributions
+(CustomAttributes contributions=true, or H2O_GBM_PREDICTOR_CONTRIBUTIONS): the Java path writes predictions
+only. Content-Type and Accept values are negotiated once per distinct value.
 """
 
 from __future__ import annotations
