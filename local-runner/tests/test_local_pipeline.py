@@ -213,6 +213,46 @@ def test_invoke_endpoint_refuses_a_body_over_6_mb_and_an_unknown_endpoint_as_sag
         runtime.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="text/csv", Body=b"a\n1\n")
 
 
+@pytest.mark.parametrize(
+    ("member", "value", "refusal"),
+    [
+        (
+            "TargetVariant",
+            "Canary",
+            "TargetVariant Canary is not a production variant of endpoint .* \\(AllTraffic\\)",
+        ),
+        ("TargetModel", "other.tar.gz", "TargetModel is for a multi-model endpoint"),
+        ("TargetContainerHostname", "second", "TargetContainerHostname is for a multi-container endpoint"),
+        (
+            "InferenceComponentName",
+            "component",
+            "InferenceComponentName is for an endpoint of inference components",
+        ),
+        ("SessionId", "NEW_SESSION", "SessionId is for an endpoint with stateful sessions"),
+        (
+            "EnableExplanations",
+            "`true`",
+            "EnableExplanations is for an endpoint with a ClarifyExplainerConfig",
+        ),
+    ],
+)
+def test_invoke_endpoint_refuses_members_for_endpoints_this_stack_does_not_make(
+    first_run: RunResult, member: str, value: str, refusal: str
+) -> None:
+    """Answering as if they had been honoured would pass locally what fails, or does something else, on AWS."""
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    endpoint = first_run.output["endpoint"]["endpointName"]
+    with pytest.raises(ClientError, match=refusal) as refused:
+        runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", Body=b"Pclass\n1\n", **{member: value}
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    served = runtime.invoke_endpoint(
+        EndpointName=endpoint, ContentType="text/csv", Body=b"Pclass\n1\n", TargetVariant="AllTraffic"
+    )
+    assert served["InvokedProductionVariant"] == "AllTraffic"
+
+
 def test_custom_attributes_reach_the_model_server_which_explains_its_predictions(
     first_run: RunResult,
 ) -> None:

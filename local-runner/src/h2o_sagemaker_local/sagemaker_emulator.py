@@ -12,6 +12,7 @@ model servers failing their invocations) let tests inject real faults into the r
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 from botocore.exceptions import ClientError
 from moto.applicationautoscaling.models import applicationautoscaling_backends
 from moto.core.exceptions import JsonRESTError
@@ -732,6 +734,12 @@ class LocalSageMaker:
         endpoint = self.endpoints[name]
         if endpoint.status not in ("InService", "Updating", "RollingBack"):
             raise InvocationValidationError(f"Endpoint {name} is not in service (status {endpoint.status}).")
+        target = headers.get(invocation_header("TargetVariant"))
+        variants = [variant["VariantName"] for variant in endpoint.describe()["ProductionVariants"]]
+        if target is not None and target not in variants:
+            raise InvocationValidationError(
+                f"TargetVariant {target} is not a production variant of endpoint {name} ({', '.join(variants)})."
+            )
         return endpoint.invoke(body, headers)
 
     def _watch_endpoints(self) -> None:
@@ -983,6 +991,25 @@ class ModelError(JsonRESTError):
         )
 
 
+# InvokeEndpoint members for kinds of endpoint this stack never makes (its endpoints serve one model in one
+# container): a request using one is refused, as SageMaker refuses TargetContainerHostname at an endpoint not made
+# for direct invocation (multi-container-direct.html), instead of being answered as if it had been honoured.
+ENDPOINT_KINDS_NOT_MADE = {
+    "TargetModel": "a multi-model endpoint",
+    "TargetContainerHostname": "a multi-container endpoint with direct invocation",
+    "InferenceComponentName": "an endpoint of inference components",
+    "SessionId": "an endpoint with stateful sessions",
+    "EnableExplanations": "an endpoint with a ClarifyExplainerConfig",
+}
+
+
+@functools.cache
+def invocation_header(member: str) -> str:
+    """The HTTP header of an InvokeEndpoint request member, as botocore's model names it."""
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    return str(model.operation_model("InvokeEndpoint").input_shape.members[member].serialization["name"])
+
+
 def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
     if not _INVOKE:
         return moto_patches.original(SageMakerRuntimeResponse, "invoke_endpoint")(self)
@@ -993,9 +1020,20 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
             "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length "
             f"less than or equal to {MAX_INVOCATION_BYTES}"
         )
+    for member, kind in ENDPOINT_KINDS_NOT_MADE.items():
+        if invocation_header(member) in self.headers:
+            raise InvocationValidationError(
+                f"{member} is for {kind}; endpoint {name} serves one model in one container."
+            )
     headers = {"Content-Type": "text/csv"} | {
         name: self.headers[name]
-        for name in ("Content-Type", "Accept", INFERENCE_ID_HEADER, CUSTOM_ATTRIBUTES_HEADER)
+        for name in (
+            "Content-Type",
+            "Accept",
+            INFERENCE_ID_HEADER,
+            CUSTOM_ATTRIBUTES_HEADER,
+            invocation_header("TargetVariant"),
+        )
         if name in self.headers
     }
     # botocore checks the minimum lengths only; the service the maxima too.
