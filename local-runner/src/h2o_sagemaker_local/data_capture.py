@@ -37,7 +37,6 @@ from h2o_sagemaker_local.training import split_s3_uri
 # InvokeEndpoint's InferenceId travels in this header (botocore's sagemaker-runtime model); the capture record
 # keeps it as eventMetadata.inferenceId, by which Model Monitor joins ground truth to the captured predictions.
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
-MAX_INFERENCE_ID_LENGTH = 64
 
 
 def endpoint_folder(destination: str, endpoint_name: str) -> str:

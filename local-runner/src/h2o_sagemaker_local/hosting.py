@@ -57,7 +57,6 @@ CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 FORWARDED_HEADERS = ("Content-Type", "Accept", CUSTOM_ATTRIBUTES_HEADER)
 # InvokeEndpoint's Body, the request's and the response's alike: at most 6 MB (botocore's sagemaker-runtime model).
 MAX_INVOCATION_BYTES = 6_291_456
-MAX_CUSTOM_ATTRIBUTES_LENGTH = 1024  # InvokeEndpoint's CustomAttributes (botocore's sagemaker-runtime model)
 
 
 def free_port() -> int:

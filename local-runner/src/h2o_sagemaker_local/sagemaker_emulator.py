@@ -46,14 +46,11 @@ from h2o_sagemaker_local import (
 )
 from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.containers import ContainerRuntime
-from h2o_sagemaker_local.data_capture import INFERENCE_ID_HEADER, MAX_INFERENCE_ID_LENGTH
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, DeploymentConfigError, plan_blue_green
 from h2o_sagemaker_local.early_stopping import EarlyStopping
 from h2o_sagemaker_local.events import ProgressListener
 from h2o_sagemaker_local.hosting import (
-    CUSTOM_ATTRIBUTES_HEADER,
     HEALTH_CHECK_SECONDS,
-    MAX_CUSTOM_ATTRIBUTES_LENGTH,
     MAX_INVOCATION_BYTES,
     LocalEndpoint,
 )
@@ -1003,11 +1000,19 @@ ENDPOINT_KINDS_NOT_MADE = {
 }
 
 
+# The header members InvokeEndpoint passes on or checks; botocore checks their minimum lengths, not their maxima.
+CHECKED_INVOCATION_MEMBERS = ("ContentType", "Accept", "CustomAttributes", "InferenceId", "TargetVariant")
+
+
 @functools.cache
+def _invocation_member(member: str) -> Any:
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    return model.operation_model("InvokeEndpoint").input_shape.members[member]
+
+
 def invocation_header(member: str) -> str:
     """The HTTP header of an InvokeEndpoint request member, as botocore's model names it."""
-    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    return str(model.operation_model("InvokeEndpoint").input_shape.members[member].serialization["name"])
+    return str(_invocation_member(member).serialization["name"])
 
 
 def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
@@ -1025,27 +1030,18 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
             raise InvocationValidationError(
                 f"{member} is for {kind}; endpoint {name} serves one model in one container."
             )
-    headers = {"Content-Type": "text/csv"} | {
-        name: self.headers[name]
-        for name in (
-            "Content-Type",
-            "Accept",
-            INFERENCE_ID_HEADER,
-            CUSTOM_ATTRIBUTES_HEADER,
-            invocation_header("TargetVariant"),
-        )
-        if name in self.headers
-    }
-    # botocore checks the minimum lengths only; the service the maxima too.
-    for header, member, maximum in (
-        (INFERENCE_ID_HEADER, "inferenceId", MAX_INFERENCE_ID_LENGTH),
-        (CUSTOM_ATTRIBUTES_HEADER, "customAttributes", MAX_CUSTOM_ATTRIBUTES_LENGTH),
-    ):
-        if len(headers.get(header, "")) > maximum:
+    headers = {"Content-Type": "text/csv"}
+    for member in CHECKED_INVOCATION_MEMBERS:
+        header = invocation_header(member)
+        if header not in self.headers:
+            continue
+        maximum = _invocation_member(member).metadata["max"]
+        if len(self.headers[header]) > maximum:
             raise InvocationValidationError(
-                f"1 validation error detected: Value at '{member}' failed to satisfy constraint: Member must have "
-                f"length less than or equal to {maximum}"
+                f"1 validation error detected: Value at '{member[0].lower()}{member[1:]}' failed to satisfy "
+                f"constraint: Member must have length less than or equal to {maximum}"
             )
+        headers[header] = self.headers[header]
     status, payload, content_type = _INVOKE[0](name, body, headers)
     if status >= 400:
         raise ModelError(status, payload.decode(errors="replace"))
