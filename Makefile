@@ -83,6 +83,8 @@ test: setup lint container-engines
 
 # Not part of `make test`: it takes minutes and wants a quiet machine. BENCH_OPTIONS e.g. "--seeds 1 --skip million-rows".
 bench: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
+	bash scripts/ensure-wrk.sh
+	bash scripts/ensure-nss-wrapper.sh
 	$(VENV)/bin/python scripts/bench.py $(BENCH_OPTIONS)
 
 # The local run needs the SAM CLI (its translator expands the templates' IAM roles) and the npm IAM policy simulator.
