@@ -202,7 +202,11 @@ def test_invoke_endpoint_refuses_a_body_over_6_mb_and_an_unknown_endpoint_as_sag
             Body=b"Pclass\n1\n",
             InferenceId="x" * 65,
         )
-    with pytest.raises(ClientError, match=r"Value at 'accept' .* less than or equal to 1024"):
+    with pytest.raises(
+        ClientError,
+        match=r"Value 'text/csv;q{1020}' at 'accept' failed to satisfy constraint: Member must have length less "
+        r"than or equal to 1024",
+    ):
         runtime.invoke_endpoint(
             EndpointName=first_run.output["endpoint"]["endpointName"],
             ContentType="text/csv",

@@ -1,12 +1,13 @@
 """The constraints of a request that AWS checks and botocore does not, for the services whose requests carry the
-run's settings (SageMaker, Application Auto Scaling, Parameter Store, Step Functions): enum values, lengths, value
-ranges and patterns, as the service's model (botocore's) states them. botocore itself checks only required members
+run's settings (SageMaker and its runtime, Application Auto Scaling, Parameter Store, Step Functions): enum values,
+lengths, value ranges and patterns, as the service's model (botocore's) states them. botocore itself checks only required members
 and types, and moto accepts the rest, so an instance type misspelt in ml-parameters.json passed the local run and
 failed on AWS.
 
 A request breaking a constraint fails as AWS fails it, with the service's ``ValidationException`` and its
 wording: ``1 validation error detected: Value 'ml.c5.larg' at 'productionVariants.1.member.instanceType' failed
-to satisfy constraint: Member must satisfy enum value set: [...]``. Every boto3 call in this process is checked
+to satisfy constraint: Member must satisfy enum value set: [...]``; a member the model marks sensitive is named
+without its value (``Value at 'customAttributes' failed to satisfy constraint: ...``). Every boto3 call in this process is checked
 (botocore's ``before-call`` event, after the IAM check, as AWS authorizes before it validates). A pattern Python
 cannot compile (Java's ``\\p{...}`` classes) is not checked: the local run errs towards passing it, not towards
 refusing what AWS accepts.
@@ -26,6 +27,7 @@ from h2o_sagemaker_local.iam.enforcement import error_response
 # Service -> the error code its model validation answers with.
 CHECKED_SERVICES: Final = {
     "sagemaker": "ValidationException",
+    "sagemaker-runtime": "ValidationError",  # the runtime's own error, per its API model
     "application-autoscaling": "ValidationException",
     "ssm": "ValidationException",
     "stepfunctions": "ValidationException",
@@ -56,7 +58,7 @@ def _join(path: str, name: str) -> str:
 
 def _own_violations(shape: Shape, value: Any, path: str) -> list[str]:
     metadata = shape.metadata
-    subject = f"Value '{_render(value)}' at '{path}'"
+    subject = f"Value at '{path}'" if metadata.get("sensitive") else f"Value '{_render(value)}' at '{path}'"
     constraints = []
     if shape.type_name == "string" and isinstance(value, str):
         if shape.enum and value not in shape.enum:

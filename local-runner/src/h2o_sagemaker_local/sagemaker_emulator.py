@@ -1000,19 +1000,15 @@ ENDPOINT_KINDS_NOT_MADE = {
 }
 
 
-# The header members InvokeEndpoint passes on or checks; botocore checks their minimum lengths, not their maxima.
-CHECKED_INVOCATION_MEMBERS = ("ContentType", "Accept", "CustomAttributes", "InferenceId", "TargetVariant")
+# The header members InvokeEndpoint passes on to the endpoint (their constraints are api_constraints' to check).
+PASSED_INVOCATION_MEMBERS = ("ContentType", "Accept", "CustomAttributes", "InferenceId", "TargetVariant")
 
 
 @functools.cache
-def _invocation_member(member: str) -> Any:
-    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    return model.operation_model("InvokeEndpoint").input_shape.members[member]
-
-
 def invocation_header(member: str) -> str:
     """The HTTP header of an InvokeEndpoint request member, as botocore's model names it."""
-    return str(_invocation_member(member).serialization["name"])
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    return str(model.operation_model("InvokeEndpoint").input_shape.members[member].serialization["name"])
 
 
 def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
@@ -1030,18 +1026,11 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
             raise InvocationValidationError(
                 f"{member} is for {kind}; endpoint {name} serves one model in one container."
             )
-    headers = {"Content-Type": "text/csv"}
-    for member in CHECKED_INVOCATION_MEMBERS:
-        header = invocation_header(member)
-        if header not in self.headers:
-            continue
-        maximum = _invocation_member(member).metadata["max"]
-        if len(self.headers[header]) > maximum:
-            raise InvocationValidationError(
-                f"1 validation error detected: Value at '{member[0].lower()}{member[1:]}' failed to satisfy "
-                f"constraint: Member must have length less than or equal to {maximum}"
-            )
-        headers[header] = self.headers[header]
+    headers = {"Content-Type": "text/csv"} | {
+        invocation_header(member): self.headers[invocation_header(member)]
+        for member in PASSED_INVOCATION_MEMBERS
+        if invocation_header(member) in self.headers
+    }
     status, payload, content_type = _INVOKE[0](name, body, headers)
     if status >= 400:
         raise ModelError(status, payload.decode(errors="replace"))
