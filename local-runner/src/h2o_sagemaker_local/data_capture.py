@@ -34,10 +34,6 @@ from botocore.exceptions import ClientError
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.training import split_s3_uri
 
-# InvokeEndpoint's InferenceId travels in this header (botocore's sagemaker-runtime model); the capture record
-# keeps it as eventMetadata.inferenceId, by which Model Monitor joins ground truth to the captured predictions.
-INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
-
 
 def endpoint_folder(destination: str, endpoint_name: str) -> str:
     """Where an endpoint's captured data goes under a DestinationS3Uri (its variants' folders below)."""

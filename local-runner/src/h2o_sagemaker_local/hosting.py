@@ -19,6 +19,7 @@ is written to S3 there too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -36,11 +37,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 from botocore.exceptions import ClientError
 
 from h2o_sagemaker_local import events
 from h2o_sagemaker_local.containers import ContainerRuntime, container_name
-from h2o_sagemaker_local.data_capture import INFERENCE_ID_HEADER, CapturedInvocation, CaptureSettings
+from h2o_sagemaker_local.data_capture import CapturedInvocation, CaptureSettings
 from h2o_sagemaker_local.deployment_guardrails import BlueGreenPlan, TrafficStep
 from h2o_sagemaker_local.endpoint_metrics import Invocation
 from h2o_sagemaker_local.events import ProgressListener
@@ -51,7 +53,19 @@ SERVE_EXECUTABLE = Path(sys.executable).with_name("serve")
 READY_TIMEOUT_SECONDS = 60
 HEALTH_CHECK_SECONDS = 0.5  # how often InService endpoints are checked for a dead model server
 ALARM_CHECK_SECONDS = 0.5  # how often a blue/green update looks at its rollback alarms
-CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+@functools.cache
+def invocation_header(member: str) -> str:
+    """The HTTP header of an InvokeEndpoint request member, as botocore's model names it."""
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    return str(model.operation_model("InvokeEndpoint").input_shape.members[member].serialization["name"])
+
+
+CUSTOM_ATTRIBUTES_HEADER = invocation_header("CustomAttributes")
+# The capture record keeps the InferenceId as eventMetadata.inferenceId, by which Model Monitor joins ground truth
+# to the captured predictions.
+INFERENCE_ID_HEADER = invocation_header("InferenceId")
 # What InvokeEndpoint passes on to the model server: its ContentType, Accept and CustomAttributes (the InferenceId
 # stays with SageMaker, which keeps it in the captured data).
 FORWARDED_HEADERS = ("Content-Type", "Accept", CUSTOM_ATTRIBUTES_HEADER)

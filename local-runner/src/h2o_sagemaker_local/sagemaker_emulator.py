@@ -12,7 +12,6 @@ model servers failing their invocations) let tests inject real faults into the r
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
@@ -25,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 from botocore.exceptions import ClientError
 from moto.applicationautoscaling.models import applicationautoscaling_backends
 from moto.core.exceptions import JsonRESTError
@@ -53,6 +51,7 @@ from h2o_sagemaker_local.hosting import (
     HEALTH_CHECK_SECONDS,
     MAX_INVOCATION_BYTES,
     LocalEndpoint,
+    invocation_header,
 )
 from h2o_sagemaker_local.iam import enforcement
 from h2o_sagemaker_local.model_registry import LocalModelRegistry
@@ -1002,13 +1001,6 @@ ENDPOINT_KINDS_NOT_MADE = {
 
 # The header members InvokeEndpoint passes on to the endpoint (their constraints are api_constraints' to check).
 PASSED_INVOCATION_MEMBERS = ("ContentType", "Accept", "CustomAttributes", "InferenceId", "TargetVariant")
-
-
-@functools.cache
-def invocation_header(member: str) -> str:
-    """The HTTP header of an InvokeEndpoint request member, as botocore's model names it."""
-    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    return str(model.operation_model("InvokeEndpoint").input_shape.members[member].serialization["name"])
 
 
 def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
