@@ -377,22 +377,22 @@ def save_captured_data(pipeline: LocalPipeline, endpoint_name: str, workdir: Pat
     import boto3  # with the run's modules: not for --help
 
     from h2o_sagemaker_local.data_capture import endpoint_folder
-    from h2o_sagemaker_local.report import S3_COPY_FOLDER
+    from h2o_sagemaker_local.report import copy_in_work_folder
     from h2o_sagemaker_local.training import split_s3_uri
 
     pipeline.sagemaker.write_captured_data(endpoint_name)
-    bucket, prefix = split_s3_uri(f"{endpoint_folder(capture['DestinationS3Uri'], endpoint_name)}/")
+    folder = f"{endpoint_folder(capture['DestinationS3Uri'], endpoint_name)}/"
+    bucket, prefix = split_s3_uri(folder)
     s3 = boto3.client("s3", region_name=REGION)
-    folder = workdir / S3_COPY_FOLDER
     records = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            path = folder / bucket / item["Key"]
+            path = copy_in_work_folder(workdir, f"s3://{bucket}/{item['Key']}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(body)
             records += body.count(b"\n")
-    return f"{records} request(s) in s3://{bucket}/{prefix}, copied to {folder / bucket / prefix}"
+    return f"{records} request(s) in {folder}, copied to {copy_in_work_folder(workdir, folder)}"
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:

@@ -173,17 +173,23 @@ def _deployed_metadata(workdir: Path, history: dict[str, list[dict[str, Any]]]) 
     return dict(json.loads(metadata.read_text())) if metadata.is_file() else None
 
 
+def copy_in_work_folder(workdir: Path, s3_uri: str) -> Path:
+    """Where the run's copy of an S3 object, or of the objects under a prefix, is: s3/<bucket>/<key>."""
+    bucket, key = split_s3_uri(s3_uri)
+    return workdir / S3_COPY_FOLDER / bucket / key
+
+
 def captured_data(workdir: Path, deployment: dict[str, Any]) -> CapturedData | None:
     config = deployment.get("dataCaptureConfig")
     if not config:
         return None
     folder = endpoint_folder(config["DestinationS3Uri"], deployment["endpointName"]) + "/"
-    bucket, key = split_s3_uri(folder)
+    copied = copy_in_work_folder(workdir, folder)
     by_variant: dict[str, int] = {}
     first: dict[str, Any] | None = None
-    for path in sorted((workdir / S3_COPY_FOLDER / bucket / key).glob("*/*/*/*/*/*.jsonl")):
+    for path in sorted(copied.glob("*/*/*/*/*/*.jsonl")):
         lines = path.read_text().splitlines()
-        variant = path.relative_to(workdir / S3_COPY_FOLDER / bucket / key).parts[0]
+        variant = path.relative_to(copied).parts[0]
         by_variant[variant] = by_variant.get(variant, 0) + len(lines)
         if first is None and lines:
             first = json.loads(lines[0])
