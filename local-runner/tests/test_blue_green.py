@@ -21,8 +21,10 @@ from typing import Any
 import boto3
 import pytest
 from api_shapes import SAGEMAKER_API, assert_matches_api_shape
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from botocore.exceptions import ClientError
-from h2o_sagemaker_local import cloudwatch_alarms, events, moto_patches
+from events import alarm_state_change
+from h2o_sagemaker_local import cloudwatch_alarms, default_bus, events, moto_patches
 from h2o_sagemaker_local.cloudwatch_alarms import AlarmEvaluator
 from h2o_sagemaker_local.deployment_guardrails import (
     BlueGreenPlan,
@@ -925,3 +927,77 @@ def test_an_alarm_the_evaluator_cannot_evaluate_cannot_guard_an_update(cloudwatc
     problem = evaluator.unevaluated_rollback_alarms(["new-fleet-latency"])
     assert problem is not None
     assert "its dimensions are ['EndpointConfigName', 'EndpointName', 'VariantName']" in problem
+
+
+def test_each_change_of_state_is_sent_to_eventbridge_as_cloudwatch_sends_it(
+    cloudwatch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+    monkeypatch.setattr(default_bus, "send", lambda *arguments: sent.append(arguments))
+    alarm(
+        cloudwatch,
+        "errors",
+        "Average",
+        0.01,
+        MetricName="Invocation5XXErrors",
+        TreatMissingData="notBreaching",
+        AlarmDescription="Share of 5xx answers",
+    )
+    evaluator = AlarmEvaluator(ACCOUNT_ID, REGION)
+
+    evaluator.evaluate_all(NOW)  # no data, not breaching: OK
+    cloudwatch.set_alarm_state(
+        AlarmName="errors", StateValue="ALARM", StateReason="testing the page", StateReasonData='{"test": 1}'
+    )
+    cloudwatch.set_alarm_state(AlarmName="errors", StateValue="ALARM", StateReason="no change, no event")
+    evaluator.evaluate_all(NOW)  # its real state again
+
+    assert {(account, region) for account, region, _ in sent} == {(ACCOUNT_ID, REGION)}
+    received = [EventBridgeModel.model_validate(event) for _, _, event in sent]
+    assert [
+        (event.detail["previousState"]["value"], event.detail["state"]["value"]) for event in received
+    ] == [
+        ("INSUFFICIENT_DATA", "OK"),
+        ("OK", "ALARM"),
+        ("ALARM", "OK"),
+    ]
+    created, raised, cleared = received
+    # The same fields, nested the same way and of the same types, as the event AWS documents (tests/events).
+    assert json_shape(sent[1][2]) == json_shape(alarm_state_change())
+    assert (raised.source, raised.detail_type, raised.account, raised.region) == (
+        "aws.cloudwatch",
+        "CloudWatch Alarm State Change",
+        ACCOUNT_ID,
+        REGION,
+    )
+    assert raised.resources == [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:errors"]
+    [metric] = raised.detail["configuration"]["metrics"]
+    assert raised.detail["alarmName"] == "errors"
+    assert raised.detail["configuration"]["description"] == "Share of 5xx answers"
+    assert (metric["metricStat"], metric["returnData"]) == (
+        {
+            "metric": {
+                "dimensions": {"EndpointName": ENDPOINT, "VariantName": VARIANT},
+                "name": "Invocation5XXErrors",
+                "namespace": "AWS/SageMaker",
+            },
+            "period": 60,
+            "stat": "Average",
+        },
+        True,
+    )
+    # A new alarm's state has no reason data; an evaluated one has CloudWatch's, as a JSON string.
+    assert set(created.detail["previousState"]) == {"reason", "timestamp", "value"}
+    assert raised.detail["state"]["reason"] == "testing the page"
+    assert raised.detail["previousState"] == created.detail["state"]
+    assert json.loads(cleared.detail["state"]["reasonData"])["threshold"] == 0.01
+    assert cleared.detail["state"]["timestamp"].endswith("+0000")
+
+
+def json_shape(value: Any) -> Any:
+    """A JSON document's keys and value types (a list by its first item)."""
+    if isinstance(value, dict):
+        return {key: json_shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_shape(item) for item in value[:1]]
+    return type(value).__name__

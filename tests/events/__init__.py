@@ -1,6 +1,6 @@
 """What the Lambdas receive, in one place for every test: AWS events as JSON files in this folder (an S3
-notification, EventBridge's "Object Created", a CloudFormation custom-resource request) and the user's
-parameter files with their placeholders filled in.
+notification, EventBridge's "Object Created", CloudWatch's "Alarm State Change", a CloudFormation custom-resource
+request) and the user's parameter files with their placeholders filled in.
 
 ``load_event(name, overrides)`` reads ``<name>.json`` and sets (or, with ``DELETE``, removes) fields by dotted
 path; the builders below name the fields the tests vary."""
@@ -91,6 +91,13 @@ def model_package_state_change(
         "detail.UpdatedModelPackageFields": DELETE if updated_fields is None else list(updated_fields),
     }
     return load_event("sagemaker-model-package-state-change", overrides)
+
+
+def alarm_state_change(state: str = "ALARM", previous: str = "OK") -> dict[str, Any]:
+    """CloudWatch's "CloudWatch Alarm State Change" for the stack's 5xx rollback alarm: by default it fired."""
+    return load_event(
+        "cloudwatch-alarm-state-change", {"detail.state.value": state, "detail.previousState.value": previous}
+    )
 
 
 def sns_notification(

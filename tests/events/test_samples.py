@@ -3,6 +3,7 @@ that event, so a handler tested with them meets the same shape in AWS."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import unquote_plus
 
 import pytest
@@ -18,6 +19,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 
 from events import (
     DELETE,
+    alarm_state_change,
     custom_resource_request,
     eventbridge_object_created,
     load_event,
@@ -88,3 +90,15 @@ def test_the_model_package_event_is_eventbridges_envelope_around_the_version() -
         model_package_state_change(arn, "Approved", updated_fields=None)
     )
     assert "UpdatedModelPackageFields" not in creation.detail
+
+
+def test_the_alarm_event_carries_both_states_with_their_reason_data_as_json_text() -> None:
+    raised = EventBridgeModel.model_validate(alarm_state_change())
+    assert (raised.source, raised.detail_type) == ("aws.cloudwatch", "CloudWatch Alarm State Change")
+    assert raised.resources == [
+        f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{raised.detail['alarmName']}"
+    ]
+    assert (raised.detail["previousState"]["value"], raised.detail["state"]["value"]) == ("OK", "ALARM")
+    assert json.loads(raised.detail["state"]["reasonData"])["recentDatapoints"] == [0.25]
+    cleared = alarm_state_change("OK", previous="ALARM")["detail"]
+    assert (cleared["previousState"]["value"], cleared["state"]["value"]) == ("ALARM", "OK")

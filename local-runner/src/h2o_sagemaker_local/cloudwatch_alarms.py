@@ -11,9 +11,13 @@ set through moto's backend with CloudWatch's reason (``Threshold Crossed: 1 data
 DescribeAlarmHistory (which moto lacks; ``install`` adds it) lists the transition. An alarm starts in
 INSUFFICIENT_DATA, as on CloudWatch (moto creates it OK).
 
+Every change of a metric alarm's state, the evaluator's or SetAlarmState's, is sent to the account's default
+EventBridge bus as CloudWatch sends it: a "CloudWatch Alarm State Change" event with the alarm's configuration,
+its previous state and its new one (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-and-eventbridge.html).
+
 Local differences: the periods end now and slide with every evaluation, where CloudWatch evaluates on minute
 boundaries, some time after a period closes; locally an alarm fires sooner, never later. Alarm actions are not
-executed. An alarm the evaluator cannot evaluate (another namespace, metric math, a percentile statistic, an
+executed, and a composite alarm sends no event. An alarm the evaluator cannot evaluate (another namespace, metric math, a percentile statistic, an
 anomaly detection band, a composite alarm, or a metric or dimension set the local SageMaker does not publish)
 keeps its state; ``unevaluated_rollback_alarms`` names such alarms so that an endpoint update refuses them as
 rollback alarms instead of never rolling back.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import operator
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +45,7 @@ from moto.cloudwatch.models import (
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import ActionResult
 
-from h2o_sagemaker_local import endpoint_metrics, moto_patches
+from h2o_sagemaker_local import default_bus, endpoint_metrics, moto_patches
 
 # ComparisonOperator -> (comparison, how CloudWatch's state reason words it)
 COMPARISONS: dict[str, tuple[Callable[[float, float], bool], str]] = {
@@ -51,6 +56,7 @@ COMPARISONS: dict[str, tuple[Callable[[float, float], bool], str]] = {
 }
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
 MOTO_CREATION_REASON = "Unchecked: Initial alarm creation"
+STATE_CHANGE_DETAIL_TYPE = "CloudWatch Alarm State Change"
 
 
 @dataclass(frozen=True)
@@ -277,14 +283,96 @@ class AlarmEvaluator:
         return None
 
 
-# --- DescribeAlarmHistory --------------------------------------------------------------------------------------
-
-
 def install() -> None:
-    """Give moto's CloudWatch the DescribeAlarmHistory action (state updates only), until
-    ``moto_patches.uninstall``."""
+    """Give moto's CloudWatch the DescribeAlarmHistory action (state updates only) and the state change events,
+    until ``moto_patches.uninstall``."""
     if not hasattr(CloudWatchResponse, "describe_alarm_history"):
         moto_patches.replace(CloudWatchResponse, "describe_alarm_history", _describe_alarm_history)
+        moto_patches.replace(Alarm, "update_state", _update_state_and_send_the_event)
+
+
+# --- State change events ---------------------------------------------------------------------------------------
+
+
+def _update_state_and_send_the_event(self: Alarm, reason: str, reason_data: str, state_value: str) -> None:
+    previous = _event_state(self)
+    moto_patches.original(Alarm, "update_state")(self, reason, reason_data, state_value)
+    if self.rule is None and state_value != previous["value"]:
+        _, _, _, region, account_id, _ = self.alarm_arn.split(":", 5)
+        default_bus.send(account_id, region, state_change_event(self, previous))
+
+
+def state_change_event(alarm: Alarm, previous: dict[str, Any]) -> dict[str, Any]:
+    """The event CloudWatch sends for a metric alarm that went from ``previous`` to its current state."""
+    _, _, _, region, account_id, _ = alarm.alarm_arn.split(":", 5)
+    configuration: dict[str, Any] = {"metrics": _event_metrics(alarm)}
+    if alarm.description:
+        configuration = {"description": alarm.description} | configuration
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": STATE_CHANGE_DETAIL_TYPE,
+        "source": "aws.cloudwatch",
+        "account": account_id,
+        "time": f"{alarm.state_updated_timestamp:%Y-%m-%dT%H:%M:%SZ}",
+        "region": region,
+        "resources": [alarm.alarm_arn],
+        "detail": {
+            "alarmName": alarm.name,
+            "configuration": configuration,
+            "previousState": previous,
+            "state": _event_state(alarm),
+        },
+    }
+
+
+def _event_state(alarm: Alarm) -> dict[str, Any]:
+    state = {
+        "reason": alarm.state_reason,
+        "timestamp": f"{alarm.state_updated_timestamp:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "+0000",
+        "value": alarm.state_value,
+    }
+    if alarm.state_reason_data not in (None, "{}"):  # a new alarm's state has no reason data
+        state["reasonData"] = alarm.state_reason_data
+    return state
+
+
+def _event_metrics(alarm: Alarm) -> list[dict[str, Any]]:
+    """The alarm's metric, or its metric math queries, as the event's configuration lists them."""
+    if not alarm.metric_data_queries:
+        stat = {
+            "metric": {
+                "dimensions": {str(dimension.name): dimension.value for dimension in alarm.dimensions},
+                "name": alarm.metric_name,
+                "namespace": alarm.namespace,
+            },
+            "period": alarm.period,
+            "stat": alarm.extended_statistic or alarm.statistic,
+        }
+        return [{"id": str(uuid.uuid4()), "metricStat": stat, "returnData": True}]
+    metrics = []
+    for query in alarm.metric_data_queries:
+        entry: dict[str, Any] = {"id": query.id, "returnData": query.return_data in (None, True, "true")}
+        if query.expression:
+            entry["expression"] = query.expression
+        if query.label:
+            entry["label"] = query.label
+        if query.metric_stat:
+            metric = query.metric_stat.metric
+            entry["metricStat"] = {
+                "metric": {
+                    "dimensions": {str(dimension.name): dimension.value for dimension in metric.dimensions},
+                    "name": metric.metric_name,
+                    "namespace": metric.namespace,
+                },
+                "period": int(query.metric_stat.period),
+                "stat": query.metric_stat.stat,
+            }
+        metrics.append(entry)
+    return metrics
+
+
+# --- DescribeAlarmHistory --------------------------------------------------------------------------------------
 
 
 def _state_updates(alarm: Alarm) -> list[dict[str, Any]]:

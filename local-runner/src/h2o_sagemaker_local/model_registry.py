@@ -12,19 +12,19 @@ every creation and update sends the event SageMaker sends, its detail the packag
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from moto.events.models import events_backends
-from moto.events.utils import EventMessageType
 from moto.sagemaker.exceptions import ConflictException, ValidationError
+
+from h2o_sagemaker_local import default_bus
 
 APPROVAL_STATUSES: Final = ("Approved", "Rejected", "PendingManualApproval")
 GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -94,7 +94,9 @@ class LocalModelRegistry:
         self.packages: dict[str, ModelPackage] = {}  # by ARN, in order of creation
         self._lock = threading.Lock()
         # Delivery of the state-change events; replaced by tests that watch them.
-        self.send_event: Callable[[dict[str, Any]], None] = self._send_to_default_bus
+        self.send_event: Callable[[dict[str, Any]], None] = functools.partial(
+            default_bus.send, account_id, region
+        )
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"
@@ -308,16 +310,6 @@ class LocalModelRegistry:
             "resources": [package.arn],
             "detail": detail,
         }
-
-    def _send_to_default_bus(self, event: dict[str, Any]) -> None:
-        """As an AWS service does: to every rule of the account's default bus whose pattern matches (with the
-        ingestion time moto's targets expect; its Lambda delivery leaves it out, as EventBridge does)."""
-        bus = events_backends[self.account_id][self.region].describe_event_bus("default")
-        for rule in list(bus.rules.values()):
-            if rule.state == "ENABLED":
-                rule.send_to_targets(
-                    cast(EventMessageType, copy.deepcopy(event) | {"ingestion-time": time.time()})
-                )
 
 
 def _iso(value: Any) -> str:
