@@ -35,6 +35,8 @@ HEADLINES = {
     "NoNewData": ":zzz: No new data",
     "TransformCompleted": ":page_facing_up: Batch transform completed",
     "Failed": ":x: Failed",
+    "AlarmRaised": ":rotating_light: Endpoint alarm fired",
+    "AlarmCleared": ":large_green_circle: Endpoint alarm cleared",
 }
 # Named in the headline, or not for people.
 NOT_LISTED = {"workflow", "stage", "status", "endpoint", "execution"}

@@ -1,6 +1,8 @@
 """Stage notifications as a subscriber receives them, on a run that fails fast (its training data is absent, so
 no job trains): a subscription filtering on the status attribute gets only the failure, and the Slack notifier
-the stack subscribes when SlackWebhookSecretArn is set posts each stage to a webhook sink on loopback."""
+the stack subscribes when SlackWebhookSecretArn is set posts each stage to a webhook sink on loopback. Then a
+rollback alarm is set to ALARM by hand, as an operator tests their paging, and CloudWatch's next evaluation
+puts it back to OK: both changes are notified."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from h2o_sagemaker_local import events
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import LocalPipeline, RunResult
 from h2o_sagemaker_local.stack import REGION
+from polling import wait_until
 from webhook_sink import WebhookSink
 
 RUN_TIMEOUT = 300
@@ -27,6 +30,9 @@ class FailedRun:
     failures_only: list[dict[str, Any]]
     slack_posts: list[dict[str, Any]]
     reported: list[events.NotificationPublished]
+    alarm_name: str
+    alarm_inbox: list[tuple[dict[str, Any], dict[str, str]]]
+    alarm_slack_posts: list[dict[str, Any]]
 
 
 def subscribe_queue(pipeline: LocalPipeline, topic_arn: str, name: str, filter_policy: dict[str, Any]) -> str:
@@ -74,8 +80,28 @@ def failed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailedRun]:
         )
         result = pipeline.run(manifest, {}, "manifests/absent-data/manifest.json", RUN_TIMEOUT)
         reported = [event for event in progress if isinstance(event, events.NotificationPublished)]
+        inbox, slack_posts = pipeline.notifications_with_attributes(), list(sink.posts)
+
+        [alarm_name, _] = stack.outputs["RollbackAlarmNames"].split(",")
+        boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
+            AlarmName=alarm_name, StateValue="ALARM", StateReason="Testing the on-call page"
+        )
+        alarm_inbox: list[tuple[dict[str, Any], dict[str, str]]] = []
+        wait_until(
+            lambda: alarm_inbox.extend(pipeline.notifications_with_attributes()) or len(alarm_inbox) >= 2,
+            "the alarm's two notifications",
+            timeout=30,
+        )
+        wait_until(lambda: len(sink.posts) >= len(slack_posts) + 2, "the alarm's Slack posts", timeout=30)
         yield FailedRun(
-            result, pipeline.notifications_with_attributes(), drain(failures), sink.posts, reported
+            result,
+            inbox,
+            drain(failures),
+            slack_posts,
+            reported,
+            alarm_name,
+            alarm_inbox,
+            sink.posts[len(slack_posts) :],
         )
 
 
@@ -107,3 +133,26 @@ def test_the_slack_notifier_posts_each_stage_to_the_webhook(failed_run: FailedRu
     assert texts[0].startswith(f"*:arrow_forward: Run started*: endpoint `{endpoint}` (TuningWithDeployment)")
     assert texts[1].startswith(f"*:x: Failed*: endpoint `{endpoint}` (ModelTuning)")
     assert "• step: `TuneHyperparameters`" in texts[1]
+
+
+def test_a_rollback_alarm_that_fires_and_clears_is_notified_each_time(failed_run: FailedRun) -> None:
+    endpoint = failed_run.inbox[0][1]["endpoint"]
+    assert [attributes for _, attributes in failed_run.alarm_inbox] == [
+        {"workflow": "EndpointMonitoring", "stage": stage, "status": status, "endpoint": endpoint}
+        for stage, status in (("AlarmRaised", "ALARM"), ("AlarmCleared", "OK"))
+    ]
+    raised, cleared = (message for message, _ in failed_run.alarm_inbox)
+    assert (raised["alarmName"], raised["reason"], raised["previousState"]) == (
+        failed_run.alarm_name,
+        "Testing the on-call page",
+        "OK",
+    )
+    assert raised["metric"] == "AWS/SageMaker Invocation5XXErrors (Average)"
+    # No endpoint answered anything: CloudWatch's evaluation finds no data, which the alarm treats as not breaching.
+    assert cleared["reason"].startswith("Threshold Crossed: no datapoints were received for ")
+    assert cleared["previousState"] == "ALARM"
+    texts = [post["text"] for post in failed_run.alarm_slack_posts]
+    assert texts[0].startswith(
+        f"*:rotating_light: Endpoint alarm fired*: endpoint `{endpoint}` (EndpointMonitoring)"
+    )
+    assert texts[1].startswith(f"*:large_green_circle: Endpoint alarm cleared*: endpoint `{endpoint}`")
