@@ -413,6 +413,10 @@ def test_the_rollback_is_notified_naming_the_alarm_and_the_version_is_marked_rol
         "EndpointUpdateRolledBack",
     )
     assert f"rollback alarm {alarm} (Threshold Crossed" in failed["cause"]
+    # The alarm pages on its own too, as it would with no deployment running.
+    [raised] = [item for item in rolled_back.notifications["faulty"] if item["stage"] == "AlarmRaised"]
+    assert (raised["alarmName"], raised["endpoint"]) == (alarm, rolled_back.endpoint)
+    assert raised["reason"].startswith("Threshold Crossed: 1 datapoint [")
     assert "EndpointUpdateRolledBack" in result.cause  # the parent fails with its child's error
     package = rolled_back.version(
         client("sagemaker").list_model_packages(
