@@ -148,6 +148,7 @@ def test_a_rollback_alarm_that_fires_and_clears_is_notified_each_time(failed_run
         "OK",
     )
     assert raised["metric"] == "AWS/SageMaker Invocation5XXErrors (Average)"
+    assert raised["endpointStatus"] == "NotFound"  # the run failed before deploying
     # No endpoint answered anything: CloudWatch's evaluation finds no data, which the alarm treats as not breaching.
     assert cleared["reason"].startswith("Threshold Crossed: no datapoints were received for ")
     assert cleared["previousState"] == "ALARM"

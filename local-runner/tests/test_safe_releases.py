@@ -417,6 +417,11 @@ def test_the_rollback_is_notified_naming_the_alarm_and_the_version_is_marked_rol
     [raised] = [item for item in rolled_back.notifications["faulty"] if item["stage"] == "AlarmRaised"]
     assert (raised["alarmName"], raised["endpoint"]) == (alarm, rolled_back.endpoint)
     assert raised["reason"].startswith("Threshold Crossed: 1 datapoint [")
+    # Mid-update: the endpoint still names the configuration it served, which it goes back to.
+    assert (raised["endpointStatus"], raised["endpointConfigName"]) == (
+        "Updating",
+        rolled_back.runs["v1 again"].output["endpointConfigName"],
+    )
     assert "EndpointUpdateRolledBack" in result.cause  # the parent fails with its child's error
     package = rolled_back.version(
         client("sagemaker").list_model_packages(

@@ -1,5 +1,6 @@
-"""A rollback alarm's state change is published as a stage notification naming the endpoint, the alarm and its
-reason; an event that is not an alarm's state change publishes nothing and fails (moto SNS, SQS)."""
+"""A rollback alarm's state change is published as a stage notification naming the endpoint, what it serves, the
+alarm and its reason; an event that is not an alarm's state change publishes nothing and fails (moto SNS, SQS,
+SageMaker)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,29 @@ import pytest
 from endpoint_alarm_notifier import InvalidAlarmEvent, lambda_handler
 from events import DELETE, alarm_state_change, load_event
 from moto import mock_aws
+
+ENDPOINT = "survival-endpoint"
+
+
+def serve(endpoint: str, config: str) -> None:
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model(
+        ModelName=config,
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-predictor:1"},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": config,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
 
 
 @pytest.fixture
@@ -26,6 +50,7 @@ def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         ]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
         monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic)
+        serve(ENDPOINT, "survival-endpoint-v4-ab12")
 
         def received() -> list[tuple[dict[str, Any], dict[str, str], str]]:
             messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
@@ -73,6 +98,8 @@ def test_an_alarm_that_fires_is_published_with_the_endpoint_the_metric_and_the_r
         ),
         "previousState": "OK",
         "since": "2026-12-03T02:14:07.409+0000",
+        "endpointStatus": "InService",
+        "endpointConfigName": "survival-endpoint-v4-ab12",
     }
     assert result["alarmName"] == message["alarmName"]
     assert result["state"] == "ALARM"
@@ -108,6 +135,20 @@ def test_a_state_without_reason_data_and_a_metric_math_alarm_are_published_witho
     [(message, attributes, _)] = inbox()
     assert (message["metric"], message["threshold"], message["recentDatapoints"]) == (None, None, None)
     assert attributes["endpoint"] == "-"  # SNS refuses an empty attribute value
+    assert (message["endpointStatus"], message["endpointConfigName"]) == ("NotFound", None)
+
+
+def test_an_alarm_on_an_endpoint_deleted_since_says_so(inbox: Any, lambda_context: Any) -> None:
+    boto3.client("sagemaker").delete_endpoint(EndpointName=ENDPOINT)
+
+    lambda_handler(alarm_state_change("OK", previous="ALARM"), lambda_context)
+
+    [(message, _, _)] = inbox()
+    assert (message["endpoint"], message["endpointStatus"], message["endpointConfigName"]) == (
+        ENDPOINT,
+        "NotFound",
+        None,
+    )
 
 
 @pytest.mark.parametrize(

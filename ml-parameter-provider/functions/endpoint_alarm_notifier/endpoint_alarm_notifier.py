@@ -3,7 +3,9 @@
 The alarms roll an endpoint update back; between updates they only change state, so an endpoint answering with
 errors or slowly at night would go unnoticed. EventBridge delivers CloudWatch's "CloudWatch Alarm State Change"
 events of the stack's two alarms: entering ALARM (rule AlarmRaised) and leaving it for OK (rule AlarmCleared).
-Each is published on the topic as a stage notification (``AlarmRaised``/``AlarmCleared``, status the new state).
+Each is published on the topic as a stage notification (``AlarmRaised``/``AlarmCleared``, status the new state),
+with what the endpoint serves at that moment (its status and endpoint configuration: ``Updating`` means a
+deployment is under way, which SageMaker rolls back on these alarms).
 Neither the alarm nor the rule can publish there themselves: the topic is encrypted with the AWS managed SNS key,
 whose policy admits only principals of the account, not CloudWatch's or EventBridge's service principal.
 """
@@ -19,7 +21,9 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
+from workflow_common.service_errors import is_not_found
 
 logger = Logger()
 tracer = Tracer()
@@ -100,7 +104,23 @@ def alarm_change(event: dict[str, Any]) -> AlarmStateChange:
         raise InvalidAlarmEvent(f"not a CloudWatch alarm state change: {field}: {first['msg']}") from None
 
 
-def notification(change: AlarmStateChange) -> tuple[str, dict[str, Any], dict[str, str]]:
+def serving(sagemaker: Any, endpoint: str) -> dict[str, str | None]:
+    """The endpoint's status and configuration now; ``NotFound`` when it no longer exists (or none is named)."""
+    if not endpoint:
+        return {"endpointStatus": "NotFound", "endpointConfigName": None}
+    try:
+        description = sagemaker.describe_endpoint(EndpointName=endpoint)
+    except ClientError as error:
+        if not is_not_found(error):
+            raise  # Lambda retries; the last failure reaches the topic (the on-failure destination)
+        return {"endpointStatus": "NotFound", "endpointConfigName": None}
+    return {
+        "endpointStatus": description["EndpointStatus"],
+        "endpointConfigName": description["EndpointConfigName"],
+    }
+
+
+def notification(change: AlarmStateChange, sagemaker: Any) -> tuple[str, dict[str, Any], dict[str, str]]:
     """The subject, JSON message and message attributes of the change's stage notification."""
     stage = STAGES.get(change.state.value)
     if stage is None:
@@ -123,6 +143,7 @@ def notification(change: AlarmStateChange) -> tuple[str, dict[str, Any], dict[st
         "reason": change.state.reason,
         "previousState": change.previous_state.value,
         "since": change.state.timestamp,
+        **serving(sagemaker, endpoint),
     }
     # At most 90 characters (an endpoint name has at most 63): SNS takes subjects under 100.
     subject = (
@@ -133,8 +154,8 @@ def notification(change: AlarmStateChange) -> tuple[str, dict[str, Any], dict[st
 
 
 @tracer.capture_method
-def publish(sns: Any, topic_arn: str, change: AlarmStateChange) -> str:
-    subject, message, attributes = notification(change)
+def publish(sns: Any, sagemaker: Any, topic_arn: str, change: AlarmStateChange) -> str:
+    subject, message, attributes = notification(change, sagemaker)
     message_id: str = sns.publish(
         TopicArn=topic_arn,
         Subject=subject,
@@ -155,7 +176,9 @@ def publish(sns: Any, topic_arn: str, change: AlarmStateChange) -> str:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     try:
         change = alarm_change(event)
-        message_id = publish(boto3.client("sns"), os.environ["NOTIFICATION_TOPIC_ARN"], change)
+        message_id = publish(
+            boto3.client("sns"), boto3.client("sagemaker"), os.environ["NOTIFICATION_TOPIC_ARN"], change
+        )
     except InvalidAlarmEvent as error:
         logger.error("Alarm state change not notified", extra={"reason": str(error)})
         raise
