@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -179,6 +180,54 @@ def test_the_endpoint_scores_the_validation_set_to_the_best_jobs_validation_auc(
     )
     [prediction] = json.loads(response["Body"].read())["predictions"]
     assert prediction["label"] == "1"
+
+
+def charted_metrics(body: dict) -> list[tuple[str, str, dict[str, str]]]:
+    """Each metric a dashboard's metric widgets chart: namespace, name and dimensions (options left out)."""
+    charted = []
+    for widget in body["widgets"]:
+        for metric in widget["properties"]["metrics"] if widget["type"] == "metric" else []:
+            namespace, name, *rest = [part for part in metric if not isinstance(part, dict)]
+            charted.append((namespace, name, dict(zip(rest[::2], rest[1::2], strict=True))))
+    return charted
+
+
+def test_the_dashboard_charts_the_metrics_the_endpoint_publishes_and_its_rollback_alarms(
+    pipeline: LocalPipeline, first_run: RunResult
+) -> None:
+    """The local SageMaker publishes AWS/SageMaker's invocation metrics as SageMaker does; the instance metrics
+    (/aws/sagemaker/Endpoints) and Step Functions' are not emulated, so only the first are checked for data."""
+    assert pipeline.stack is not None
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    body = json.loads(
+        cloudwatch.get_dashboard(DashboardName=pipeline.stack.outputs["DashboardName"])["DashboardBody"]
+    )
+    endpoint = first_run.output["endpoint"]["endpointName"]
+    invocation_metrics = [item for item in charted_metrics(body) if item[0] == "AWS/SageMaker"]
+    assert {name for _, name, _ in invocation_metrics} == {
+        "Invocations",
+        "Invocation4XXErrors",
+        "Invocation5XXErrors",
+        "ModelLatency",
+        "OverheadLatency",
+    }
+    for namespace, name, dimensions in invocation_metrics:
+        assert dimensions == {"EndpointName": endpoint, "VariantName": "AllTraffic"}
+        query = {
+            "Namespace": namespace,
+            "MetricName": name,
+            "Dimensions": [{"Name": key, "Value": value} for key, value in dimensions.items()],
+        }
+        wait_until(
+            functools.partial(lambda query: cloudwatch.list_metrics(**query)["Metrics"], query),
+            f"{name} published for {endpoint}",
+            timeout=10,
+        )
+    [alarm_widget] = [widget for widget in body["widgets"] if widget["type"] == "alarm"]
+    alarms = cloudwatch.describe_alarms(AlarmNames=pipeline.stack.outputs["RollbackAlarmNames"].split(","))
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(
+        alarm["AlarmArn"] for alarm in alarms["MetricAlarms"]
+    )
 
 
 def test_invoke_endpoint_refuses_a_body_over_6_mb_and_an_unknown_endpoint_as_sagemaker_does(

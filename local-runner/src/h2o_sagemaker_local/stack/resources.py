@@ -396,6 +396,32 @@ class Alarm(ResourceHandler):
         self.clients["cloudwatch"].delete_alarms(AlarmNames=[physical_id])
 
 
+@handles("AWS::CloudWatch::Dashboard")
+class Dashboard(ResourceHandler):
+    """A CloudWatch dashboard in moto, whose PutDashboard refuses a body that is not JSON, as CloudWatch does."""
+
+    def create(self, resource: Resource) -> Record:
+        return self._put(resource, "CREATE_FAILED")
+
+    def update(self, resource: Resource, old_properties: dict[str, Any]) -> Record:
+        # A new DashboardName replaces it: the old one is deleted after the update.
+        return self._put(resource, "UPDATE_FAILED")
+
+    def delete(self, resource: Resource, physical_id: str) -> None:
+        self.clients["cloudwatch"].delete_dashboards(DashboardNames=[physical_id])
+
+    def _put(self, resource: Resource, failure: str) -> Record:
+        name = resource.properties.get("DashboardName") or resource.physical_name
+        cloudwatch = self.clients["cloudwatch"]
+        try:
+            cloudwatch.put_dashboard(DashboardName=name, DashboardBody=resource.properties["DashboardBody"])
+        except cloudwatch.exceptions.DashboardInvalidInputError as error:
+            raise DeploymentFailed(
+                f"{resource.stack.name}: {resource.logical_id} {failure}: {error}"
+            ) from None
+        return {"Ref": name}
+
+
 @handles("AWS::Scheduler::Schedule")
 class Schedule(ResourceHandler):
     """An EventBridge Scheduler schedule in moto. Nothing ticks locally: ``LocalPipeline.fire_schedule`` delivers
