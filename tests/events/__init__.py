@@ -100,6 +100,34 @@ def alarm_state_change(state: str = "ALARM", previous: str = "OK") -> dict[str, 
     )
 
 
+def serving_endpoint(
+    sagemaker: Any,
+    endpoint: str,
+    config: str,
+    model: str,
+    container: Mapping[str, str],
+    tags: Sequence[Mapping[str, str]] = (),
+) -> None:
+    """An endpoint in moto serving ``model`` through ``config``, one AllTraffic variant, as a deployment leaves
+    it (``tags``: the configuration's)."""
+    sagemaker.create_model(
+        ModelName=model, ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sagemaker", PrimaryContainer=container
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=config,
+        Tags=list(tags),
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+
+
 def sns_notification(
     message: Mapping[str, Any], subject: str = "ML workflow: endpoint deployed"
 ) -> dict[str, Any]:

@@ -15,13 +15,13 @@ from deployed_model_finder import (
     find_deployed_model,
     parse_request,
 )
+from events import serving_endpoint
 from moto import mock_aws
 
 ENDPOINT = "survival-endpoint"
 CONFIG = "survival-endpoint-11222100-a3f9"
 MODEL = "survival-model-11222100-a3f9"
 ARTIFACT = "s3://bucket/model-artifacts/survival-tuning-11222100-a3f9-001-1a2b3c4d/output/model.tar.gz"
-ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-predictor:1"
 
 
@@ -37,21 +37,9 @@ PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/survival-endpo
 def serve(
     sagemaker: Any, container: dict[str, str], model: str = MODEL, package: str | None = PACKAGE
 ) -> None:
-    sagemaker.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer=container)
-    sagemaker.create_endpoint_config(
-        EndpointConfigName=CONFIG,
-        # As the endpoint-deployment run tags it (a configuration made before the registry has no such tag).
-        Tags=[{"Key": "h2o-sagemaker:model-package", "Value": package}] if package else [],
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": model,
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
-    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=CONFIG)
+    # Tagged as the endpoint-deployment run tags it (a configuration made before the registry has no such tag).
+    tags = [{"Key": "h2o-sagemaker:model-package", "Value": package}] if package else []
+    serving_endpoint(sagemaker, ENDPOINT, CONFIG, model, container, tags)
 
 
 def test_the_serving_models_artifact_is_found_through_the_endpoints_config(sagemaker: Any) -> None:

@@ -11,31 +11,10 @@ from typing import Any
 import boto3
 import pytest
 from endpoint_alarm_notifier import InvalidAlarmEvent, lambda_handler
-from events import DELETE, alarm_state_change, load_event
+from events import DELETE, alarm_state_change, load_event, serving_endpoint
 from moto import mock_aws
 
 ENDPOINT = "survival-endpoint"
-
-
-def serve(endpoint: str, config: str) -> None:
-    sagemaker = boto3.client("sagemaker")
-    sagemaker.create_model(
-        ModelName=config,
-        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-predictor:1"},
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
-    )
-    sagemaker.create_endpoint_config(
-        EndpointConfigName=config,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": config,
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
-    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
 
 
 @pytest.fixture
@@ -50,7 +29,13 @@ def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         ]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
         monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic)
-        serve(ENDPOINT, "survival-endpoint-v4-ab12")
+        serving_endpoint(
+            boto3.client("sagemaker"),
+            ENDPOINT,
+            "survival-endpoint-v4-ab12",
+            "survival-model-v4-ab12",
+            {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/h2o-gbm-predictor:1"},
+        )
 
         def received() -> list[tuple[dict[str, Any], dict[str, str], str]]:
             messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
