@@ -1001,3 +1001,52 @@ def json_shape(value: Any) -> Any:
     if isinstance(value, list):
         return [json_shape(item) for item in value[:1]]
     return type(value).__name__
+
+
+def test_a_metric_math_alarm_sends_its_queries_as_the_events_metrics(
+    cloudwatch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+    monkeypatch.setattr(default_bus, "send", lambda *arguments: sent.append(arguments))
+    cloudwatch.put_metric_alarm(
+        AlarmName="error-share",
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+        Metrics=[
+            {
+                "Id": "errors",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/SageMaker",
+                        "MetricName": "Invocation5XXErrors",
+                        "Dimensions": DIMENSIONS,
+                    },
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
+                "ReturnData": False,
+            },
+            {"Id": "share", "Expression": "errors * 100", "Label": "5xx percent", "ReturnData": True},
+        ],
+    )
+
+    cloudwatch.set_alarm_state(AlarmName="error-share", StateValue="ALARM", StateReason="testing")
+
+    [(_, _, event)] = sent
+    assert event["detail"]["configuration"]["metrics"] == [
+        {
+            "id": "errors",
+            "returnData": False,
+            "metricStat": {
+                "metric": {
+                    "dimensions": {"EndpointName": ENDPOINT, "VariantName": VARIANT},
+                    "name": "Invocation5XXErrors",
+                    "namespace": "AWS/SageMaker",
+                },
+                "period": 60,
+                "stat": "Sum",
+            },
+        },
+        {"id": "share", "returnData": True, "expression": "errors * 100", "label": "5xx percent"},
+    ]

@@ -17,9 +17,9 @@ its previous state and its new one (https://docs.aws.amazon.com/AmazonCloudWatch
 
 Local differences: the periods end now and slide with every evaluation, where CloudWatch evaluates on minute
 boundaries, some time after a period closes; locally an alarm fires sooner, never later. Alarm actions are not
-executed, and a composite alarm sends no event. An alarm the evaluator cannot evaluate (another namespace, metric math, a percentile statistic, an
-anomaly detection band, a composite alarm, or a metric or dimension set the local SageMaker does not publish)
-keeps its state; ``unevaluated_rollback_alarms`` names such alarms so that an endpoint update refuses them as
+executed, and a composite alarm sends no event. An alarm the evaluator cannot evaluate (another namespace,
+metric math, a percentile statistic, an anomaly detection band, a composite alarm, or a metric or dimension set
+the local SageMaker does not publish) keeps its state; ``unevaluated_rollback_alarms`` names such alarms so that an endpoint update refuses them as
 rollback alarms instead of never rolling back.
 """
 
@@ -37,6 +37,7 @@ from typing import Any
 from moto.cloudwatch.models import (
     Alarm,
     CloudWatchBackend,
+    Metric,
     MetricAggregatedDatum,
     MetricDatum,
     MetricDatumBase,
@@ -298,8 +299,8 @@ def _update_state_and_send_the_event(self: Alarm, reason: str, reason_data: str,
     previous = _event_state(self)
     moto_patches.original(Alarm, "update_state")(self, reason, reason_data, state_value)
     if self.rule is None and state_value != previous["value"]:
-        _, _, _, region, account_id, _ = self.alarm_arn.split(":", 5)
-        default_bus.send(account_id, region, state_change_event(self, previous))
+        event = state_change_event(self, previous)
+        default_bus.send(event["account"], event["region"], event)
 
 
 def state_change_event(alarm: Alarm, previous: dict[str, Any]) -> dict[str, Any]:
@@ -340,15 +341,11 @@ def _event_state(alarm: Alarm) -> dict[str, Any]:
 def _event_metrics(alarm: Alarm) -> list[dict[str, Any]]:
     """The alarm's metric, or its metric math queries, as the event's configuration lists them."""
     if not alarm.metric_data_queries:
-        stat = {
-            "metric": {
-                "dimensions": {str(dimension.name): dimension.value for dimension in alarm.dimensions},
-                "name": alarm.metric_name,
-                "namespace": alarm.namespace,
-            },
-            "period": alarm.period,
-            "stat": alarm.extended_statistic or alarm.statistic,
-        }
+        stat = _metric_stat(
+            Metric(alarm.metric_name, alarm.namespace, alarm.dimensions),
+            alarm.period,
+            alarm.extended_statistic or alarm.statistic,
+        )
         return [{"id": str(uuid.uuid4()), "metricStat": stat, "returnData": True}]
     metrics = []
     for query in alarm.metric_data_queries:
@@ -358,18 +355,22 @@ def _event_metrics(alarm: Alarm) -> list[dict[str, Any]]:
         if query.label:
             entry["label"] = query.label
         if query.metric_stat:
-            metric = query.metric_stat.metric
-            entry["metricStat"] = {
-                "metric": {
-                    "dimensions": {str(dimension.name): dimension.value for dimension in metric.dimensions},
-                    "name": metric.metric_name,
-                    "namespace": metric.namespace,
-                },
-                "period": int(query.metric_stat.period),
-                "stat": query.metric_stat.stat,
-            }
+            queried = query.metric_stat
+            entry["metricStat"] = _metric_stat(queried.metric, int(queried.period), queried.stat)
         metrics.append(entry)
     return metrics
+
+
+def _metric_stat(metric: Metric, period: int, stat: str) -> dict[str, Any]:
+    return {
+        "metric": {
+            "dimensions": {str(dimension.name): dimension.value for dimension in metric.dimensions},
+            "name": metric.metric_name,
+            "namespace": metric.namespace,
+        },
+        "period": period,
+        "stat": stat,
+    }
 
 
 # --- DescribeAlarmHistory --------------------------------------------------------------------------------------

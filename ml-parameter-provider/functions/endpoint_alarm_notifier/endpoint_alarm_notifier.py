@@ -6,6 +6,7 @@ events of the stack's two alarms: entering ALARM (rule AlarmRaised) and leaving 
 Each is published on the topic as a stage notification (``AlarmRaised``/``AlarmCleared``, status the new state),
 with what the endpoint serves at that moment (its status and endpoint configuration: ``Updating`` means a
 deployment is under way, which SageMaker rolls back on these alarms).
+
 Neither the alarm nor the rule can publish there themselves: the topic is encrypted with the AWS managed SNS key,
 whose policy admits only principals of the account, not CloudWatch's or EventBridge's service principal.
 """
