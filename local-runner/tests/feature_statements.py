@@ -1,6 +1,6 @@
 """Which IAM statements of the stack serve only one feature: the quality gate's runs (test_quality_gate.py) and
-the release runs (test_safe_releases.py: approvals, rollbacks) must use each of theirs; the fault runs
-(test_faults.py), which have neither, leave them to those runs."""
+the release runs (test_safe_releases.py: approvals, rollbacks and the alarms that page) must use each of theirs;
+the fault runs (test_faults.py), which have neither, leave them to those runs."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ PARENT_ROLE = "TuningWithDeploymentStateMachineRole"
 # The parent's statements for the gate's Processing job.
 PARENT_GATE_SIDS = ("ScoreDeployedModels", "PassSageMakerExecutionRole")
 UNUSED_LOCALLY = ("WriteOwnLogs", "WriteTraces")  # see test_faults.NOT_EXERCISED_LOCALLY
-# The approval trigger's role, and the inspector's reading of the alarms that rolled an update back.
-RELEASE_ROLES = ("ModelApprovalTriggerRole",)
+# The approval trigger's role, the alarm notifier's (an alarm fires in a rolled-back release), and the
+# inspector's reading of the alarms that rolled an update back.
+RELEASE_ROLES = ("ModelApprovalTriggerRole", "EndpointAlarmNotifierRole")
 RELEASE_SIDS = {"EndpointInspectorRole": ("ExplainRollbacks",)}
 
 
