@@ -20,7 +20,12 @@ STATES: dict[str, dict[str, Any]] = DEFINITION["States"]
 BUSY_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 NOTIFY = asl.NOTIFY
 # Tasks after which, when they fail, no endpoint serves this run's new configuration.
-CONFIG_UNUSED_ON_FAILURE = {"CreateEndpoint", "DetachBlockingAutoScaling", "UpdateEndpoint"}
+CONFIG_UNUSED_ON_FAILURE = {
+    "CreateEndpoint",
+    "DetachBlockingAutoScaling",
+    "UpdateEndpoint",
+    "UpdateServerlessEndpoint",
+}
 RESTORE = "RestoreDetachedAutoScaling"
 # With and without data capture: the same configuration, through two integrations.
 CREATE_ENDPOINT_CONFIG = ("CreateEndpointConfig", "CreateEndpointConfigWithDataCapture")
@@ -100,6 +105,7 @@ def test_a_failure_before_the_endpoint_took_the_new_configuration_deletes_it() -
     [
         ("CreateEndpoint", "Cannot create already existing endpoint"),
         ("UpdateEndpoint", "Cannot update in-progress endpoint"),
+        ("UpdateServerlessEndpoint", "Cannot update in-progress endpoint"),
     ],
 )
 def test_an_endpoint_another_run_made_busy_is_waited_for_then_updated(task: str, message: str) -> None:
@@ -118,8 +124,8 @@ def test_an_endpoint_another_run_made_busy_is_waited_for_then_updated(task: str,
     assert config_made["Choices"] == [
         {"Variable": "$.createdEndpointConfig", "IsPresent": True, "Next": "DoesEndpointExist"}
     ]
-    assert config_made["Default"] == "HasDataCaptureConfig"
-    for create in CREATE_ENDPOINT_CONFIG:
+    assert config_made["Default"] == "IsServerlessEndpoint"
+    for create in (*CREATE_ENDPOINT_CONFIG, "CreateServerlessEndpointConfig"):
         assert STATES[create]["ResultPath"] == "$.createdEndpointConfig"
 
 
@@ -250,7 +256,7 @@ def test_blocking_auto_scaling_is_detached_before_the_update_and_attached_after_
     assert STATES["DoesEndpointExist"]["Choices"][0]["Next"] == "DetachBlockingAutoScaling"
     detach = STATES["DetachBlockingAutoScaling"]
     assert detach["ItemsPath"] == "$.endpointState.scalableTargetsToDeregister"
-    assert detach["Next"] == "UpdateEndpoint"
+    assert detach["Next"] == "IsBlueGreenUpdate"
     inner = detach["ItemProcessor"]["States"]["DeregisterScalableTarget"]
     assert (
         inner["Resource"]
@@ -260,7 +266,10 @@ def test_blocking_auto_scaling_is_detached_before_the_update_and_attached_after_
     in_service = next(
         rule for rule in STATES["IsDeploymentDone"]["Choices"] if rule.get("StringEquals") == "InService"
     )
-    assert in_service["Next"] == "RegisterScalableTarget"
+    assert in_service["Next"] == "HasAutoScaling"
+    assert STATES["HasAutoScaling"]["Choices"] == [
+        {"Variable": "$.autoscaling", "IsPresent": True, "Next": "RegisterScalableTarget"}
+    ]
     assert STATES["RegisterScalableTarget"]["Next"] == "PutScalingPolicy"
     policy = STATES["PutScalingPolicy"]["Parameters"]
     assert policy["PolicyType"] == "TargetTrackingScaling"
@@ -312,6 +321,7 @@ def test_auto_scaling_detached_for_an_update_that_fails_is_restored_as_it_was() 
     assert notified_without_restoring("DetachBlockingAutoScaling") == {
         "CreateEndpointConfigFailed",
         "CreateEndpointConfigWithDataCaptureFailed",
+        "CreateServerlessEndpointConfigFailed",
         "InspectDeploymentFailed",
         "RegisterScalableTargetFailed",
         "PutScalingPolicyFailed",
@@ -428,3 +438,52 @@ def test_a_rolled_back_update_marks_the_version_rejected_and_keeps_the_alarms_re
     assert STATES["ReadRollbackMessage"]["Parameters"] == {"error.$": "States.StringToJson($.error.Cause)"}
     assert "$.rollback.error.errorMessage" in mark["Parameters"]["ApprovalDescription.$"]
     assert mark["ResultPath"] is None and mark["Next"] == RESTORE
+
+
+def test_a_serverless_endpoint_gets_its_own_configuration_and_sagemakers_default_update_without_auto_scaling() -> (
+    None
+):
+    """The input's variant carries ServerlessConfig instead of instances, its deploymentConfig is empty and it has
+    no autoscaling (workflow_common.execution_input)."""
+    assert STATES["IsServerlessEndpoint"]["Choices"] == [
+        {
+            "Variable": "$.variant.ServerlessConfig",
+            "IsPresent": True,
+            "Next": "CreateServerlessEndpointConfig",
+        }
+    ]
+    assert STATES["IsServerlessEndpoint"]["Default"] == "HasDataCaptureConfig"
+    serverless = dict(STATES["CreateServerlessEndpointConfig"])
+    plain = dict(STATES["CreateEndpointConfig"])
+    assert (
+        serverless["Resource"]
+        == plain["Resource"]
+        == "arn:${Partition}:states:::sagemaker:createEndpointConfig"
+    )
+    assert serverless["Parameters"].pop("ProductionVariants") == [
+        {
+            "VariantName.$": "$.variant.VariantName",
+            "ModelName.$": "$.modelName",
+            "ServerlessConfig.$": "$.variant.ServerlessConfig",
+        }
+    ]
+    plain["Parameters"] = {
+        key: value for key, value in plain["Parameters"].items() if key != "ProductionVariants"
+    }
+    for state in (serverless, plain):
+        state.pop("Comment")
+        state["Catch"] = [{**catcher, "Next": None} for catcher in state["Catch"]]
+    assert serverless == plain, "the same task but for the variant"
+    assert STATES["IsBlueGreenUpdate"]["Choices"] == [
+        {"Variable": "$.deploymentConfig.BlueGreenUpdatePolicy", "IsPresent": True, "Next": "UpdateEndpoint"}
+    ]
+    assert STATES["IsBlueGreenUpdate"]["Default"] == "UpdateServerlessEndpoint"
+    update = STATES["UpdateServerlessEndpoint"]
+    assert update["Resource"] == STATES["UpdateEndpoint"]["Resource"]
+    # Not RetainAllVariantProperties: it would keep the endpoint's old ServerlessConfig.
+    assert update["Parameters"] == {
+        "EndpointName.$": "$.endpointName",
+        "EndpointConfigName.$": "$.endpointConfigName",
+    }
+    assert update["Next"] == STATES["UpdateEndpoint"]["Next"] == "StartWaitingForDeployment"
+    assert STATES["HasAutoScaling"]["Default"] == "NotifyDeployed"

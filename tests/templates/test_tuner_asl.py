@@ -164,7 +164,8 @@ def test_the_model_is_created_from_the_selected_job_inside_its_vpc_when_given() 
         "Image.$": "$.bestModel.inferenceImage",
         "ModelDataUrl.$": "$.bestModel.modelDataUrl",
     }
-    assert parameters["EnableNetworkIsolation"] is True
+    # True unless the endpoint is serverless (test_isolation_and_secrets.py).
+    assert parameters["EnableNetworkIsolation.$"] == "$.model.enableNetworkIsolation"
     for name in CREATE_MODEL_TASKS:
         assert STATES[name]["Next"] == "NotifyTuningCompleted"
         assert STATES[name]["ResultPath"] is None

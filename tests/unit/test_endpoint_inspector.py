@@ -15,6 +15,7 @@ from endpoint_inspector import (
     ROLLBACK_MESSAGE_MAX_LENGTH,
     EndpointDisappeared,
     EndpointFailed,
+    EndpointKindChanged,
     EndpointUpdateRolledBack,
     InspectionRequest,
     InvalidInspectionRequest,
@@ -31,13 +32,13 @@ TARGET = f"endpoint/{ENDPOINT}/variant/AllTraffic"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
-def request(**changes: Any) -> InspectionRequest:
-    event = {
-        "endpointName": ENDPOINT,
-        "variantName": "AllTraffic",
-        "instanceType": "ml.c5.2xlarge",
-        "requestedInstanceCount": 1,
-    }
+INSTANCES = {"VariantName": "AllTraffic", "InstanceType": "ml.c5.2xlarge", "InitialInstanceCount": 1}
+SERVERLESS = {"VariantName": "AllTraffic", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}
+
+
+def request(count: int = 1, **changes: Any) -> InspectionRequest:
+    """A request for an instance-based variant of ``count`` instances (``variant`` in changes: another)."""
+    event = {"endpointName": ENDPOINT, "variant": INSTANCES | {"InitialInstanceCount": count}}
     return InspectionRequest.model_validate(event | changes)
 
 
@@ -80,12 +81,12 @@ def register(aws: dict[str, Any], variant: str = "AllTraffic") -> None:
     )
 
 
-def inspect(aws: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    return inspect_endpoint(request(**changes), aws["sagemaker"], aws["autoscaling"]).model_dump()
+def inspect(aws: dict[str, Any], count: int = 1, **changes: Any) -> dict[str, Any]:
+    return inspect_endpoint(request(count, **changes), aws["sagemaker"], aws["autoscaling"]).model_dump()
 
 
 def test_a_missing_endpoint_is_reported_with_the_requested_capacity(aws: dict[str, Any]) -> None:
-    assert inspect(aws, requestedInstanceCount=2) == {
+    assert inspect(aws, count=2) == {
         "exists": False,
         "status": "NotFound",
         "failureReason": None,
@@ -101,7 +102,7 @@ def test_a_missing_endpoint_is_reported_with_the_requested_capacity(aws: dict[st
 def test_an_existing_endpoint_keeps_its_current_capacity(aws: dict[str, Any]) -> None:
     deploy(aws, {"AllTraffic": ("ml.c5.2xlarge", 3)})
 
-    inspection = inspect(aws, requestedInstanceCount=1)
+    inspection = inspect(aws, count=1)
 
     assert inspection["exists"] is True
     assert inspection["status"] == "InService"
@@ -245,18 +246,44 @@ def test_a_deleted_served_configuration_detaches_every_target(aws: dict[str, Any
     assert inspect(aws)["scalableTargetsToDeregister"] == [TARGET]
 
 
+def deploy_serverless(aws: dict[str, Any], config: str = OLD_CONFIG) -> None:
+    aws["sagemaker"].create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[SERVERLESS | {"ModelName": "survival-model"}],
+    )
+    aws["sagemaker"].create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
+
+
+def test_a_serverless_deployment_has_no_instance_count_and_no_target_to_detach(aws: dict[str, Any]) -> None:
+    assert inspect(aws, variant=SERVERLESS)["instanceCount"] is None
+    deploy_serverless(aws)
+
+    inspection = inspect(aws, variant=SERVERLESS)
+
+    assert (inspection["exists"], inspection["instanceCount"]) == (True, None)
+    assert (inspection["scalableTargetsToDeregister"], inspection["autoScalingToRestore"]) == ([], [])
+
+
+def test_an_endpoint_keeps_its_kind_naming_what_to_do(aws: dict[str, Any]) -> None:
+    deploy(aws, {"AllTraffic": ("ml.c5.2xlarge", 1)})
+    with pytest.raises(
+        EndpointKindChanged, match=r"is instance-based and this deployment is serverless.*delete-endpoint"
+    ):
+        inspect(aws, variant=SERVERLESS)
+    aws["sagemaker"].delete_endpoint(EndpointName=ENDPOINT)
+    deploy_serverless(aws, NEW_CONFIG)
+    with pytest.raises(EndpointKindChanged, match="is serverless and this deployment is instance-based"):
+        inspect(aws)
+    # Polling a deployment does not ask again: the kind was checked before it began.
+    assert inspect(aws, expectedEndpointConfigName=NEW_CONFIG)["status"] == "InService"
+
+
 def test_the_handler_validates_its_input_and_returns_json(
     aws: dict[str, Any], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(endpoint_inspector, "aws_client", AwsClients())
     deploy(aws, {"AllTraffic": ("ml.c5.2xlarge", 2)})
-    event = {
-        "endpointName": ENDPOINT,
-        "variantName": "AllTraffic",
-        "instanceType": "ml.c5.2xlarge",
-        "requestedInstanceCount": 1,
-        "expectedEndpointConfigName": OLD_CONFIG,
-    }
+    event = {"endpointName": ENDPOINT, "variant": INSTANCES, "expectedEndpointConfigName": OLD_CONFIG}
 
     result = endpoint_inspector.lambda_handler(event, lambda_context)
 
@@ -267,19 +294,13 @@ def test_the_handler_validates_its_input_and_returns_json(
 @pytest.mark.parametrize(
     ("event", "message"),
     [
+        ({"variant": INSTANCES}, "endpointName"),
         (
-            {"variantName": "AllTraffic", "instanceType": "ml.c5.2xlarge", "requestedInstanceCount": 1},
-            "endpointName",
+            {"endpointName": ENDPOINT, "variant": INSTANCES | {"InitialInstanceCount": 0}},
+            "InitialInstanceCount",
         ),
-        (
-            {
-                "endpointName": ENDPOINT,
-                "variantName": "AllTraffic",
-                "instanceType": "ml.c5.2xlarge",
-                "requestedInstanceCount": 0,
-            },
-            "requestedInstanceCount",
-        ),
+        ({"endpointName": ENDPOINT, "variant": INSTANCES | SERVERLESS}, "or ServerlessConfig"),
+        ({"endpointName": ENDPOINT, "variant": {"VariantName": "AllTraffic"}}, "or ServerlessConfig"),
         ("not an object", "endpoint inspection input"),
     ],
 )
@@ -345,6 +366,16 @@ def test_a_failed_endpoint_stops_the_run_and_says_what_to_do(stubbed: dict[str, 
 
 def test_an_update_rollback_failure_is_repaired_by_deploying_again(stubbed: dict[str, Any]) -> None:
     described(stubbed, "UpdateRollbackFailed", reason="rollback failed")
+    stubbed["sagemaker_stub"].add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": OLD_CONFIG,
+            "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{OLD_CONFIG}",
+            "ProductionVariants": [INSTANCES | {"ModelName": "model"}],
+            "CreationTime": "2026-11-22T21:00:00Z",
+        },
+        {"EndpointConfigName": OLD_CONFIG},
+    )
     assert inspect(stubbed)["status"] == "UpdateRollbackFailed"
 
 

@@ -450,3 +450,31 @@ def test_the_training_input_mode_reaches_every_channel_and_fastfile_takes_s3_pre
             RUN,
             STACK_RESOURCES,
         )
+
+
+def test_a_serverless_deployment_has_a_serverless_variant_an_empty_deployment_config_and_no_auto_scaling() -> (
+    None
+):
+    config = {"MemorySizeInMB": 3072, "MaxConcurrency": 20, "ProvisionedConcurrency": 2}
+    model = {
+        "artifactsS3OutputPath": "s3://my-bucket/model-artifacts/",
+        "name": "survival-model",
+        "hosting": {"serverlessConfig": config},
+    }
+    registration = ModelRegistration(
+        model_package_arn="arn:aws:sagemaker:eu-west-1:123456789012:model-package/survival-endpoint-1a2b3c4d/3",
+        model_package_version=3,
+        model_approval_status="Approved",
+    )
+
+    document = build_deployment_input(ml_parameters(model=model), STACK_RESOURCES, registration, "v3-ab12")
+
+    assert document["variant"] == {
+        "VariantName": "AllTraffic",
+        "InitialVariantWeight": 1,
+        "ServerlessConfig": config,
+    }
+    assert document["deploymentConfig"] == {}  # SageMaker's default update, no guardrails
+    assert "autoscaling" not in document
+    assert "dataCaptureConfig" not in document
+    assert DeploymentInput.model_validate(document).variant.serverless_config is not None

@@ -106,9 +106,22 @@ def test_training_runs_in_the_given_vpc_still_isolated(algorithm_state: str) -> 
     assert definition["EnableNetworkIsolation"] is True
 
 
-def test_the_hosted_model_is_network_isolated_too() -> None:
+def test_the_hosted_model_is_network_isolated_too_unless_it_is_served_serverless() -> None:
     for name in ("CreateModel", "CreateModelInVpc"):
-        assert TUNER_ASL["States"][name]["Parameters"]["EnableNetworkIsolation"] is True
+        parameters = TUNER_ASL["States"][name]["Parameters"]
+        assert parameters["EnableNetworkIsolation.$"] == "$.model.enableNetworkIsolation"
+    hyperparameters = Hyperparameters.model_validate(HYPERPARAMETERS)
+    instances = build_execution_input(ml_parameters(), hyperparameters, MANIFEST, RUN, STACK_RESOURCES)
+    assert instances["tuning"]["model"]["enableNetworkIsolation"] is True
+    model = ML_PARAMETERS["model"] | {
+        "hosting": {"serverlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}
+    }
+    serverless = build_execution_input(
+        ml_parameters(model=model), hyperparameters, MANIFEST, RUN, STACK_RESOURCES
+    )
+    # SageMaker's serverless feature exclusions; training stays isolated.
+    assert serverless["tuning"]["model"]["enableNetworkIsolation"] is False
+    assert serverless["tuning"]["trainingJobDefinition"]["EnableNetworkIsolation"] is True
 
 
 # --- secrets never logged -----------------------------------------------------------------------------------

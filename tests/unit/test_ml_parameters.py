@@ -234,6 +234,77 @@ def trained_with_images() -> dict:
     }
 
 
+SERVERLESS = {"MemorySizeInMB": 2048, "MaxConcurrency": 10}
+
+
+def serverless(hosting: dict | None = None, **top: object) -> dict:
+    """The original file made serverless: its instance and auto-scaling settings left out."""
+    document = {
+        key: value
+        for key, value in trained_with_images().items()
+        if key
+        not in (
+            "autoscalingMinCapacity",
+            "autoscalingMaxCapacity",
+            "targetTrackingScalingPolicyConfiguration",
+        )
+    } | top
+    document["model"] = document["model"] | {"hosting": {"serverlessConfig": SERVERLESS} | (hosting or {})}
+    return document
+
+
+def test_a_serverless_endpoint_takes_sagemakers_serverless_config_as_it_is() -> None:
+    params = parse_document(MlParameters, serverless(), "ml-parameters.json")
+    config = params.model.hosting.serverless_config
+    assert config is not None
+    assert config.model_dump(exclude_none=True) == SERVERLESS
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            serverless({"serverlessConfig": {"MemorySizeInMB": 2000, "MaxConcurrency": 1}}),
+            r"MemorySizeInMB: Input should be 1024, 2048",
+        ),
+        (
+            serverless({"serverlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 201}}),
+            r"MaxConcurrency: Input should be less than or equal to 200",
+        ),
+        (
+            serverless({"serverlessConfig": SERVERLESS | {"ProvisionedConcurrency": 11}}),
+            r"ProvisionedConcurrency \(11\) is greater than MaxConcurrency \(10\)",
+        ),
+        (
+            serverless({"instanceType": "ml.c5.large"}),
+            r"has no instances to choose or scale .*remove model.hosting.instanceType",
+        ),
+        (serverless(autoscalingMaxCapacity=8), r"remove autoscalingMaxCapacity"),
+        (
+            serverless({"dataCapture": {"destinationS3Uri": "s3://my-ml-bucket/capture/"}}),
+            r"SageMaker does not capture data on serverless endpoints",
+        ),
+        (
+            serverless({"subnets": ["subnet-1"], "securityGroupIds": ["sg-1"]}),
+            r"serverless endpoints do not run in a VPC",
+        ),
+        (
+            serverless(deployment=CANARY_ONE),
+            r"use deployment.strategy AllAtOnce with bakingPeriodInSeconds 0",
+        ),
+        (
+            serverless(deployment={"bakingPeriodInSeconds": 60}),
+            r"without traffic shifting, baking or rollback alarms",
+        ),
+    ],
+)
+def test_what_a_serverless_endpoint_cannot_have_is_refused_naming_the_field(
+    document: dict, message: str
+) -> None:
+    with pytest.raises(ParameterFileError, match=message):
+        parse_document(MlParameters, document, "ml-parameters.json")
+
+
 def test_quality_gate_defaults_and_its_objective_channel() -> None:
     params = parse_document(MlParameters, trained_with_images() | {"qualityGate": {}}, "ml-parameters.json")
     assert params.quality_gate is not None
@@ -507,7 +578,15 @@ ACCEPTED_KEYS = {
     "CategoricalRange": {"Name", "Values"},
     "Channel": {"channelName", "s3DataSource", "contentType", "compressionType"},
     "ContinuousRange": {"Name", "MinValue", "MaxValue", "ScalingType"},
-    "Hosting": {"dataCapture", "initialInstanceCount", "instanceType", "securityGroupIds", "subnets"},
+    "Hosting": {
+        "dataCapture",
+        "initialInstanceCount",
+        "instanceType",
+        "securityGroupIds",
+        "serverlessConfig",
+        "subnets",
+    },
+    "ServerlessConfig": {"MemorySizeInMB", "MaxConcurrency", "ProvisionedConcurrency"},
     "DataCapture": {"captureOptions", "destinationS3Uri", "initialSamplingPercentage"},
     "HyperbandStrategyConfig": {"MinResource", "MaxResource"},
     "Hyperparameters": {"parameterRanges", "staticHyperParameters", "hyperbandStrategyConfig"},

@@ -24,6 +24,7 @@ from workflow_common.ml_parameters import (
     Hyperparameters,
     Manifest,
     MlParameters,
+    ServerlessConfig,
     TargetTracking,
     check_compatible,
     check_distribution,
@@ -52,6 +53,8 @@ class Algorithm(CamelCaseModel):
 class ModelToCreate(CamelCaseModel):
     model_name: str
     vpc_config: VpcConfig | None = None  # absent: the model is hosted outside a VPC
+    # Off only for a serverless endpoint, which SageMaker does not run network-isolated (its feature exclusions).
+    enable_network_isolation: bool = True
 
 
 class TuningInput(CamelCaseModel):
@@ -89,10 +92,13 @@ class TuningOutput(BestModel):
 
 
 class ProductionVariant(PascalCaseModel):
+    """The endpoint's variant: instances (InstanceType, InitialInstanceCount) or serverless (ServerlessConfig)."""
+
     variant_name: str
-    instance_type: str
-    initial_instance_count: int
     initial_variant_weight: int
+    instance_type: str | None = None
+    initial_instance_count: int | None = None
+    serverless_config: ServerlessConfig | None = None
 
 
 class Autoscaling(PascalCaseModel):
@@ -108,11 +114,12 @@ class DeploymentSettings(CamelCaseModel):
     endpoint_name: str
     endpoint_config_name: str
     variant: ProductionVariant
-    autoscaling: Autoscaling
+    # Absent for a serverless endpoint, which SageMaker scales itself.
+    autoscaling: Autoscaling | None = None
     poll_interval_seconds: int
     max_poll_attempts: int
     # UpdateEndpoint's DeploymentConfig, in SageMaker's shape: the blue/green traffic shifting and the alarms
-    # that roll an update back.
+    # that roll an update back. Empty for a serverless endpoint: SageMaker's default update.
     deployment_config: dict[str, Any]
     # CreateEndpointConfig's DataCaptureConfig, in SageMaker's shape; absent: nothing is captured.
     data_capture_config: dict[str, Any] | None = None
@@ -147,7 +154,7 @@ class DeploymentOutput(CamelCaseModel):
     endpoint_name: str
     endpoint_config_name: str
     endpoint_arn: str
-    instance_count: int
+    instance_count: int | None  # None: a serverless endpoint
     updated: bool  # the endpoint existed and was updated, rather than created
 
 
@@ -399,9 +406,26 @@ def deployment_settings(
     """The endpoint-deployment settings from ml-parameters; ``deployment_id`` makes the configuration's name
     unique (a run id, or a registered version's)."""
     hosting = params.model.hosting
+    endpoint_config_name = unique_name(params.endpoint_name, deployment_id, RESOURCE_NAME_MAX_LENGTH)
+    common = {
+        "endpoint_name": params.endpoint_name,
+        "endpoint_config_name": endpoint_config_name,
+        "poll_interval_seconds": params.endpoint_poll_interval_seconds,
+        "max_poll_attempts": params.endpoint_max_poll_attempts,
+    }
+    if hosting.serverless_config:
+        return DeploymentSettings(
+            **common,
+            variant=ProductionVariant(
+                variant_name=VARIANT_NAME,
+                initial_variant_weight=1,
+                serverless_config=hosting.serverless_config,
+            ),
+            autoscaling=None,
+            deployment_config={},
+        )
     return DeploymentSettings(
-        endpoint_name=params.endpoint_name,
-        endpoint_config_name=unique_name(params.endpoint_name, deployment_id, RESOURCE_NAME_MAX_LENGTH),
+        **common,
         variant=ProductionVariant(
             variant_name=VARIANT_NAME,
             instance_type=hosting.instance_type,
@@ -414,8 +438,6 @@ def deployment_settings(
             policy_name=f"{params.endpoint_name}-target-tracking",
             target_tracking_scaling_policy_configuration=params.target_tracking_scaling_policy_configuration,
         ),
-        poll_interval_seconds=params.endpoint_poll_interval_seconds,
-        max_poll_attempts=params.endpoint_max_poll_attempts,
         deployment_config=deployment_config(params.deployment, stack.rollback_alarm_names),
         data_capture_config=data_capture_config(hosting.data_capture) if hosting.data_capture else None,
     )
@@ -465,6 +487,7 @@ def build_execution_input(
                 vpc_config=VpcConfig(security_group_ids=hosting.security_group_ids, subnets=hosting.subnets)
                 if hosting.subnets
                 else None,
+                enable_network_isolation=hosting.serverless_config is None,
             ),
             endpoint_name=params.endpoint_name,
         ),

@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
 from workflow_common.models import CamelCaseModel, PascalCaseModel
 from workflow_common.sagemaker_names import NAME_PATTERN, RESOURCE_NAME_MAX_LENGTH
@@ -101,6 +102,32 @@ class DataCapture(CamelCaseModel):
         return options
 
 
+# SageMaker's ProductionVariantServerlessConfig ranges (API reference): memory in 1 GB steps.
+ServerlessMemorySize = Literal[1024, 2048, 3072, 4096, 5120, 6144]
+SERVERLESS_CONCURRENCY_MAX = 200
+
+
+class ServerlessConfig(PascalCaseModel):
+    """A serverless endpoint (SageMaker's ProductionVariantServerlessConfig, passed as it is): SageMaker starts
+    model servers on requests, up to MaxConcurrency at once, and none when there are none."""
+
+    memory_size_in_mb: ServerlessMemorySize = Field(alias="MemorySizeInMB")
+    max_concurrency: Annotated[int, Field(ge=1, le=SERVERLESS_CONCURRENCY_MAX), NotBoolean]
+    # Model servers kept warm (billed while idle); absent: none.
+    provisioned_concurrency: Annotated[int, Field(ge=1, le=SERVERLESS_CONCURRENCY_MAX), NotBoolean] | None = (
+        None
+    )
+
+    @model_validator(mode="after")
+    def _provisioned_within_maximum(self) -> ServerlessConfig:
+        if self.provisioned_concurrency and self.provisioned_concurrency > self.max_concurrency:
+            raise ValueError(
+                f"ProvisionedConcurrency ({self.provisioned_concurrency}) is greater than MaxConcurrency "
+                f"({self.max_concurrency})"
+            )
+        return self
+
+
 class Hosting(CamelCaseModel):
     initial_instance_count: PositiveInt = 1
     instance_type: InstanceType = "ml.c5.large"
@@ -108,6 +135,8 @@ class Hosting(CamelCaseModel):
     subnets: list[str] = Field(default_factory=list)
     # Absent: nothing is captured.
     data_capture: DataCapture | None = None
+    # Present: a serverless endpoint instead of instances.
+    serverless_config: ServerlessConfig | None = None
 
 
 class ModelSettings(CamelCaseModel):
@@ -335,8 +364,53 @@ class MlParameters(CamelCaseModel):
                 "deployed model), not algorithmARN: set it false or train with trainingImage"
             )
         self._check_input_mode()
+        self._check_serverless()
         self._check_deployment()
         return self
+
+    def _check_serverless(self) -> None:
+        """Refuse, naming the field, what a serverless endpoint does not have or SageMaker does not offer with it
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html, feature exclusions)."""
+        hosting = self.model.hosting
+        if hosting.serverless_config is None:
+            return
+        prefix = "model.hosting.serverlessConfig"
+        instances = sorted(
+            f"model.hosting.{to_camel(name)}"
+            for name in hosting.model_fields_set & {"instance_type", "initial_instance_count"}
+        ) + sorted(
+            to_camel(name)
+            for name in self.model_fields_set
+            & {
+                "autoscaling_min_capacity",
+                "autoscaling_max_capacity",
+                "target_tracking_scaling_policy_configuration",
+            }
+        )
+        if instances:
+            raise ValueError(
+                f"{prefix}: a serverless endpoint has no instances to choose or scale (SageMaker scales it up to "
+                f"MaxConcurrency): remove {', '.join(instances)}"
+            )
+        if hosting.data_capture:
+            raise ValueError(
+                f"{prefix}: SageMaker does not capture data on serverless endpoints: remove model.hosting.dataCapture"
+            )
+        if hosting.subnets:
+            raise ValueError(
+                f"{prefix}: serverless endpoints do not run in a VPC: remove model.hosting.subnets and securityGroupIds"
+            )
+        deployment = self.deployment
+        if (
+            deployment.strategy != "AllAtOnce"
+            or deployment.baking_period_in_seconds
+            or deployment.maximum_execution_timeout_in_seconds is not None
+        ):
+            raise ValueError(
+                f"{prefix}: a serverless endpoint is updated by SageMaker's default update here, all at once without "
+                "traffic shifting, baking or rollback alarms: use deployment.strategy AllAtOnce with "
+                "bakingPeriodInSeconds 0 and no maximumExecutionTimeoutInSeconds"
+            )
 
     def _check_input_mode(self) -> None:
         if self.training_input_mode != "FastFile":

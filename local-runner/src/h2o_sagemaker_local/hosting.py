@@ -397,8 +397,7 @@ class PendingDeployment:
             "VariantName": variant["VariantName"],
             "CurrentWeight": float(variant.get("InitialVariantWeight", 1)),
             "DesiredWeight": float(variant.get("InitialVariantWeight", 1)),
-            "CurrentInstanceCount": self.instances_with_traffic,
-            "DesiredInstanceCount": self.instance_count,
+            **variant_capacity(variant, self.instances_with_traffic, self.instance_count),
             "VariantStatus": [
                 {
                     "Status": self.variant_status,
@@ -414,6 +413,17 @@ class PendingDeployment:
             "StartTime": self.start_time,
             "ProductionVariants": [summary],
         }
+
+
+def variant_capacity(variant: dict[str, Any], current: int, desired: int) -> dict[str, Any]:
+    """A variant's capacity as DescribeEndpoint reports it: its instance counts, or its serverless configuration
+    (a serverless variant has no instances)."""
+    if "ServerlessConfig" in variant:
+        return {
+            "CurrentServerlessConfig": variant["ServerlessConfig"],
+            "DesiredServerlessConfig": variant["ServerlessConfig"],
+        }
+    return {"CurrentInstanceCount": current, "DesiredInstanceCount": desired}
 
 
 @dataclass(frozen=True)
@@ -469,8 +479,11 @@ class LocalEndpoint:
                     "VariantName": variant["VariantName"],
                     "CurrentWeight": float(variant.get("InitialVariantWeight", 1)),
                     "DesiredWeight": float(variant.get("InitialVariantWeight", 1)),
-                    "CurrentInstanceCount": variant.get("InitialInstanceCount", 1),
-                    "DesiredInstanceCount": variant.get("InitialInstanceCount", 1),
+                    **variant_capacity(
+                        variant,
+                        variant.get("InitialInstanceCount", 1),
+                        variant.get("InitialInstanceCount", 1),
+                    ),
                 }
                 for variant in config["ProductionVariants"]
             ],

@@ -221,6 +221,7 @@ class LocalSageMaker:
         self._raced_updates: set[str] = set()
         self._failing_invocations: dict[str, int] = {}  # endpoint configuration -> status (fail_invocations)
         self.alarm_evaluator = AlarmEvaluator(account_id, region)
+        self.network_isolated_models: dict[str, bool] = {}
         threading.Thread(target=self._watch_endpoints, daemon=True).start()
         threading.Thread(target=self._publish_metrics_and_evaluate_alarms, daemon=True).start()
 
@@ -508,10 +509,18 @@ class LocalSageMaker:
 
     # Hosting -------------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def check_create_model(request: dict[str, Any]) -> None:
-        """CreateModel (moto's) goes ahead only if SageMaker can assume the model's execution role."""
+    def check_create_model(self, request: dict[str, Any]) -> None:
+        """CreateModel (moto's) goes ahead only if SageMaker can assume the model's execution role. Whether the
+        model is network-isolated is kept here: moto's DescribeModel always answers false."""
         _check_role_can_be_assumed(request.get("ExecutionRoleArn"))
+        self.network_isolated_models[request["ModelName"]] = bool(request.get("EnableNetworkIsolation"))
+
+    @staticmethod
+    def check_create_endpoint_config(request: dict[str, Any]) -> None:
+        """CreateEndpointConfig (moto's checks ServerlessConfig's memory sizes) refuses data capture on a
+        serverless variant, one of the features SageMaker lists as not supported by Serverless Inference."""
+        if request.get("DataCaptureConfig") and _serverless(request):
+            raise ValidationError(SERVERLESS_EXCLUSION.format(feature="DataCaptureConfig"))
 
     def _backend(self) -> Any:
         return sagemaker_backends[self.account_id][self.region]
@@ -525,6 +534,18 @@ class LocalSageMaker:
         model = self._backend().describe_model(model_name).response_object
         return config, model
 
+    def _check_serverless_model(self, config: dict[str, Any], model: dict[str, Any]) -> None:
+        """A serverless endpoint's model may not run in a VPC or network-isolated (Serverless Inference's feature
+        exclusions; refused here on CreateEndpoint and UpdateEndpoint, where SageMaker's exact answer is not
+        documented)."""
+        if not _serverless(config):
+            return
+        name = model["ModelName"]
+        if model.get("VpcConfig"):
+            raise ValidationError(SERVERLESS_EXCLUSION.format(feature=f"Model {name}'s VpcConfig"))
+        if self.network_isolated_models.get(name):
+            raise ValidationError(SERVERLESS_EXCLUSION.format(feature=f"Model {name}'s network isolation"))
+
     def _endpoint(self, name: str) -> LocalEndpoint:
         if name not in self.endpoints:
             raise ValidationError(f'Could not find endpoint "{name}".')
@@ -535,6 +556,7 @@ class LocalSageMaker:
         if name in self.endpoints:
             raise ValidationError(f'Cannot create already existing endpoint "{self.arn("endpoint", name)}".')
         config, model = self._deployment(request["EndpointConfigName"])
+        self._check_serverless_model(config, model)
         instance_count = config["ProductionVariants"][0].get("InitialInstanceCount", 1)
         deployment_config = request.get("DeploymentConfig")
         if deployment_config:  # kept for a later UpdateEndpoint's RetainDeploymentConfig
@@ -567,7 +589,20 @@ class LocalSageMaker:
         if endpoint.status != "InService":
             raise ValidationError(f'Cannot update in-progress endpoint "{endpoint.arn}".')
         config, model = self._deployment(request["EndpointConfigName"])
+        self._check_serverless_model(config, model)
+        assert endpoint.deployed_config is not None  # an InService endpoint has one
+        if _serverless(config) and not _serverless(endpoint.deployed_config):
+            raise ValidationError(
+                f"Endpoint {endpoint.name} is instance-based: it cannot be updated to serverless endpoint "
+                f"configuration {config['EndpointConfigName']}."
+            )
         self._check_auto_scaling_allows(endpoint, config)
+        if _serverless(config) or _serverless(endpoint.deployed_config):
+            # What SageMaker's guardrails, and retaining variant properties, do for serverless endpoints is not
+            # documented: refused.
+            for member in ("DeploymentConfig", "RetainDeploymentConfig", "RetainAllVariantProperties"):
+                if request.get(member):
+                    raise ValidationError(SERVERLESS_EXCLUSION.format(feature=member))
         deployment_config = self._requested_deployment_config(endpoint, request)
         instance_count = self._deployed_instance_count(endpoint, config, request)
         plan = None
@@ -874,7 +909,17 @@ class LocalSageMaker:
 
 
 # moto's actions that keep moto's behaviour after a check SageMaker makes first.
-CHECKED_ACTIONS = ("create_model",)
+CHECKED_ACTIONS = ("create_model", "create_endpoint_config")
+SERVERLESS_EXCLUSION = (
+    "{feature} is not supported for serverless endpoints "
+    "(https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html, feature exclusions)."
+)
+
+
+def _serverless(config: dict[str, Any]) -> bool:
+    return any("ServerlessConfig" in variant for variant in config["ProductionVariants"])
+
+
 _ROUTED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _CHECKED: dict[str, Callable[[dict[str, Any]], None]] = {}
 _INVOKE: list[Callable[[str, bytes, dict[str, str]], tuple[int, bytes, str]]] = []

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from workflow_common.aws_clients import AwsClients
 from workflow_common.ml_parameters import ParameterFileError, parse_document
 from workflow_common.sagemaker_names import RESOURCE_NAME_MAX_LENGTH
@@ -63,6 +63,10 @@ class EndpointDisappeared(RuntimeError):
     """The endpoint was deleted while this deployment waited for it."""
 
 
+class EndpointKindChanged(RuntimeError):
+    """The endpoint is serverless and the deployment is instance-based, or the other way round."""
+
+
 class ScalingPolicyToRestore(BaseModel):
     """A target-tracking policy as PutScalingPolicy takes it back."""
 
@@ -86,13 +90,29 @@ class ScalableTargetToRestore(BaseModel):
     scaling_policies: list[ScalingPolicyToRestore] = Field(alias="ScalingPolicies")
 
 
+class RequestedVariant(BaseModel):
+    """The variant the deployment makes: instances, or serverless (SageMaker's ProductionVariant fields)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    variant_name: str = Field(alias="VariantName", min_length=1, max_length=RESOURCE_NAME_MAX_LENGTH)
+    instance_type: str | None = Field(default=None, alias="InstanceType", min_length=1)
+    initial_instance_count: int | None = Field(default=None, alias="InitialInstanceCount", ge=1)
+    serverless_config: dict[str, Any] | None = Field(default=None, alias="ServerlessConfig")
+
+    @model_validator(mode="after")
+    def _instances_or_serverless(self) -> RequestedVariant:
+        instances = self.instance_type is not None and self.initial_instance_count is not None
+        if instances == (self.serverless_config is not None):
+            raise ValueError("give InstanceType and InitialInstanceCount, or ServerlessConfig")
+        return self
+
+
 class InspectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     endpoint_name: str = Field(alias="endpointName", min_length=1, max_length=RESOURCE_NAME_MAX_LENGTH)
-    variant_name: str = Field(alias="variantName", min_length=1, max_length=RESOURCE_NAME_MAX_LENGTH)
-    instance_type: str = Field(alias="instanceType", min_length=1)
-    requested_instance_count: int = Field(alias="requestedInstanceCount", ge=1)
+    variant: RequestedVariant
     # Set while polling a deployment: the configuration the endpoint must end up serving.
     expected_endpoint_config_name: str | None = Field(default=None, alias="expectedEndpointConfigName")
     # Set while polling an update: its DeploymentConfig (the rollback alarms) and when it began.
@@ -101,6 +121,14 @@ class InspectionRequest(BaseModel):
     # What earlier inspections of this run recorded before their targets were deregistered: an inspection
     # after the detach no longer sees those targets.
     auto_scaling_to_restore: list[ScalableTargetToRestore] = Field(default=[], alias="autoScalingToRestore")
+
+    @property
+    def variant_name(self) -> str:
+        return self.variant.variant_name
+
+    @property
+    def serverless(self) -> bool:
+        return self.variant.serverless_config is not None
 
     @property
     def rollback_alarm_names(self) -> list[str]:
@@ -116,7 +144,7 @@ class Inspection(BaseModel):
     failure_reason: str | None = Field(alias="failureReason")
     endpoint_arn: str | None = Field(alias="endpointArn")
     endpoint_config_name: str | None = Field(alias="endpointConfigName")
-    instance_count: int = Field(alias="instanceCount")
+    instance_count: int | None = Field(alias="instanceCount")  # None: serverless
     scalable_target_registered: bool = Field(alias="scalableTargetRegistered")
     scalable_targets_to_deregister: list[str] = Field(alias="scalableTargetsToDeregister")
     # Every target this run deregistered or is about to, as it was: registered again if the update fails.
@@ -137,19 +165,42 @@ def describe_endpoint(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | No
         raise
 
 
-def deployed_instance_types(sagemaker: Any, endpoint_config_name: str) -> dict[str, str] | None:
-    """Instance type per variant of the configuration the endpoint serves; None if that config was deleted."""
+def deployed_variants(sagemaker: Any, endpoint_config_name: str) -> list[dict[str, Any]] | None:
+    """The variants of the configuration the endpoint serves; None if that config was deleted."""
     try:
         config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint_config_name)
     except ClientError as error:
         if is_not_found(error):
             return None
         raise
+    return list(config["ProductionVariants"])
+
+
+def instance_types(variants: list[dict[str, Any]] | None) -> dict[str, str] | None:
+    """Instance type per variant (serverless variants have none); None when the variants are unknown."""
+    if variants is None:
+        return None
     return {
-        variant["VariantName"]: variant["InstanceType"]
-        for variant in config["ProductionVariants"]
-        if "InstanceType" in variant  # serverless variants have none
+        variant["VariantName"]: variant["InstanceType"] for variant in variants if "InstanceType" in variant
     }
+
+
+def check_same_kind(request: InspectionRequest, variants: list[dict[str, Any]] | None) -> None:
+    """SageMaker refuses to update an instance-based endpoint to serverless
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-create-invoke-update-delete.html);
+    the other way round is a one-way change this workflow does not make either."""
+    if not variants:
+        return
+    deployed_serverless = any("ServerlessConfig" in variant for variant in variants)
+    if deployed_serverless == request.serverless:
+        return
+    name = request.endpoint_name
+    kinds = ("serverless", "instance-based") if deployed_serverless else ("instance-based", "serverless")
+    raise EndpointKindChanged(
+        f"Endpoint {name} is {kinds[0]} and this deployment is {kinds[1]}: an endpoint keeps its kind. Deploy to "
+        f"another endpointName, or delete the endpoint (aws sagemaker delete-endpoint --endpoint-name {name}) "
+        "and deploy again."
+    )
 
 
 def registered_targets(autoscaling: Any, resource_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -200,19 +251,21 @@ def to_restore(autoscaling: Any, target: dict[str, Any]) -> ScalableTargetToRest
     )
 
 
-def current_instance_count(variants: list[dict[str, Any]], request: InspectionRequest) -> int:
+def current_instance_count(variants: list[dict[str, Any]], request: InspectionRequest) -> int | None:
     """The capacity the new configuration must start with so that deploying never scales the endpoint in.
 
     The requested variant's own count if it exists; otherwise the sum over the variants being replaced,
-    whose traffic all moves to the requested one.
+    whose traffic all moves to the requested one. None for a serverless deployment: it has no instances.
     """
+    if request.serverless:
+        return None
 
     def count(variant: dict[str, Any]) -> int:
         return int(variant.get("CurrentInstanceCount") or variant.get("DesiredInstanceCount") or 0)
 
     same_variant = [variant for variant in variants if variant["VariantName"] == request.variant_name]
     total = sum(count(variant) for variant in same_variant or variants)
-    return total or request.requested_instance_count
+    return total or request.variant.initial_instance_count
 
 
 def targets_blocking_update(
@@ -228,7 +281,7 @@ def targets_blocking_update(
         kept_as_is = (
             variant_name == request.variant_name
             and instance_types is not None
-            and instance_types.get(variant_name) == request.instance_type
+            and instance_types.get(variant_name) == request.variant.instance_type
         )
         if not kept_as_is:
             blocking.append(target)
@@ -316,6 +369,7 @@ def inspect_endpoint(
     request: InspectionRequest, sagemaker: Any, autoscaling: Any, cloudwatch: Any | None = None
 ) -> Inspection:
     endpoint = describe_endpoint(sagemaker, request.endpoint_name)
+    served: list[dict[str, Any]] | None = None  # the variants of the configuration it serves, when read
     if endpoint is None:
         inspection = Inspection(
             exists=False,
@@ -323,7 +377,7 @@ def inspect_endpoint(
             failureReason=None,
             endpointArn=None,
             endpointConfigName=None,
-            instanceCount=request.requested_instance_count,
+            instanceCount=request.variant.initial_instance_count,
             scalableTargetRegistered=False,
             scalableTargetsToDeregister=[],
             autoScalingToRestore=[],  # deleting an endpoint deregisters its targets: nothing to restore
@@ -335,13 +389,8 @@ def inspect_endpoint(
             | {resource_id(request.endpoint_name, request.variant_name)}
         )
         registered = registered_targets(autoscaling, candidate_targets)
-        blocking = (
-            targets_blocking_update(
-                registered, deployed_instance_types(sagemaker, endpoint["EndpointConfigName"]), request
-            )
-            if registered
-            else []
-        )
+        served = deployed_variants(sagemaker, endpoint["EndpointConfigName"]) if registered else None
+        blocking = targets_blocking_update(registered, instance_types(served), request) if registered else []
         recorded = {target.resource_id for target in request.auto_scaling_to_restore}
         inspection = Inspection(
             exists=True,
@@ -377,6 +426,8 @@ def inspect_endpoint(
     )
     alarms = fired_alarms(cloudwatch, request) if rolled_back and cloudwatch is not None else []
     check_deployment_outcome(request, inspection, superseded, alarms)
+    if expected is None and inspection.endpoint_config_name is not None:  # before deploying to it
+        check_same_kind(request, served or deployed_variants(sagemaker, inspection.endpoint_config_name))
     return inspection
 
 
