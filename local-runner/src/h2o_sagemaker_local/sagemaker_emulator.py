@@ -590,19 +590,8 @@ class LocalSageMaker:
             raise ValidationError(f'Cannot update in-progress endpoint "{endpoint.arn}".')
         config, model = self._deployment(request["EndpointConfigName"])
         self._check_serverless_model(config, model)
-        assert endpoint.deployed_config is not None  # an InService endpoint has one
-        if _serverless(config) and not _serverless(endpoint.deployed_config):
-            raise ValidationError(
-                f"Endpoint {endpoint.name} is instance-based: it cannot be updated to serverless endpoint "
-                f"configuration {config['EndpointConfigName']}."
-            )
+        _check_serverless_update(endpoint, config, request)
         self._check_auto_scaling_allows(endpoint, config)
-        if _serverless(config) or _serverless(endpoint.deployed_config):
-            # What SageMaker's guardrails, and retaining variant properties, do for serverless endpoints is not
-            # documented: refused.
-            for member in ("DeploymentConfig", "RetainDeploymentConfig", "RetainAllVariantProperties"):
-                if request.get(member):
-                    raise ValidationError(SERVERLESS_EXCLUSION.format(feature=member))
         deployment_config = self._requested_deployment_config(endpoint, request)
         instance_count = self._deployed_instance_count(endpoint, config, request)
         plan = None
@@ -918,6 +907,23 @@ SERVERLESS_EXCLUSION = (
 
 def _serverless(config: dict[str, Any]) -> bool:
     return any("ServerlessConfig" in variant for variant in config["ProductionVariants"])
+
+
+def _check_serverless_update(
+    endpoint: LocalEndpoint, config: dict[str, Any], request: dict[str, Any]
+) -> None:
+    """SageMaker refuses to update an instance-based endpoint to serverless; what its guardrails, and retaining
+    variant properties, do for serverless endpoints is not documented: refused too."""
+    assert endpoint.deployed_config is not None  # an InService endpoint has one
+    if _serverless(config) and not _serverless(endpoint.deployed_config):
+        raise ValidationError(
+            f"Endpoint {endpoint.name} is instance-based: it cannot be updated to serverless endpoint "
+            f"configuration {config['EndpointConfigName']}."
+        )
+    if _serverless(config) or _serverless(endpoint.deployed_config):
+        for member in ("DeploymentConfig", "RetainDeploymentConfig", "RetainAllVariantProperties"):
+            if request.get(member):
+                raise ValidationError(SERVERLESS_EXCLUSION.format(feature=member))
 
 
 _ROUTED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
