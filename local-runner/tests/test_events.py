@@ -98,6 +98,18 @@ def test_the_reporter_prints_each_event(output: io.StringIO) -> None:
     assert set(reporter.timings) == {"tuning"}
 
 
+def test_a_warm_started_tuning_job_names_its_parents_and_the_jobs_it_starts_from(output: io.StringIO) -> None:
+    parents = [{"HyperParameterTuningJobName": name} for name in ("tuning-0", "tuning-00")]
+    request = TUNING_REQUEST | {
+        "WarmStartConfig": {"ParentHyperParameterTuningJobs": parents, "WarmStartType": "TransferLearning"}
+    }
+    cli.Reporter()(events.TuningStarted("tuning-1", request, 17))
+    assert (
+        "in parallel, objective Maximize validation:auc; warm start from tuning-0, tuning-00 (17 of their "
+        in (output.getvalue())
+    )
+
+
 def test_verbose_reporter_prints_each_state_entered(output: io.StringIO) -> None:
     cli.Reporter(verbose=True)(events.StateEntered("run-1", "Tune"))
     assert output.getvalue() == "  run-1 → Tune\n"

@@ -11,6 +11,7 @@ with what its host names resolve to and the environment a cluster needs, and `fa
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -970,6 +971,146 @@ def test_responses_have_the_shapes_of_the_sagemaker_api(sagemaker: LocalSageMake
     )
     assert training_job["TuningJobArn"] == description["HyperParameterTuningJobArn"]
     assert training_job["TrainingJobStatus"] == "Completed"
+
+
+# --- warm start ---------------------------------------------------------------------------------------------
+
+
+def warm_start(request: dict[str, Any], *parents: str, kind: str = "TransferLearning") -> dict[str, Any]:
+    request["WarmStartConfig"] = {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": name} for name in parents],
+        "WarmStartType": kind,
+    }
+    validate_parameters(request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape)
+    return request
+
+
+def test_a_warm_start_tuning_job_starts_from_its_parents_results_in_its_own_ranges(
+    sagemaker: LocalSageMaker,
+) -> None:
+    parent = run_to_end(sagemaker, tuning_request("parent", RANDOM_RANGES, strategy="Random", max_jobs=6))
+    parent_jobs = summaries(sagemaker, "parent")
+    narrower = copy.deepcopy(RANDOM_RANGES)
+    narrower["ContinuousParameterRanges"][0]["MaxValue"] = (
+        "20"  # x in [0, 20]: the parents' other jobs do not fit
+    )
+
+    child = run_to_end(
+        sagemaker,
+        warm_start(tuning_request("child", narrower, strategy="Bayesian", max_jobs=2), "parent"),
+    )
+
+    assert parent["HyperParameterTuningJobStatus"] == child["HyperParameterTuningJobStatus"] == "Completed"
+    assert child["WarmStartConfig"] == {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "parent"}],
+        "WarmStartType": "TransferLearning",
+    }
+    in_range = [job for job in parent_jobs if float(job["TunedHyperParameters"]["x"]) <= 20]
+    assert 0 < len(in_range) < len(parent_jobs), "the seed should give jobs on both sides of x=20"
+    assert sagemaker.tuning_jobs["child"].warm_start_trials == len(in_range)
+    # The parents' jobs inform the search; the best job is one of this tuning job's own (TransferLearning).
+    assert child["BestTrainingJob"]["TuningJobName"] == "child"
+    assert len(summaries(sagemaker, "child")) == 2
+    assert_matches_api_shape(
+        child, SAGEMAKER_API.operation_model("DescribeHyperParameterTuningJob").output_shape
+    )
+
+
+def test_warm_starts_sagemaker_refuses_are_refused_naming_the_rule(sagemaker: LocalSageMaker) -> None:
+    run_to_end(sagemaker, tuning_request("parent", RANDOM_RANGES, strategy="Random", max_jobs=2))
+    start_sleeping_jobs(sagemaker, "running")
+    many = categorical(x=["10"], y=[str(value) for value in range(11)])
+    run_to_end(sagemaker, tuning_request("many-values", many, strategy="Random", max_jobs=1))
+
+    def child(**changes: Any) -> dict[str, Any]:
+        return tuning_request("child", RANDOM_RANGES, strategy="Bayesian", max_jobs=2) | changes
+
+    retyped = copy.deepcopy(RANDOM_RANGES)
+    retyped["IntegerParameterRanges"] = [{"Name": "x", "MinValue": "0", "MaxValue": "40"}]
+    retyped["ContinuousParameterRanges"] = [{"Name": "n", "MinValue": "1", "MaxValue": "5"}]
+    cases = [
+        (warm_start(child(), "gone"), "Parent tuning job(s) not found: gone"),
+        (warm_start(child(), "running"), "Parent tuning job running is InProgress: parent jobs must be in a"),
+        (
+            warm_start(
+                tuning_request(
+                    "child",
+                    RANDOM_RANGES,
+                    strategy="Bayesian",
+                    max_jobs=2,
+                    objective=("Minimize", "validation:logloss"),
+                ),
+                "parent",
+            ),
+            "The objective metric validation:logloss is not the one of parent tuning job parent",
+        ),
+        (
+            warm_start(
+                tuning_request(
+                    "child", RANDOM_RANGES, strategy="Bayesian", max_jobs=2, static={"ntrees": "50"}
+                ),
+                "parent",
+            ),
+            "The total number of static plus tunable hyperparameters (4) differs from parent tuning job parent's (3)",
+        ),
+        (
+            warm_start(tuning_request("child", retyped, strategy="Bayesian", max_jobs=2), "parent"),
+            "The type of hyperparameter",
+        ),
+        (
+            warm_start(
+                tuning_request(
+                    "child", categorical(x=["10"]), strategy="Random", max_jobs=1, static={"y": "3"}
+                ),
+                "many-values",
+            ),
+            "11 changes from parent tuning job many-values's tunable and static hyperparameters",
+        ),
+        (
+            warm_start(tuning_request("child", RANDOM_RANGES, strategy="Bayesian", max_jobs=499), "parent"),
+            "The parent tuning jobs' 2 training jobs and MaxNumberOfTrainingJobs 499 exceed the 500",
+        ),
+        (warm_start(child(), *["parent"] * 6), "has 6 jobs; 1 to 5 are allowed"),
+        (
+            warm_start(child(), "parent", kind="IdenticalDataAndAlgorithm"),
+            "WarmStartType IdenticalDataAndAlgorithm is not emulated",
+        ),
+        (
+            warm_start(tuning_request("child", categorical(x=["10"]), max_jobs=2), "parent"),
+            "Warm start is emulated for the Bayesian and Random strategies only, not Grid",
+        ),
+    ]
+    for request, message in cases:
+        with pytest.raises(ValidationError) as refused:
+            sagemaker.create_hyper_parameter_tuning_job(request)
+        assert message in refused.value.message
+        assert "child" not in sagemaker.tuning_jobs
+
+
+def test_tuning_jobs_are_listed_filtered_sorted_and_paged_with_their_tags(sagemaker: LocalSageMaker) -> None:
+    for name in ("survival-b", "survival-a", "other-c"):
+        run_to_end(sagemaker, tuning_request(name, categorical(x=["10"])))
+
+    def names(**request: Any) -> tuple[list[str], str | None]:
+        listed = sagemaker.list_hyper_parameter_tuning_jobs(request)
+        assert_matches_api_shape(
+            listed, SAGEMAKER_API.operation_model("ListHyperParameterTuningJobs").output_shape
+        )
+        return [
+            item["HyperParameterTuningJobName"] for item in listed["HyperParameterTuningJobSummaries"]
+        ], listed.get("NextToken")
+
+    assert names() == (["other-c", "survival-a", "survival-b"], None)  # by name, ascending
+    assert names(NameContains="SURVIVAL", SortBy="CreationTime", SortOrder="Descending") == (
+        ["survival-a", "survival-b"],
+        None,
+    )
+    assert names(StatusEquals="InProgress") == ([], None)
+    first_page, token = names(MaxResults=2)
+    assert first_page == ["other-c", "survival-a"] and token
+    assert names(MaxResults=2, NextToken=token) == (["survival-b"], None)
+    arn = sagemaker.tuning_jobs["survival-a"].arn
+    assert sagemaker.list_tags({"ResourceArn": arn}) == {"Tags": [{"Key": "Environment", "Value": "test"}]}
 
 
 # --- processing jobs ----------------------------------------------------------------------------------------

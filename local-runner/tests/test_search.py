@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from h2o_sagemaker_local.search import GridSearch, UnsupportedTuningRequest, make_search
@@ -148,3 +149,52 @@ def test_metrics_take_the_last_value_of_each_definition() -> None:
     ]
     output = "validation:auc=0.5;\nvalidation:rmse=0.4;\nvalidation:auc=0.91;\n"
     assert parse_metrics(output, definitions) == {"validation:auc": 0.91}
+
+
+def test_a_warm_start_places_earlier_jobs_that_fit_the_ranges_and_leaves_out_the_others() -> None:
+    cold = make_search(config("Bayesian"), max_jobs=6, seed=4)
+    earlier = []
+    for _ in range(4):
+        _token, values = cold.suggest()
+        earlier.append((values | {"seed": "1"}, 0.9))  # static hyperparameters ride along, and are ignored
+    misfits = [
+        earlier[0][0] | {"ntrees": "150"},  # outside the integer range
+        earlier[0][0] | {"ntrees": "20.5"},  # not an integer
+        earlier[0][0] | {"distribution": "gaussian"},  # not one of the categorical values
+        {key: value for key, value in earlier[0][0].items() if key != "learn_rate"},  # no value for a range
+    ]
+
+    warm = make_search(
+        config("Bayesian"), max_jobs=6, seed=4, earlier=[*earlier, *((values, 0.5) for values in misfits)]
+    )
+
+    assert warm.warm_start_trials == 4
+    placed = warm.study.trials  # type: ignore[attr-defined]
+    # Each placed as the study would have sampled it: a reversed-logarithmic value maps back to itself.
+    assert [float(trial.params["sample_rate"]) for trial in placed] == pytest.approx(
+        [1 - float(values["sample_rate"]) for values, _ in earlier]
+    )
+    assert all(isinstance(trial.params["ntrees"], int) for trial in placed)
+
+
+def test_a_warm_start_from_good_results_begins_near_them() -> None:
+    """Bayesian search started from earlier jobs models them at once, instead of sampling at random first."""
+    ranges = {
+        "ContinuousParameterRanges": [
+            {"Name": "x", "MinValue": "0", "MaxValue": "1", "ScalingType": "Linear"}
+        ]
+    }
+    earlier = [({"x": repr(index / 20)}, -abs(index / 20 - 0.8)) for index in range(21)]
+
+    def first_distances(search: Any) -> float:
+        distances = []
+        for _ in range(5):
+            token, values = search.suggest()
+            distances.append(abs(float(values["x"]) - 0.8))
+            search.report(token, -distances[-1])
+        return sum(distances) / len(distances)
+
+    cold = make_search(config("Bayesian", ranges), max_jobs=15, seed=3)
+    warm = make_search(config("Bayesian", ranges), max_jobs=15, seed=3, earlier=earlier)
+    assert warm.warm_start_trials == 21
+    assert first_distances(warm) < first_distances(cold) / 2

@@ -114,14 +114,23 @@ class Reporter:
             case events.ExecutionStarted(arn):
                 console.print(f"[bold]Execution started[/] {arn.rsplit(':', 1)[-1]} by {self.manifest}")
                 self.phase_started = time.monotonic()
-            case events.TuningStarted(name, request):
+            case events.TuningStarted(name, request, warm_start_trials):
                 config = request["HyperParameterTuningJobConfig"]
                 limits = config["ResourceLimits"]
+                parents = [
+                    parent["HyperParameterTuningJobName"]
+                    for parent in request.get("WarmStartConfig", {}).get("ParentHyperParameterTuningJobs", [])
+                ]
                 console.print(
                     f"[bold]Tuning[/] {name}: {config['Strategy']}, "
                     f"{limits.get('MaxNumberOfTrainingJobs', 'grid')} jobs, {limits['MaxParallelTrainingJobs']} in parallel, "
                     f"objective {config['HyperParameterTuningJobObjective']['Type']} "
                     f"{config['HyperParameterTuningJobObjective']['MetricName']}"
+                    + (
+                        f"; warm start from {', '.join(parents)} ({warm_start_trials} of their training jobs)"
+                        if parents
+                        else ""
+                    )
                 )
                 self.progress.start()
                 self.task = self.progress.add_task(

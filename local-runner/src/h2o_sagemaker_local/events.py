@@ -39,6 +39,7 @@ class StateEntered:
 class TuningStarted:
     name: str
     request: dict[str, Any]  # the CreateHyperParameterTuningJob request
+    warm_start_trials: int = 0  # the parents' training jobs a warm start's search started from
 
 
 @dataclass(frozen=True)

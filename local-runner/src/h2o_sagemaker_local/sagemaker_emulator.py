@@ -64,10 +64,12 @@ from h2o_sagemaker_local.processing import (
 from h2o_sagemaker_local.search import Search, UnsupportedTuningRequest, make_search
 from h2o_sagemaker_local.training import TrainingJob, channel_input_mode, run_training_job
 from h2o_sagemaker_local.transform import TransformJob, TransformRequestError, run_transform_job
+from h2o_sagemaker_local.tuning_warm_start import ParentJob, WarmStartRefused, parents_of
 
 ROUTED_ACTIONS = (
     "create_hyper_parameter_tuning_job",
     "describe_hyper_parameter_tuning_job",
+    "list_hyper_parameter_tuning_jobs",
     "list_training_jobs_for_hyper_parameter_tuning_job",
     "stop_hyper_parameter_tuning_job",
     "describe_training_job",
@@ -114,6 +116,7 @@ class TuningJob:
     training_jobs: list[TrainingJob] = field(default_factory=list)
     objective_failures: int = 0
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    warm_start_trials: int = 0  # the parents' training jobs its search started from
 
     @property
     def objective(self) -> dict[str, str]:
@@ -128,6 +131,24 @@ class TuningJob:
             return None
         pick = max if self.objective["Type"] == "Maximize" else min
         return pick(scored, key=lambda job: self.objective_value(job) or 0.0)
+
+    @property
+    def tags(self) -> list[dict[str, str]]:
+        return list(self.request.get("Tags", []))
+
+    def as_parent(self) -> ParentJob:
+        static = self.request["TrainingJobDefinition"].get("StaticHyperParameters", {})
+        return ParentJob(
+            name=self.name,
+            status=self.status,
+            request=self.request,
+            training_jobs_launched=len(self.training_jobs),
+            results=[
+                (static | job.tuned_hyperparameters, value)
+                for job in self.training_jobs
+                if (value := self.objective_value(job)) is not None
+            ],
+        )
 
     def summary(self, job: TrainingJob) -> dict[str, Any]:
         """A training job as DescribeHyperParameterTuningJob's BestTrainingJob and the list call show it."""
@@ -186,6 +207,8 @@ class TuningJob:
         best = self.best_job()
         if best:
             description["BestTrainingJob"] = self.summary(best)
+        if "WarmStartConfig" in self.request:
+            description["WarmStartConfig"] = self.request["WarmStartConfig"]
         if self.end_time:
             description["HyperParameterTuningEndTime"] = self.end_time
         if self.failure_reason:
@@ -253,14 +276,27 @@ class LocalSageMaker:
         self._check_instance_count(int(definition["ResourceConfig"].get("InstanceCount", 1)))
         limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
         try:
-            search = make_search(
-                request["HyperParameterTuningJobConfig"], limits.get("MaxNumberOfTrainingJobs", 0), self.seed
+            parents = (
+                parents_of(request, {tuning.name: tuning.as_parent() for tuning in self.tuning_jobs.values()})
+                if "WarmStartConfig" in request
+                else []
             )
-        except UnsupportedTuningRequest as error:
+            search = make_search(
+                request["HyperParameterTuningJobConfig"],
+                limits.get("MaxNumberOfTrainingJobs", 0),
+                self.seed,
+                earlier=[result for parent in parents for result in parent.results],
+            )
+        except (WarmStartRefused, UnsupportedTuningRequest) as error:
             raise ValidationError(str(error)) from None
-        job = TuningJob(name, self.arn("hyper-parameter-tuning-job", name), request)
+        job = TuningJob(
+            name,
+            self.arn("hyper-parameter-tuning-job", name),
+            request,
+            warm_start_trials=search.warm_start_trials,
+        )
         self.tuning_jobs[name] = job
-        self.listener(events.TuningStarted(name, request))
+        self.listener(events.TuningStarted(name, request, job.warm_start_trials))
         self._background(self._run_tuning_job, job, search)
         return {"HyperParameterTuningJobArn": job.arn}
 
@@ -403,6 +439,46 @@ class LocalSageMaker:
 
     def describe_hyper_parameter_tuning_job(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._tuning_job(request["HyperParameterTuningJobName"]).describe()
+
+    def list_hyper_parameter_tuning_jobs(self, request: dict[str, Any]) -> dict[str, Any]:
+        """NameContains (names are not case sensitive), StatusEquals, SortBy and SortOrder (SageMaker's defaults:
+        Name, Ascending), MaxResults (10 by default) with NextToken."""
+        contains = request.get("NameContains", "").lower()
+        jobs = [
+            tuning
+            for tuning in list(self.tuning_jobs.values())
+            if contains in tuning.name.lower() and request.get("StatusEquals") in (None, tuning.status)
+        ]
+        sort_key: Callable[[TuningJob], Any] = {
+            "Name": lambda tuning: tuning.name,
+            "Status": lambda tuning: tuning.status,
+            "CreationTime": lambda tuning: tuning.creation_time,
+        }[request.get("SortBy", "Name")]
+        jobs.sort(key=sort_key, reverse=request.get("SortOrder", "Ascending") == "Descending")
+        start = int(request.get("NextToken", 0))
+        end = start + int(request.get("MaxResults", 10))
+        summary_keys = (
+            "HyperParameterTuningJobName",
+            "HyperParameterTuningJobArn",
+            "HyperParameterTuningJobStatus",
+            "CreationTime",
+            "HyperParameterTuningEndTime",
+            "LastModifiedTime",
+            "TrainingJobStatusCounters",
+            "ObjectiveStatusCounters",
+        )
+        summaries = []
+        for tuning in jobs[start:end]:
+            description = tuning.describe()
+            config = description["HyperParameterTuningJobConfig"]
+            summaries.append(
+                {key: description[key] for key in summary_keys if key in description}
+                | {"Strategy": config["Strategy"], "ResourceLimits": config["ResourceLimits"]}
+            )
+        response: dict[str, Any] = {"HyperParameterTuningJobSummaries": summaries}
+        if end < len(jobs):
+            response["NextToken"] = str(end)
+        return response
 
     def list_training_jobs_for_hyper_parameter_tuning_job(self, request: dict[str, Any]) -> dict[str, Any]:
         tuning = self._tuning_job(request["HyperParameterTuningJobName"])
@@ -728,9 +804,10 @@ class LocalSageMaker:
         return {tag["Key"]: tag["Value"] for tag in self._tags(arn) or []}
 
     def _tags(self, arn: str) -> list[dict[str, str]] | None:
-        """Endpoints are kept here, models and endpoint configurations in moto; ARNs name them in lower case."""
+        """Endpoints and tuning jobs are kept here, models and endpoint configurations in moto; ARNs name them in lower case."""
         kind, _, name = arn.rpartition(":")[2].partition("/")
         held: dict[str, Any] | None = {
+            "hyper-parameter-tuning-job": self.tuning_jobs,
             "endpoint": self.endpoints,
             "endpoint-config": self._backend().endpoint_configs,
             "model": self._backend()._models,

@@ -8,7 +8,7 @@ strings, as SageMaker sends them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import optuna
@@ -22,7 +22,14 @@ class UnsupportedTuningRequest(ValueError):
     """The request asks for something the local emulation does not do; the message says what."""
 
 
+EarlierResults = Sequence[tuple[Mapping[str, str], float]]
+"""Training jobs of a warm start's parents: each one's hyperparameters (as strings) and objective value."""
+
+
 class Search(Protocol):
+    warm_start_trials: int
+    """How many of the parents' training jobs the search started from."""
+
     def suggest(self) -> tuple[Any, dict[str, str]] | None:
         """A token and the next hyperparameters, or None when the search space is exhausted."""
 
@@ -71,6 +78,36 @@ class OptunaSearch:
         for item in ranges.get("CategoricalParameterRanges", []):
             self.distributions[item["Name"]] = optuna.distributions.CategoricalDistribution(item["Values"])
         self.study = optuna.create_study(direction=_study_direction(direction), sampler=sampler)
+        self.warm_start_trials = 0
+
+    def start_from(self, earlier: EarlierResults) -> None:
+        """Tell the study the results of earlier training jobs (a warm start's parents'), as SageMaker starts a warm
+        start tuning job from them; a job with a value outside this search space or without a value for one of its
+        hyperparameters cannot be placed in it and is left out."""
+        for hyperparameters, objective in earlier:
+            try:
+                params = {name: self._internal(name, hyperparameters[name]) for name in self.distributions}
+                trial = optuna.trial.create_trial(
+                    params=params, distributions=self.distributions, value=objective
+                )
+            except (KeyError, ValueError):
+                continue
+            self.study.add_trial(trial)
+            self.warm_start_trials += 1
+
+    def _internal(self, name: str, text: str) -> Any:
+        """A value as sent to a training job, in the study's terms (the inverse of what `suggest` sends)."""
+        distribution = self.distributions[name]
+        if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+            return text
+        value = float(text)
+        if name in self.reversed:
+            value = 1 - value
+        if isinstance(distribution, optuna.distributions.IntDistribution):
+            if not value.is_integer():
+                raise ValueError(f"{name}={text} is not an integer")
+            return int(value)
+        return value
 
     def suggest(self) -> tuple[optuna.trial.Trial, dict[str, str]]:
         trial = self.study.ask(self.distributions)
@@ -88,6 +125,8 @@ class OptunaSearch:
 
 
 class GridSearch:
+    warm_start_trials = 0
+
     def __init__(self, ranges: dict[str, list[dict[str, Any]]]):
         if ranges.get("IntegerParameterRanges") or ranges.get("ContinuousParameterRanges"):
             raise UnsupportedTuningRequest("the Grid strategy takes only CategoricalParameterRanges")
@@ -109,17 +148,26 @@ class GridSearch:
         pass
 
 
-def make_search(config: dict[str, Any], max_jobs: int, seed: int | None = None) -> Search:
+def make_search(
+    config: dict[str, Any], max_jobs: int, seed: int | None = None, earlier: EarlierResults = ()
+) -> Search:
+    """The search a tuning job's config asks for; ``earlier``: a warm start's parents' results to start from."""
     strategy = config.get("Strategy", "Bayesian")
     ranges = config.get("ParameterRanges", {})
     direction = config["HyperParameterTuningJobObjective"]["Type"]
-    if strategy == "Bayesian":
-        sampler = optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=max(2, min(10, max_jobs // 3)), constant_liar=True
+    if strategy in ("Bayesian", "Random"):
+        sampler: optuna.samplers.BaseSampler = (
+            optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=max(2, min(10, max_jobs // 3)), constant_liar=True
+            )
+            if strategy == "Bayesian"
+            else optuna.samplers.RandomSampler(seed=seed)
         )
-        return OptunaSearch(ranges, direction, sampler)
-    if strategy == "Random":
-        return OptunaSearch(ranges, direction, optuna.samplers.RandomSampler(seed=seed))
+        search = OptunaSearch(ranges, direction, sampler)
+        search.start_from(earlier)
+        return search
+    if earlier:
+        raise UnsupportedTuningRequest(f"warm start is not emulated for the {strategy} strategy")
     if strategy == "Grid":
         return GridSearch(ranges)
     raise UnsupportedTuningRequest(

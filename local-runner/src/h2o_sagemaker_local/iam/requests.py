@@ -328,6 +328,7 @@ _CALLS: Final[dict[tuple[str, str], Rule]] = {
     ("sagemaker", "ListTrainingJobsForHyperParameterTuningJob"): _sagemaker(
         "hyper-parameter-tuning-job", "HyperParameterTuningJobName"
     ),
+    ("sagemaker", "ListHyperParameterTuningJobs"): _anything("sagemaker:ListHyperParameterTuningJobs"),
     ("sagemaker", "DescribeTrainingJob"): _sagemaker("training-job", "TrainingJobName"),
     ("sagemaker", "CreateProcessingJob"): _with(
         _sagemaker("processing-job", "ProcessingJobName", tagged=True), _processing_job_role
