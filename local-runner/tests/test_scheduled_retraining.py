@@ -112,6 +112,8 @@ def test_scheduled_ticks_retrain_only_on_new_data_and_move_the_watermark_after_s
     assert sorted(str(path.relative_to(channel)) for path in channel.rglob("*.csv")) == [
         "titanic/training/2026/train.csv"
     ]
+    # The failed run's tuning job did not complete: this first successful run tuned from scratch.
+    assert "WarmStartConfig" not in tuning.request
 
     # Nothing new since: NoNewData, no run, the watermark stays.
     pipeline.notifications()
@@ -119,3 +121,25 @@ def test_scheduled_ticks_retrain_only_on_new_data_and_move_the_watermark_after_s
     assert quiet.plan["status"] == "NO_NEW_DATA" and quiet.execution_arn is None
     assert len(executions(pipeline)) == 2
     assert watermark(pipeline) == newest.isoformat()
+
+
+def test_a_scheduled_run_on_new_data_starts_its_tuning_from_the_last_completed_one(
+    pipeline: LocalPipeline, options: Any
+) -> None:
+    """ml-parameters' warmStart (the example's): the next run's tuning job is a TransferLearning warm start from
+    the last completed tuning job of the stack, its search started from that job's scored training jobs."""
+    [last] = [tuning for tuning in pipeline.sagemaker.tuning_jobs.values() if tuning.status == "Completed"]
+    pipeline.upload(options.train, f"s3://{DATA_BUCKET}/titanic/training/2027/train.csv")
+
+    tick = pipeline.fire_schedule(datetime.now(UTC) + timedelta(minutes=5))
+    assert tick.execution_arn, tick.plan
+    run = pipeline.follow(tick.execution_arn, timeout_seconds=900)
+
+    assert run.status == "SUCCEEDED", run.cause
+    tuning = pipeline.sagemaker.tuning_jobs[run.output["model"]["hyperParameterTuningJobName"]]
+    assert tuning.request["WarmStartConfig"] == {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": last.name}],
+        "WarmStartType": "TransferLearning",
+    }
+    scored = [job for job in last.training_jobs if last.objective_value(job) is not None]
+    assert tuning.warm_start_trials == len(scored) > 0

@@ -212,6 +212,7 @@ def minimal_ml_parameters(bucket: str = BUCKET) -> dict[str, Any]:
 
 
 # What a stack creates for its endpoint from the imported ml-parameters (the triggers' environment names them).
+OWNER_STACK_NAME = "h2o-model-tuning-deployment"  # the h2o-sagemaker:stack tag of the run's resources
 STACK_RESOURCES = StackResources(
     model_package_group_name="survival-endpoint-1a2b3c4d",
     rollback_alarm_names=(

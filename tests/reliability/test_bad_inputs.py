@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities import parameters
 from events import (
     BUCKET,
     EXAMPLES,
+    OWNER_STACK_NAME,
     STACK_RESOURCES_ENVIRONMENT,
     custom_resource_request,
     edited,
@@ -158,6 +159,7 @@ def provider(provider_stack: Provider, monkeypatch: pytest.MonkeyPatch) -> Provi
         "TARGET_STATE_MACHINE_ARN": provider_stack.machine,
         "DATA_BUCKET_NAME": BUCKET,
         "NOTIFICATION_TOPIC_ARN": provider_stack.topic,
+        "OWNER_STACK_NAME": OWNER_STACK_NAME,
         **STACK_RESOURCES_ENVIRONMENT,
     }.items():
         monkeypatch.setenv(name, value)

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from best_model_selector import BestModel
 from cfnlint.decode import cfn_yaml
 from h2o_gbm_trainer.environment import CHANNELS
@@ -82,7 +83,7 @@ def test_the_algorithm_source_decides_the_training_specification() -> None:
         state = STATES[name]
         assert state["Parameters"]["RoleArn"] == "${SageMakerExecutionRoleArn}"
         assert state["ResultPath"] == "$.trainingJobExtras"
-        assert state["Next"] == "TuneHyperparameters"
+        assert state["Next"] == "IsWarmStart"
 
 
 def test_the_tuning_job_definition_is_the_input_plus_the_algorithm_and_role() -> None:
@@ -99,16 +100,32 @@ def test_the_tuning_job_definition_is_the_input_plus_the_algorithm_and_role() ->
     assert tune["ResultPath"] == "$.tuningJob", "the input the next steps read must survive"
 
 
-def test_tuning_retries_only_failures_to_start() -> None:
-    """A tuning job that ran keeps its name: retrying after it failed or timed out could never start it."""
-    retried = {
-        error for retrier in STATES["TuneHyperparameters"]["Retry"] for error in retrier["ErrorEquals"]
+def test_a_warm_start_is_the_same_tuning_job_with_the_parents_the_trigger_found() -> None:
+    assert STATES["IsWarmStart"]["Choices"] == [
+        {"Variable": "$.warmStartConfig", "IsPresent": True, "Next": "TuneHyperparametersWarmStart"}
+    ]
+    assert STATES["IsWarmStart"]["Default"] == "TuneHyperparameters"
+    cold, warm = STATES["TuneHyperparameters"], STATES["TuneHyperparametersWarmStart"]
+    assert warm["Parameters"] == cold["Parameters"] | {"WarmStartConfig.$": "$.warmStartConfig"}
+    assert warm["Catch"] == [
+        catcher | {"Next": "TuneHyperparametersWarmStartFailed"} for catcher in cold["Catch"]
+    ]
+    same = {key: value for key, value in warm.items() if key not in ("Parameters", "Catch", "Comment")}
+    assert same == {
+        key: value for key, value in cold.items() if key not in ("Parameters", "Catch", "Comment")
     }
+    assert STATES["TuneHyperparametersWarmStartFailed"]["Result"] == "TuneHyperparametersWarmStart"
+
+
+@pytest.mark.parametrize("task", ["TuneHyperparameters", "TuneHyperparametersWarmStart"])
+def test_tuning_retries_only_failures_to_start(task: str) -> None:
+    """A tuning job that ran keeps its name: retrying after it failed or timed out could never start it."""
+    retried = {error for retrier in STATES[task]["Retry"] for error in retrier["ErrorEquals"]}
     assert {"SageMaker.ResourceLimitExceededException", "SageMaker.AmazonSageMakerException"} <= retried
     assert not retried & {"States.ALL", "States.TaskFailed", "States.Timeout"}
     limits = next(
         retrier
-        for retrier in STATES["TuneHyperparameters"]["Retry"]
+        for retrier in STATES[task]["Retry"]
         if "SageMaker.ResourceLimitExceededException" in retrier["ErrorEquals"]
     )
     assert limits["IntervalSeconds"] >= 30, "a concurrency limit frees up in minutes, not seconds"

@@ -12,7 +12,14 @@ import boto3
 import manifest_trigger
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from events import BUCKET, STACK_RESOURCES_ENVIRONMENT, eventbridge_object_created, example, s3_object_created
+from events import (
+    BUCKET,
+    OWNER_STACK_NAME,
+    STACK_RESOURCES_ENVIRONMENT,
+    eventbridge_object_created,
+    example,
+    s3_object_created,
+)
 from moto import mock_aws
 from workflow_common.parameter_store import write_documents
 
@@ -63,6 +70,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "TARGET_STATE_MACHINE_ARN": machine,
             "DATA_BUCKET_NAME": BUCKET,
             "NOTIFICATION_TOPIC_ARN": topic,
+            "OWNER_STACK_NAME": OWNER_STACK_NAME,
             **STACK_RESOURCES_ENVIRONMENT,
         }.items():
             monkeypatch.setenv(name, value)
@@ -138,3 +146,36 @@ def test_invalid_stored_parameters_are_named(aws, lambda_context) -> None:
 def test_aws_errors_propagate_for_lambda_retries(aws, lambda_context) -> None:
     with pytest.raises(aws["s3"].exceptions.NoSuchKey):
         manifest_trigger.lambda_handler(s3_object_created("manifests/gone/manifest.json"), lambda_context)
+
+
+def test_with_warm_start_a_run_starts_from_the_stacks_last_completed_tuning_job(aws, lambda_context) -> None:
+    aws["ssm"].put_parameter(
+        Name="/ml-project/ml-parameters",
+        Value=json.dumps(ML_PARAMETERS | {"warmStart": {"maxParents": 2}}),
+        Overwrite=True,
+    )
+    manifest_trigger.lambda_handler(upload(aws, json.dumps(MANIFEST)), lambda_context)
+    [first] = executions(aws)
+    first_input = json.loads(aws["sfn"].describe_execution(executionArn=first["executionArn"])["input"])
+    assert "warmStartConfig" not in first_input["tuning"], "no tuning job of the stack had completed yet"
+    # The first run's tuning job, as its state machine creates it (moto's are Completed at once).
+    tuning = first_input["tuning"]
+    boto3.client("sagemaker").create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning["hyperParameterTuningJobName"],
+        HyperParameterTuningJobConfig=tuning["hyperParameterTuningJobConfig"],
+        TrainingJobDefinition=tuning["trainingJobDefinition"]
+        | {
+            "AlgorithmSpecification": {"TrainingImage": "trainer:1", "TrainingInputMode": "File"},
+            "RoleArn": "arn:aws:iam::123456789012:role/sagemaker",
+        },
+        Tags=[{"Key": "h2o-sagemaker:stack", "Value": OWNER_STACK_NAME}],
+    )
+
+    manifest_trigger.lambda_handler(s3_object_created(KEY, sequencer="0055AED6DCD90281F0"), lambda_context)
+
+    second = next(item for item in executions(aws) if item["name"] != first["name"])
+    second_input = json.loads(aws["sfn"].describe_execution(executionArn=second["executionArn"])["input"])
+    assert second_input["tuning"]["warmStartConfig"] == {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": first["name"]}],
+        "WarmStartType": "TransferLearning",
+    }

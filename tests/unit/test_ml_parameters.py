@@ -623,6 +623,7 @@ ACCEPTED_KEYS = {
         "targetTrackingScalingPolicyConfiguration",
         "qualityGate",
         "retraining",
+        "warmStart",
         "modelApproval",
         "deployment",
     },
@@ -639,6 +640,7 @@ ACCEPTED_KEYS = {
     "RollbackAlarms": {"maxErrorRate", "maxModelLatencyMilliseconds", "evaluationPeriods"},
     "QualityGate": {"minObjectiveValue", "mustBeatDeployedModel", "minImprovement"},
     "Retraining": {"trainingDataPrefixes", "trainingWindowDays", "validationS3Uri"},
+    "WarmStart": {"maxParents"},
     "ModelSettings": {
         "artifactType",
         "artifactsS3OutputPath",
@@ -735,3 +737,28 @@ def test_the_readme_documents_every_ml_parameters_key() -> None:
     assert documented - set(leaves) - objects == set(), (
         "the README names keys ml-parameters.json does not have"
     )
+
+
+def test_warm_start_takes_one_to_five_parents_with_the_strategies_sagemaker_documents_it_for() -> None:
+    params = parse_document(MlParameters, trained_with_images() | {"warmStart": {}}, "ml-parameters.json")
+    assert params.warm_start is not None and params.warm_start.max_parents == 1
+    for document, message in [
+        (
+            trained_with_images() | {"warmStart": {"maxParents": 6}},
+            r"warmStart.maxParents: Input should be less",
+        ),
+        (
+            trained_with_images() | {"warmStart": {"maxParents": 0}},
+            r"warmStart.maxParents: Input should be greater",
+        ),
+        (
+            trained_with_images() | {"warmStart": {}, "tuningStrategy": "Hyperband"},
+            r"warmStart: SageMaker documents warm start for the Bayesian and Random strategies, not Hyperband",
+        ),
+        (
+            trained_with_images() | {"warmStart": {}, "tuningStrategy": "Grid"},
+            r"not Grid: remove warmStart or change tuningStrategy",
+        ),
+    ]:
+        with pytest.raises(ParameterFileError, match=message):
+            parse_document(MlParameters, document, "ml-parameters.json")

@@ -64,6 +64,9 @@ class TuningInput(CamelCaseModel):
     # Both go to CreateHyperParameterTuningJob as they are, in SageMaker's own shape.
     hyper_parameter_tuning_job_config: dict[str, Any]
     training_job_definition: dict[str, Any]
+    # CreateHyperParameterTuningJob's WarmStartConfig (ml-parameters' warmStart, parents found by the trigger);
+    # absent: the tuning starts cold.
+    warm_start_config: dict[str, Any] | None = None
     algorithm: Algorithm
     model: ModelToCreate
     endpoint_name: str  # the endpoint the model is tuned for: named in the stage notifications

@@ -257,6 +257,18 @@ class Retraining(CamelCaseModel):
     validation_s3_uri: S3Uri | None = None
 
 
+WARM_START_PARENTS_MAX = 5  # HyperParameterTuningJobWarmStartConfig.ParentHyperParameterTuningJobs
+WARM_START_STRATEGIES = ("Bayesian", "Random")
+
+
+class WarmStart(CamelCaseModel):
+    """Start each run's tuning from this stack's latest completed tuning jobs (SageMaker's TransferLearning warm
+    start: the data may differ from the parents')."""
+
+    # At most this many parents; fewer when fewer completed tuning jobs fit (see warm_start.py).
+    max_parents: Annotated[int, Field(ge=1, le=WARM_START_PARENTS_MAX), NotBoolean] = 1
+
+
 class MlParameters(CamelCaseModel):
     """ml-parameters.json. Keys added beyond the original file are optional with the original's behaviour."""
 
@@ -296,6 +308,7 @@ class MlParameters(CamelCaseModel):
     target_tracking_scaling_policy_configuration: TargetTracking = Field(default_factory=TargetTracking)
     quality_gate: QualityGate | None = None
     retraining: Retraining | None = None
+    warm_start: WarmStart | None = None
     # Automatic: a model that passes the quality gate is approved in the registry and deployed by its run.
     # Manual: it waits PendingManualApproval; approving it in the registry deploys it.
     model_approval: Literal["Automatic", "Manual"] = "Automatic"
@@ -362,6 +375,11 @@ class MlParameters(CamelCaseModel):
             raise ValueError(
                 "qualityGate.mustBeatDeployedModel needs trainingImage (the h2o-gbm-trainer image scores the "
                 "deployed model), not algorithmARN: set it false or train with trainingImage"
+            )
+        if self.warm_start and self.tuning_strategy not in WARM_START_STRATEGIES:
+            raise ValueError(
+                f"warmStart: SageMaker documents warm start for the {' and '.join(WARM_START_STRATEGIES)} "
+                f"strategies, not {self.tuning_strategy}: remove warmStart or change tuningStrategy"
             )
         self._check_input_mode()
         self._check_serverless()

@@ -29,6 +29,7 @@ from workflow_common.ml_parameters import (
     decode_json,
     parse_document,
 )
+from workflow_common.warm_start import find_parents
 
 logger = Logger()
 tracer = Tracer()
@@ -41,6 +42,7 @@ class Settings:
     data_bucket: str
     notification_topic_arn: str
     stack: StackResources
+    owner_stack_name: str  # the tag value on the stack's tuning jobs: where warm start parents are found
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -50,6 +52,7 @@ class Settings:
             data_bucket=os.environ["DATA_BUCKET_NAME"],
             notification_topic_arn=os.environ["NOTIFICATION_TOPIC_ARN"],
             stack=StackResources.from_environment(),
+            owner_stack_name=os.environ["OWNER_STACK_NAME"],
         )
 
 
@@ -104,6 +107,26 @@ def load_parameters(path: str) -> tuple[MlParameters, Hyperparameters]:
     )
 
 
+def add_warm_start(
+    sagemaker: Any, execution_input: dict[str, Any], ml_parameters: MlParameters, owner_stack_name: str
+) -> None:
+    """With ml-parameters' warmStart, the run's tuning starts from the stack's latest compatible tuning jobs."""
+    if ml_parameters.warm_start is None:
+        return
+    tuning = execution_input["tuning"]
+    search = find_parents(
+        sagemaker, tuning, execution_input["runId"], owner_stack_name, ml_parameters.warm_start.max_parents
+    )
+    for name, reason in search.skipped.items():
+        logger.info(
+            "Tuning job not used as a warm start parent", extra={"tuning_job": name, "reason": reason}
+        )
+    config = search.warm_start_config()
+    if config:
+        tuning["warmStartConfig"] = config
+    logger.info("Warm start", extra={"parents": search.parents, "run_id": execution_input["runId"]})
+
+
 def start_run(sfn: Any, state_machine_arn: str, execution_input: dict[str, Any]) -> str:
     """Start the run; a duplicate delivery of the same upload finds its run already started."""
     name = execution_input["tuning"]["hyperParameterTuningJobName"]
@@ -131,7 +154,9 @@ def notify_rejection(sns: Any, topic_arn: str, run: RunIdentity, reason: str) ->
 
 
 @tracer.capture_method
-def handle_upload(run: RunIdentity, settings: Settings, s3: Any, sfn: Any, sns: Any) -> dict[str, str]:
+def handle_upload(
+    run: RunIdentity, settings: Settings, s3: Any, sfn: Any, sns: Any, sagemaker: Any
+) -> dict[str, str]:
     try:
         manifest = load_manifest(s3, run, settings.data_bucket)
         ml_parameters, hyperparameters = load_parameters(settings.parameter_store_path)
@@ -140,6 +165,7 @@ def handle_upload(run: RunIdentity, settings: Settings, s3: Any, sfn: Any, sns: 
         logger.error("Manifest rejected; no run started", extra={"key": run.key, "reason": str(error)})
         notify_rejection(sns, settings.notification_topic_arn, run, str(error))
         return {"manifest": f"s3://{run.bucket}/{run.key}", "status": "REJECTED", "reason": str(error)}
+    add_warm_start(sagemaker, execution_input, ml_parameters, settings.owner_stack_name)
     execution_arn = start_run(sfn, settings.state_machine_arn, execution_input)
     logger.info("Run started", extra={"execution_arn": execution_arn, "run_id": execution_input["runId"]})
     return {"manifest": f"s3://{run.bucket}/{run.key}", "status": "STARTED", "executionArn": execution_arn}
@@ -150,4 +176,7 @@ def handle_upload(run: RunIdentity, settings: Settings, s3: Any, sfn: Any, sns: 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     settings = Settings.from_environment()
     s3, sfn, sns = boto3.client("s3"), boto3.client("stepfunctions"), boto3.client("sns")
-    return {"runs": [handle_upload(run, settings, s3, sfn, sns) for run in manifest_uploads(event)]}
+    sagemaker = boto3.client("sagemaker")
+    return {
+        "runs": [handle_upload(run, settings, s3, sfn, sns, sagemaker) for run in manifest_uploads(event)]
+    }
