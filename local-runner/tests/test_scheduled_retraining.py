@@ -5,6 +5,7 @@ so the next tick retries the same data."""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline
 from h2o_sagemaker_local.stack import REGION
@@ -143,3 +145,36 @@ def test_a_scheduled_run_on_new_data_starts_its_tuning_from_the_last_completed_o
     }
     scored = [job for job in last.training_jobs if last.objective_value(job) is not None]
     assert tuning.warm_start_trials == len(scored) > 0
+
+
+def test_after_a_change_sagemaker_would_refuse_for_a_warm_start_the_next_run_tunes_from_scratch(
+    pipeline: LocalPipeline, options: Any
+) -> None:
+    """One more static hyperparameter: no completed tuning job can be a parent (SageMaker asks for the same number
+    of hyperparameters), so the trigger passes them over and the run starts cold instead of failing."""
+    _, hyperparameters, _ = local_inputs(options)
+    hyperparameters["staticHyperParameters"]["max_runtime_secs"] = "0"
+    pipeline.update_stack({"ParametersRevision": "2"}, hyperparameters=hyperparameters)
+    pipeline.upload(options.train, f"s3://{DATA_BUCKET}/titanic/training/2028/train.csv")
+
+    tick = pipeline.fire_schedule(datetime.now(UTC) + timedelta(minutes=6))
+    assert tick.execution_arn, tick.plan
+    run = pipeline.follow(tick.execution_arn, timeout_seconds=900)
+
+    assert run.status == "SUCCEEDED", run.cause
+    tuning = pipeline.sagemaker.tuning_jobs[run.output["model"]["hyperParameterTuningJobName"]]
+    assert "WarmStartConfig" not in tuning.request
+    assert tuning.request["TrainingJobDefinition"]["StaticHyperParameters"]["max_runtime_secs"] == "0"
+    # What the trigger spared the run: SageMaker refuses those parents.
+    completed = [job.name for job in pipeline.sagemaker.tuning_jobs.values() if job.status == "Completed"]
+    refused = copy.deepcopy(tuning.request) | {
+        "HyperParameterTuningJobName": "warm-start-refused",
+        "WarmStartConfig": {
+            "ParentHyperParameterTuningJobs": [
+                {"HyperParameterTuningJobName": name} for name in completed if name != tuning.name
+            ],
+            "WarmStartType": "TransferLearning",
+        },
+    }
+    with pytest.raises(ClientError, match="The total number of static plus tunable hyperparameters"):
+        boto3.client("sagemaker", region_name=REGION).create_hyper_parameter_tuning_job(**refused)

@@ -204,6 +204,11 @@ MANY_VALUES = [f"v{index}" for index in range(11)]
             id="two-static-values-changed",
         ),
         pytest.param(
+            described(static={**STATIC, "_tuning_objective_metric": "validation:auc"}),
+            None,
+            id="what-sagemaker-adds",
+        ),
+        pytest.param(
             described(copy.deepcopy(CONFIG) | {"Strategy": "Hyperband"}),
             "its strategy Hyperband is not Bayesian or Random",
             id="hyperband-parent",

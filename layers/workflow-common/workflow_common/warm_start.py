@@ -31,6 +31,9 @@ TRAINING_JOBS_PER_TUNING_JOB_MAX = 500
 CHANGES_MAX = 10
 CANDIDATES_MAX = 20  # tuning jobs looked at per run: the lookup stays bounded, and older ones matter less
 RANGE_KINDS = ("Integer", "Continuous", "Categorical")
+# Static hyperparameters SageMaker or its SDK may add on their own (`_tuning_objective_metric`), as the trainer
+# ignores them: not the user's, so not compared.
+RESERVED_PREFIXES = ("_", "sagemaker_")
 
 
 @dataclass
@@ -62,6 +65,14 @@ def _tunable(config: Mapping[str, Any]) -> dict[str, tuple[str, list[str]]]:
     }
 
 
+def _static(definition: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in definition.get("StaticHyperParameters", {}).items()
+        if not name.startswith(RESERVED_PREFIXES)
+    }
+
+
 def incompatibility(
     parent: Mapping[str, Any], config: Mapping[str, Any], definition: Mapping[str, Any]
 ) -> str | None:
@@ -74,8 +85,7 @@ def incompatibility(
     if objective != config["HyperParameterTuningJobObjective"]["MetricName"]:
         return f"its objective is {objective}"
     parent_tunable, tunable = _tunable(parent_config), _tunable(config)
-    parent_static = parent.get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
-    static = definition.get("StaticHyperParameters", {})
+    parent_static, static = _static(parent.get("TrainingJobDefinition", {})), _static(definition)
     if set(parent_tunable) | set(parent_static) != set(tunable) | set(static):
         return "its hyperparameters are not the same"
     retyped = sorted(
