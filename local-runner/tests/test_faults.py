@@ -594,7 +594,8 @@ def test_a_tuning_job_that_trained_nothing_fails_the_run_with_notifications(
     assert failure_paths.tuning.status == "FAILED"
     # Published once, by the tuning run that failed.
     [tuner] = [message for message in failure_paths.notifications if message.get("stage") == "Failed"]
-    assert (tuner["workflow"], tuner["step"]) == ("ModelTuning", "TuneHyperparameters")
+    # The module's earlier runs completed tuning jobs: the example's warmStart starts this one from the last.
+    assert (tuner["workflow"], tuner["step"]) == ("ModelTuning", "TuneHyperparametersWarmStart")
     assert "no objects under" in tuner["cause"]
 
 

@@ -586,8 +586,8 @@ def test_a_stop_while_the_next_job_is_chosen_stops_that_job_too(
     """StopHyperParameterTuningJob between the tuning loop's stop check and the new job's registration."""
     make_search = sagemaker_emulator.make_search
 
-    def search_stopped_at_second_suggestion(*args: Any) -> Any:
-        search = make_search(*args)
+    def search_stopped_at_second_suggestion(*args: Any, **kwargs: Any) -> Any:
+        search = make_search(*args, **kwargs)
         suggest, calls = search.suggest, []
 
         def suggest_after_a_stop() -> Any:

@@ -354,7 +354,8 @@ PARAMETER_FILE_CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "Grid strategy with an integer range",
-        ml(ML_PARAMETERS | {"tuningStrategy": "Grid"}) | hp(ranges(IntegerParameterRanges=[INTEGER_RANGE])),
+        ml(edited(ML_PARAMETERS, "warmStart") | {"tuningStrategy": "Grid"})
+        | hp(ranges(IntegerParameterRanges=[INTEGER_RANGE])),
         "hyperparameters.json: parameterRanges: the Grid strategy takes only CategoricalParameterRanges",
     ),
     # hyperparameters.json: static values and Hyperband
