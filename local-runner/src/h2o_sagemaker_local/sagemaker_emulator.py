@@ -804,7 +804,8 @@ class LocalSageMaker:
         return {tag["Key"]: tag["Value"] for tag in self._tags(arn) or []}
 
     def _tags(self, arn: str) -> list[dict[str, str]] | None:
-        """Endpoints and tuning jobs are kept here, models and endpoint configurations in moto; ARNs name them in lower case."""
+        """Endpoints and tuning jobs are kept here, models and endpoint configurations in moto; ARNs name them in
+        lower case."""
         kind, _, name = arn.rpartition(":")[2].partition("/")
         held: dict[str, Any] | None = {
             "hyper-parameter-tuning-job": self.tuning_jobs,
