@@ -401,6 +401,27 @@ def test_sampled_strategies_launch_max_jobs_at_most_max_parallel_at_once(
     )
 
 
+def test_the_tuning_jobs_random_seed_seeds_its_search(sagemaker: LocalSageMaker) -> None:
+    """The same RandomSeed chooses alike again, another chooses otherwise, whatever the emulator's own seed."""
+
+    def chosen(name: str, seed: int) -> list[dict[str, str]]:
+        request = tuning_request(name, RANDOM_RANGES, strategy="Random", max_jobs=3, max_parallel=1)
+        request["HyperParameterTuningJobConfig"]["RandomSeed"] = seed
+        validate_parameters(
+            request, SAGEMAKER_API.operation_model("CreateHyperParameterTuningJob").input_shape
+        )
+        run_to_end(sagemaker, request)
+        return [
+            job["TunedHyperParameters"]
+            for job in sorted(summaries(sagemaker, name), key=lambda job: job["TrainingJobName"])
+        ]
+
+    first = chosen("seeded-a", 7)
+    assert chosen("seeded-b", 7) == first
+    assert chosen("seeded-c", 8) != first
+    assert sagemaker.seed != 7
+
+
 def test_grid_runs_every_combination_once_without_a_job_limit(sagemaker: LocalSageMaker) -> None:
     request = tuning_request("grid", categorical(x=["10", "20"], n=["1", "2", "3"]), max_parallel=3)
     assert "MaxNumberOfTrainingJobs" not in request["HyperParameterTuningJobConfig"]["ResourceLimits"]

@@ -38,6 +38,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, options: Any) -> Iterator
         "trainingWindowDays": 7,
         "validationS3Uri": f"s3://{DATA_BUCKET}/{VALIDATION_KEY}",
     }
+    ml_parameters["tuningRandomSeed"] = 3  # scheduled runs reproducible: each tuning job's RandomSeed
     with LocalPipeline(tmp_path_factory.mktemp("retraining"), seed=3) as local:
         local.deploy(ml_parameters, hyperparameters, {"RetrainingSchedule": "rate(1 day)"})
         local.notifications()
@@ -116,6 +117,7 @@ def test_scheduled_ticks_retrain_only_on_new_data_and_move_the_watermark_after_s
     ]
     # The failed run's tuning job did not complete: this first successful run tuned from scratch.
     assert "WarmStartConfig" not in tuning.request
+    assert tuning.request["HyperParameterTuningJobConfig"]["RandomSeed"] == 3
 
     # Nothing new since: NoNewData, no run, the watermark stays.
     pipeline.notifications()

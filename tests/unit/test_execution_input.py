@@ -172,6 +172,15 @@ def test_strategy_rules() -> None:
         )
 
 
+def test_the_tuning_random_seed_is_sagemakers_random_seed_when_given() -> None:
+    seeded = build_execution_input(
+        ml_parameters(tuningRandomSeed=0), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES
+    )
+    unseeded = build_execution_input(ml_parameters(), HYPERPARAMETERS, MANIFEST, RUN, STACK_RESOURCES)
+    assert seeded["tuning"]["hyperParameterTuningJobConfig"]["RandomSeed"] == 0
+    assert "RandomSeed" not in unseeded["tuning"]["hyperParameterTuningJobConfig"]
+
+
 def test_the_objectives_channel_must_be_in_the_manifest() -> None:
     """The trainer reports `validation:auc` only from a validation channel: without it every training job would
     run and the tuning job fail for want of its objective."""

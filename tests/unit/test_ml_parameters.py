@@ -624,6 +624,7 @@ ACCEPTED_KEYS = {
         "qualityGate",
         "retraining",
         "warmStart",
+        "tuningRandomSeed",
         "modelApproval",
         "deployment",
     },
@@ -762,3 +763,19 @@ def test_warm_start_takes_one_to_five_parents_with_the_strategies_sagemaker_docu
     ]:
         with pytest.raises(ParameterFileError, match=message):
             parse_document(MlParameters, document, "ml-parameters.json")
+
+
+def test_the_tuning_random_seed_is_an_api_integer_from_zero() -> None:
+    params = parse_document(
+        MlParameters, trained_with_images() | {"tuningRandomSeed": "7"}, "ml-parameters.json"
+    )
+    assert params.tuning_random_seed == 7
+    for seed, message in [
+        (-1, r"tuningRandomSeed: Input should be greater than or equal to 0"),
+        (2**31, r"tuningRandomSeed: Input should be less than or equal to 2147483647"),
+        (True, r"tuningRandomSeed: Input should be a number, not a boolean"),
+    ]:
+        with pytest.raises(ParameterFileError, match=message):
+            parse_document(
+                MlParameters, trained_with_images() | {"tuningRandomSeed": seed}, "ml-parameters.json"
+            )

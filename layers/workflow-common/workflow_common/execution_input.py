@@ -264,6 +264,8 @@ def _tuning_job_config(params: MlParameters, hyperparameters: Hyperparameters) -
         if params.tuning_strategy == "Hyperband"
         else params.training_job_early_stopping_type,
     }
+    if params.tuning_random_seed is not None:
+        config["RandomSeed"] = params.tuning_random_seed
     if params.tuning_strategy == "Hyperband" and hyperparameters.hyperband_strategy_config:
         config["StrategyConfig"] = {
             "HyperbandStrategyConfig": hyperparameters.hyperband_strategy_config.model_dump(

@@ -274,6 +274,9 @@ class MlParameters(CamelCaseModel):
 
     tuning_job_name: SageMakerName
     tuning_strategy: Literal["Bayesian", "Random", "Grid", "Hyperband"] = "Bayesian"
+    # SageMaker's RandomSeed: the same seed makes a tuning job's search choose alike again (H2O's own `seed` is a
+    # static hyperparameter). None: SageMaker picks one.
+    tuning_random_seed: Annotated[int, Field(ge=0, le=2**31 - 1), NotBoolean] | None = None  # an API Integer
     # The original file's spelling, not the generated algorithmArn.
     algorithm_arn: str | None = Field(None, alias="algorithmARN", pattern=r"^arn:aws[a-z-]*:sagemaker:")
     training_image: str | None = None

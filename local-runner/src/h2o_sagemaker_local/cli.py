@@ -438,7 +438,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     run.add_argument(
         "--workdir", type=Path, help="where jobs, models and logs go (default: a new temporary folder)"
     )
-    run.add_argument("--seed", type=int, help="seed for the hyperparameter search (and the API faults)")
+    run.add_argument(
+        "--seed",
+        type=int,
+        help="seed for the hyperparameter search, unless ml-parameters' tuningRandomSeed sets it (and the API faults)",
+    )
     run.add_argument(
         "--api-faults",
         type=float,

@@ -284,7 +284,7 @@ class LocalSageMaker:
             search = make_search(
                 request["HyperParameterTuningJobConfig"],
                 limits.get("MaxNumberOfTrainingJobs", 0),
-                self.seed,
+                request["HyperParameterTuningJobConfig"].get("RandomSeed", self.seed),
                 earlier=[result for parent in parents for result in parent.results],
             )
         except (WarmStartRefused, UnsupportedTuningRequest) as error:
