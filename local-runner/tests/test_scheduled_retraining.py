@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from h2o_sagemaker_local.cli import local_inputs, parse_arguments
 from h2o_sagemaker_local.pipeline import DATA_BUCKET, LocalPipeline
+from h2o_sagemaker_local.sagemaker_emulator import TuningJob
 from h2o_sagemaker_local.stack import REGION
 from moto.backends import get_backend
 
@@ -127,20 +128,25 @@ def test_scheduled_ticks_retrain_only_on_new_data_and_move_the_watermark_after_s
     assert watermark(pipeline) == newest.isoformat()
 
 
+def run_on_new_data(pipeline: LocalPipeline, options: Any, folder: str, minutes: int) -> TuningJob:
+    """New training data under the watched prefix, a tick ``minutes`` from now, its run to success: its tuning job."""
+    pipeline.upload(options.train, f"s3://{DATA_BUCKET}/titanic/training/{folder}/train.csv")
+    tick = pipeline.fire_schedule(datetime.now(UTC) + timedelta(minutes=minutes))
+    assert tick.execution_arn, tick.plan
+    run = pipeline.follow(tick.execution_arn, timeout_seconds=900)
+    assert run.status == "SUCCEEDED", run.cause
+    return pipeline.sagemaker.tuning_jobs[run.output["model"]["hyperParameterTuningJobName"]]
+
+
 def test_a_scheduled_run_on_new_data_starts_its_tuning_from_the_last_completed_one(
     pipeline: LocalPipeline, options: Any
 ) -> None:
     """ml-parameters' warmStart (the example's): the next run's tuning job is a TransferLearning warm start from
     the last completed tuning job of the stack, its search started from that job's scored training jobs."""
     [last] = [tuning for tuning in pipeline.sagemaker.tuning_jobs.values() if tuning.status == "Completed"]
-    pipeline.upload(options.train, f"s3://{DATA_BUCKET}/titanic/training/2027/train.csv")
 
-    tick = pipeline.fire_schedule(datetime.now(UTC) + timedelta(minutes=5))
-    assert tick.execution_arn, tick.plan
-    run = pipeline.follow(tick.execution_arn, timeout_seconds=900)
+    tuning = run_on_new_data(pipeline, options, "2027", minutes=5)
 
-    assert run.status == "SUCCEEDED", run.cause
-    tuning = pipeline.sagemaker.tuning_jobs[run.output["model"]["hyperParameterTuningJobName"]]
     assert tuning.request["WarmStartConfig"] == {
         "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": last.name}],
         "WarmStartType": "TransferLearning",
@@ -157,14 +163,9 @@ def test_after_a_change_sagemaker_would_refuse_for_a_warm_start_the_next_run_tun
     _, hyperparameters, _ = local_inputs(options)
     hyperparameters["staticHyperParameters"]["max_runtime_secs"] = "0"
     pipeline.update_stack({"ParametersRevision": "2"}, hyperparameters=hyperparameters)
-    pipeline.upload(options.train, f"s3://{DATA_BUCKET}/titanic/training/2028/train.csv")
 
-    tick = pipeline.fire_schedule(datetime.now(UTC) + timedelta(minutes=6))
-    assert tick.execution_arn, tick.plan
-    run = pipeline.follow(tick.execution_arn, timeout_seconds=900)
+    tuning = run_on_new_data(pipeline, options, "2028", minutes=6)
 
-    assert run.status == "SUCCEEDED", run.cause
-    tuning = pipeline.sagemaker.tuning_jobs[run.output["model"]["hyperParameterTuningJobName"]]
     assert "WarmStartConfig" not in tuning.request
     assert tuning.request["TrainingJobDefinition"]["StaticHyperParameters"]["max_runtime_secs"] == "0"
     # What the trigger spared the run: SageMaker refuses those parents.

@@ -132,8 +132,25 @@ def described(config: dict[str, Any] | None = None, static: dict[str, str] | Non
     }
 
 
-def ranges(**kinds: list[dict[str, Any]]) -> dict[str, Any]:
-    return copy.deepcopy(CONFIG) | {"ParameterRanges": kinds}
+def searching(
+    integer: tuple[str, str, str] = ("max_depth", "3", "10"),
+    continuous: tuple[str, str, str] = ("learn_rate", "0.01", "0.2"),
+    *categorical: tuple[str, list[str]],
+) -> dict[str, Any]:
+    """CONFIG with one integer range, one continuous range (name, bounds) and the categorical ranges given (by
+    default CONFIG's own)."""
+    return copy.deepcopy(CONFIG) | {
+        "ParameterRanges": {
+            "IntegerParameterRanges": [{"Name": integer[0], "MinValue": integer[1], "MaxValue": integer[2]}],
+            "ContinuousParameterRanges": [
+                {"Name": continuous[0], "MinValue": continuous[1], "MaxValue": continuous[2]}
+            ],
+            "CategoricalParameterRanges": [
+                {"Name": name, "Values": values}
+                for name, values in categorical or (("histogram_type", ["AUTO", "UniformAdaptive"]),)
+            ],
+        }
+    }
 
 
 STATIC = DEFINITION["StaticHyperParameters"]
@@ -146,22 +163,14 @@ MANY_VALUES = [f"v{index}" for index in range(11)]
         pytest.param(described(), None, id="same-search"),
         pytest.param(
             described(
-                ranges(
-                    IntegerParameterRanges=[{"Name": "max_depth", "MinValue": "2", "MaxValue": "6"}],
-                    ContinuousParameterRanges=[{"Name": "learn_rate", "MinValue": "0.1", "MaxValue": "0.5"}],
-                    CategoricalParameterRanges=[{"Name": "histogram_type", "Values": ["AUTO"]}],
-                )
+                searching(("max_depth", "2", "6"), ("learn_rate", "0.1", "0.5"), ("histogram_type", ["AUTO"]))
             ),
             None,
             id="other-ranges",
         ),
         pytest.param(
             described(
-                ranges(
-                    IntegerParameterRanges=[{"Name": "max_depth", "MinValue": "3", "MaxValue": "10"}],
-                    ContinuousParameterRanges=[{"Name": "learn_rate", "MinValue": "0.01", "MaxValue": "0.2"}],
-                    CategoricalParameterRanges=[{"Name": "ntrees", "Values": ["50", "100"]}],
-                ),
+                searching(("max_depth", "3", "10"), ("learn_rate", "0.01", "0.2"), ("ntrees", ["50", "100"])),
                 static={"histogram_type": "AUTO", "seed": "1", "training": STATIC["training"]},
             ),
             None,
@@ -173,25 +182,17 @@ MANY_VALUES = [f"v{index}" for index in range(11)]
             id="one-fewer",
         ),
         pytest.param(
-            described(
-                ranges(
-                    IntegerParameterRanges=[{"Name": "learn_rate", "MinValue": "1", "MaxValue": "2"}],
-                    ContinuousParameterRanges=[{"Name": "max_depth", "MinValue": "3", "MaxValue": "10"}],
-                    CategoricalParameterRanges=CONFIG["ParameterRanges"]["CategoricalParameterRanges"],
-                )
-            ),
+            described(searching(("learn_rate", "1", "2"), ("max_depth", "3", "10"))),
             "the type of learn_rate, max_depth changed",
             id="retyped",
         ),
         pytest.param(
             described(
-                ranges(
-                    IntegerParameterRanges=CONFIG["ParameterRanges"]["IntegerParameterRanges"],
-                    ContinuousParameterRanges=CONFIG["ParameterRanges"]["ContinuousParameterRanges"],
-                    CategoricalParameterRanges=[
-                        {"Name": "histogram_type", "Values": ["AUTO"]},
-                        {"Name": "ntrees", "Values": MANY_VALUES},
-                    ],
+                searching(
+                    ("max_depth", "3", "10"),
+                    ("learn_rate", "0.01", "0.2"),
+                    ("histogram_type", ["AUTO"]),
+                    ("ntrees", MANY_VALUES),
                 ),
                 static={"seed": "1", "training": STATIC["training"]},
             ),
