@@ -144,6 +144,7 @@ def test_a_scheduled_run_on_new_data_starts_its_tuning_from_the_last_completed_o
     """ml-parameters' warmStart (the example's): the next run's tuning job is a TransferLearning warm start from
     the last completed tuning job of the stack, its search started from that job's scored training jobs."""
     [last] = [tuning for tuning in pipeline.sagemaker.tuning_jobs.values() if tuning.status == "Completed"]
+    pipeline.notifications()
 
     tuning = run_on_new_data(pipeline, options, "2027", minutes=5)
 
@@ -153,6 +154,11 @@ def test_a_scheduled_run_on_new_data_starts_its_tuning_from_the_last_completed_o
     }
     scored = [job for job in last.training_jobs if last.objective_value(job) is not None]
     assert tuning.warm_start_trials == len(scored) > 0
+    # People following the run read it in TuningCompleted.
+    [completed] = [
+        message for message in pipeline.notifications() if message.get("stage") == "TuningCompleted"
+    ]
+    assert completed["warmStartParents"] == [last.name]
 
 
 def test_after_a_change_sagemaker_would_refuse_for_a_warm_start_the_next_run_tunes_from_scratch(
@@ -163,10 +169,15 @@ def test_after_a_change_sagemaker_would_refuse_for_a_warm_start_the_next_run_tun
     _, hyperparameters, _ = local_inputs(options)
     hyperparameters["staticHyperParameters"]["max_runtime_secs"] = "0"
     pipeline.update_stack({"ParametersRevision": "2"}, hyperparameters=hyperparameters)
+    pipeline.notifications()
 
     tuning = run_on_new_data(pipeline, options, "2028", minutes=6)
 
     assert "WarmStartConfig" not in tuning.request
+    [completed] = [
+        message for message in pipeline.notifications() if message.get("stage") == "TuningCompleted"
+    ]
+    assert completed["warmStartParents"] == []
     assert tuning.request["TrainingJobDefinition"]["StaticHyperParameters"]["max_runtime_secs"] == "0"
     # What the trigger spared the run: SageMaker refuses those parents.
     completed = [job.name for job in pipeline.sagemaker.tuning_jobs.values() if job.status == "Completed"]

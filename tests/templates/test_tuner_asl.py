@@ -31,6 +31,7 @@ OUTPUT_KEYS = {
     "inferenceImage",
     "objective",
     "hyperParameters",
+    "warmStartParents",
 }
 
 

@@ -154,7 +154,20 @@ def test_the_best_job_artifact_objective_and_hyperparameters_come_from_sagemaker
         "inferenceImage": INFERENCE_IMAGE,
         "objective": {"MetricName": "validation:auc", "Value": 0.912345},
         "hyperParameters": HYPERPARAMETERS,
+        "warmStartParents": [],
     }
+
+
+def test_a_warm_started_tuning_job_names_its_parents(sagemaker: tuple[Any, Stubber]) -> None:
+    client, stubber = sagemaker
+    parents = ["survival-tuning-11212100-5c1e", "survival-tuning-11202100-77a0"]
+    warm_start = {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": name} for name in parents],
+        "WarmStartType": "TransferLearning",
+    }
+    expect_tuning_results(stubber, tuning_job(WarmStartConfig=warm_start), training_job())
+
+    assert select_best_model(selection(), client).warm_start_parents == parents
 
 
 def test_the_artifact_is_the_one_sagemaker_reports_even_when_it_differs_from_the_usual_layout(

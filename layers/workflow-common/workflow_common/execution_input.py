@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import Field
+
 from workflow_common.ml_parameters import (
     VALIDATION_CHANNEL,
     DataCapture,
@@ -86,6 +88,8 @@ class BestModel(CamelCaseModel):
     inference_image: str
     objective: Objective
     hyper_parameters: dict[str, str]
+    # The tuning job's warm start parents (its WarmStartConfig), empty when it started cold.
+    warm_start_parents: list[str] = Field(default_factory=list)
 
 
 class TuningOutput(BestModel):

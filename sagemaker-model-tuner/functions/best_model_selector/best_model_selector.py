@@ -155,7 +155,8 @@ def inference_image(sagemaker: Any, algorithm: AlgorithmSource) -> str:
 @tracer.capture_method
 def select_best_model(request: SelectionRequest, sagemaker: Any) -> BestModel:
     tuning_job_name = request.hyper_parameter_tuning_job_name
-    best = best_training_job(describe_tuning_job(sagemaker, tuning_job_name))
+    tuning_job = describe_tuning_job(sagemaker, tuning_job_name)
+    best = best_training_job(tuning_job)
     training_job = describe_training_job(sagemaker, best["TrainingJobName"], tuning_job_name)
     status = training_job["TrainingJobStatus"]
     if status != "Completed":
@@ -176,6 +177,10 @@ def select_best_model(request: SelectionRequest, sagemaker: Any) -> BestModel:
         inference_image=inference_image(sagemaker, request.algorithm),
         objective=Objective(metric_name=objective["MetricName"], value=objective["Value"]),
         hyper_parameters=training_job.get("HyperParameters", {}),
+        warm_start_parents=[
+            parent["HyperParameterTuningJobName"]
+            for parent in tuning_job.get("WarmStartConfig", {}).get("ParentHyperParameterTuningJobs", [])
+        ],
     )
     logger.info("Best model selected", extra={"bestModel": selected.model_dump()})
     return selected
