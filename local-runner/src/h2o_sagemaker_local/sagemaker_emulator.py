@@ -276,11 +276,7 @@ class LocalSageMaker:
         self._check_instance_count(int(definition["ResourceConfig"].get("InstanceCount", 1)))
         limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
         try:
-            parents = (
-                parents_of(request, {tuning.name: tuning.as_parent() for tuning in self.tuning_jobs.values()})
-                if "WarmStartConfig" in request
-                else []
-            )
+            parents = parents_of(request, self._parent_job) if "WarmStartConfig" in request else []
             search = make_search(
                 request["HyperParameterTuningJobConfig"],
                 limits.get("MaxNumberOfTrainingJobs", 0),
@@ -299,6 +295,9 @@ class LocalSageMaker:
         self.listener(events.TuningStarted(name, request, job.warm_start_trials))
         self._background(self._run_tuning_job, job, search)
         return {"HyperParameterTuningJobArn": job.arn}
+
+    def _parent_job(self, name: str) -> ParentJob | None:
+        return self.tuning_jobs[name].as_parent() if name in self.tuning_jobs else None
 
     def _check_instance_count(self, count: int) -> None:
         """A job of several instances runs as that many `train` processes, their host names resolving to 127.0.0.1

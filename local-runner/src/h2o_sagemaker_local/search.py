@@ -151,7 +151,8 @@ class GridSearch:
 def make_search(
     config: dict[str, Any], max_jobs: int, seed: int | None = None, earlier: EarlierResults = ()
 ) -> Search:
-    """The search a tuning job's config asks for; ``earlier``: a warm start's parents' results to start from."""
+    """The search a tuning job's config asks for; ``earlier``: a warm start's parents' results to start from (a
+    Bayesian or Random search: tuning_warm_start refuses warm start with the other strategies first)."""
     strategy = config.get("Strategy", "Bayesian")
     ranges = config.get("ParameterRanges", {})
     direction = config["HyperParameterTuningJobObjective"]["Type"]
@@ -166,8 +167,6 @@ def make_search(
         search = OptunaSearch(ranges, direction, sampler)
         search.start_from(earlier)
         return search
-    if earlier:
-        raise UnsupportedTuningRequest(f"warm start is not emulated for the {strategy} strategy")
     if strategy == "Grid":
         return GridSearch(ranges)
     raise UnsupportedTuningRequest(

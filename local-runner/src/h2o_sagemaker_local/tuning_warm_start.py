@@ -14,7 +14,7 @@ Warm start is not recursive: a parent's own parents are not read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,17 +42,15 @@ class ParentJob:
     results: Sequence[tuple[Mapping[str, str], float]]
 
 
-def _kinds(request: Mapping[str, Any]) -> dict[str, str | list[str]]:
-    """Each tunable hyperparameter: "Integer", "Continuous", or a categorical one's values."""
+def _kinds(request: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """Each tunable hyperparameter's type, and the changes making it static counts: one per categorical value, one
+    for a numeric range."""
     ranges = request["HyperParameterTuningJobConfig"].get("ParameterRanges", {})
-    kinds: dict[str, str | list[str]] = {}
-    for item in ranges.get("IntegerParameterRanges", []):
-        kinds[item["Name"]] = "Integer"
-    for item in ranges.get("ContinuousParameterRanges", []):
-        kinds[item["Name"]] = "Continuous"
-    for item in ranges.get("CategoricalParameterRanges", []):
-        kinds[item["Name"]] = list(item["Values"])
-    return kinds
+    return {
+        item["Name"]: (kind, len(item.get("Values", [])) or 1)
+        for kind in ("Integer", "Continuous", "Categorical")
+        for item in ranges.get(f"{kind}ParameterRanges", [])
+    }
 
 
 def _static(request: Mapping[str, Any]) -> dict[str, str]:
@@ -86,16 +84,11 @@ def _check_parent(request: Mapping[str, Any], parent: ParentJob) -> None:
             f"parent tuning job {parent.name}'s ({len(parent_kinds) + len(parent_static)})"
         )
     for name in kinds.keys() & parent_kinds.keys():
-        kind, parent_kind = kinds[name], parent_kinds[name]
-        if isinstance(kind, list) != isinstance(parent_kind, list) or (
-            not isinstance(kind, list) and kind != parent_kind
-        ):
+        if kinds[name][0] != parent_kinds[name][0]:
             raise WarmStartRefused(
                 f"The type of hyperparameter {name} changed from parent tuning job {parent.name}'s"
             )
-    made_static = sum(
-        len(kind) if isinstance(kind, list) else 1 for name, kind in parent_kinds.items() if name in static
-    )
+    made_static = sum(changes for name, (_, changes) in parent_kinds.items() if name in static)
     values_changed = 2 * sum(
         1 for name, value in parent_static.items() if name in static and static[name] != value
     )
@@ -106,8 +99,9 @@ def _check_parent(request: Mapping[str, Any], parent: ParentJob) -> None:
         )
 
 
-def parents_of(request: Mapping[str, Any], known: Mapping[str, ParentJob]) -> list[ParentJob]:
-    """The parents named by the request's WarmStartConfig, or WarmStartRefused saying why SageMaker would refuse."""
+def parents_of(request: Mapping[str, Any], find: Callable[[str], ParentJob | None]) -> list[ParentJob]:
+    """The parents named by the request's WarmStartConfig (``find``: a tuning job by name, None if there is none),
+    or WarmStartRefused saying why SageMaker would refuse."""
     config = request["WarmStartConfig"]
     names = [item["HyperParameterTuningJobName"] for item in config.get("ParentHyperParameterTuningJobs", [])]
     if not 1 <= len(names) <= MAX_PARENTS:
@@ -124,10 +118,11 @@ def parents_of(request: Mapping[str, Any], known: Mapping[str, ParentJob]) -> li
         raise WarmStartRefused(
             f"Warm start is emulated for the {' and '.join(STRATEGIES)} strategies only, not {strategy}"
         )
-    missing = [name for name in names if name not in known]
+    found = {name: find(name) for name in names}
+    missing = [name for name, parent in found.items() if parent is None]
     if missing:
         raise WarmStartRefused(f"Parent tuning job(s) not found: {', '.join(missing)}")
-    parents = [known[name] for name in names]
+    parents = [parent for parent in found.values() if parent is not None]
     for parent in parents:
         _check_parent(request, parent)
     launched = sum(parent.training_jobs_launched for parent in parents)
